@@ -1,0 +1,76 @@
+"""Argument checks shared by every public entry point.
+
+Each check raises :class:`ValueError` (or :class:`TypeError`) with a message that names the
+argument, the value received and the range expected, before any state is changed.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+__all__ = [
+    "check_epsilon",
+    "check_delta",
+    "check_positive",
+    "check_dimension",
+    "check_probability",
+    "check_positive_int",
+]
+
+
+def _as_float(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
+    return float(value)
+
+
+def check_positive(name: str, value: object, *, allow_inf: bool = False) -> float:
+    """Return ``value`` as a float after checking it is finite (or +inf if allowed) and > 0."""
+    v = _as_float(name, value)
+    if math.isnan(v) or (math.isinf(v) and not (allow_inf and v > 0)):
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    if v <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return v
+
+
+def check_epsilon(value: object, name: str = "epsilon") -> float:
+    """Check a privacy parameter ε: finite and strictly positive."""
+    return check_positive(name, value)
+
+
+def check_delta(value: object, name: str = "delta") -> float:
+    """Check a privacy parameter δ: strictly inside (0, 1)."""
+    v = _as_float(name, value)
+    if not (0.0 < v < 1.0):
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+    return v
+
+
+def check_probability(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """Check a probability in (0, 1] (or [0, 1] when ``allow_zero``)."""
+    v = _as_float(name, value)
+    lo_ok = v >= 0.0 if allow_zero else v > 0.0
+    if math.isnan(v) or not lo_ok or v > 1.0:
+        interval = "[0, 1]" if allow_zero else "(0, 1]"
+        raise ValueError(f"{name} must lie in {interval}, got {value!r}")
+    return v
+
+
+def check_positive_int(name: str, value: object, *, minimum: int = 1) -> int:
+    """Check an integer ≥ ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+    v = int(value)
+    if v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return v
+
+
+def check_dimension(value: object, *, minimum: int = 1, name: str = "dim") -> int:
+    """Check the noise dimension M (number of coordinates the noise vector has)."""
+    return check_positive_int(name, value, minimum=minimum)

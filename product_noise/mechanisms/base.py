@@ -1,0 +1,298 @@
+"""The :class:`Mechanism` interface shared by the Opacus engine, the ERM estimators, DPMix and the
+comparison.
+
+A mechanism adds noise ``n ∈ R^M`` to a vector query of known L2 sensitivity Δ (or to a list of
+tensors treated as one vector of dimension M) and knows its own privacy:
+
+* :meth:`Mechanism.sample` / :meth:`Mechanism.sample_like` draw the noise (NumPy / PyTorch);
+* :meth:`Mechanism.delta` is the **verified** privacy profile δ(ε) of the noise actually added,
+  computed exactly (worst case over shift norms ≤ Δ);
+* :meth:`Mechanism.calibrate` chooses the noise scale for a target (ε, δ) from that profile;
+* :meth:`Mechanism.claimed` is the guarantee a paper states for the noise, reproduced exactly and
+  labelled ``claimed`` (``None`` when no paper claim applies).
+
+Every mechanism in the package is spherically symmetric (radius × uniform direction), so the
+concrete base :class:`SphericalMechanism` implements all of this from a radial law
+(:class:`~product_noise.mechanisms.spherical.SGG`).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from scipy import optimize
+
+from .._validation import check_delta, check_dimension, check_epsilon, check_positive
+from ..privacy import PrivacyFigure
+from .spherical import SGG, uniform_direction
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["Mechanism", "SphericalMechanism", "MIN_DELTA"]
+
+#: Smallest δ the numerical profile resolves (radius mass below 1e-20 is added to δ as a bound).
+MIN_DELTA = 1e-15
+_EPS_MAX = 1e4
+
+
+class Mechanism(ABC):
+    """Additive noise for a query of L2 sensitivity Δ in R^M, with its exact privacy."""
+
+    #: short registry name, e.g. ``"product"``
+    name: ClassVar[str] = "mechanism"
+
+    def __init__(self, dim: int, sensitivity: float = 1.0) -> None:
+        self.dim = check_dimension(dim)
+        self.sensitivity = check_positive("sensitivity", sensitivity)
+
+    # ---------------------------------------------------------------- sampling
+    @abstractmethod
+    def sample(
+        self, size: int | None = None, *, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """Draw noise vectors, shape ``(M,)`` or ``(size, M)`` (float64)."""
+
+    @abstractmethod
+    def sample_like(
+        self, tensors: Sequence[torch.Tensor], *, generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        """Draw one noise vector over all ``tensors`` jointly (their total size must be M).
+
+        Returns a list of tensors with the shapes, dtypes and devices of ``tensors``.
+        """
+
+    # ---------------------------------------------------------------- norms
+    @property
+    @abstractmethod
+    def expected_norm(self) -> float:
+        """``E‖n‖``."""
+
+    @property
+    @abstractmethod
+    def expected_sq_norm(self) -> float:
+        """``E‖n‖²``."""
+
+    # ---------------------------------------------------------------- privacy
+    @abstractmethod
+    def delta(self, epsilon: float | np.ndarray) -> float | np.ndarray:
+        """Verified privacy profile δ(ε) for ε ≥ 0 (worst case over shifts of norm ≤ Δ)."""
+
+    def privacy_profile(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The verified profile as a vectorised callable, for the accounting layer."""
+
+        def profile(eps: np.ndarray) -> np.ndarray:
+            return np.atleast_1d(np.asarray(self.delta(np.asarray(eps, dtype=float))))
+
+        return profile
+
+    def epsilon(self, delta: float) -> float:
+        """Smallest ε ≥ 0 with δ(ε) ≤ ``delta`` (``inf`` if none below 1e4)."""
+        delta = check_delta(delta)
+        if self.delta(0.0) <= delta:
+            return 0.0
+        if self.delta(_EPS_MAX) > delta:
+            return math.inf
+
+        def f(e: float) -> float:
+            return math.log(max(float(self.delta(e)), 1e-300)) - math.log(delta)
+
+        hi = 1.0
+        while f(hi) > 0:
+            hi *= 2.0
+        eps = optimize.brentq(f, 0.0 if hi == 1.0 else hi / 2, hi, xtol=1e-12, rtol=1e-10)
+        # conservative side
+        while self.delta(eps) > delta:
+            eps *= 1 + 1e-9
+        return float(eps)
+
+    def verified(
+        self, *, epsilon: float | None = None, delta: float | None = None
+    ) -> PrivacyFigure:
+        """The verified (ε, δ) of one release: give ``delta`` (→ ε) or ``epsilon`` (→ δ)."""
+        if (epsilon is None) == (delta is None):
+            raise ValueError("give exactly one of epsilon= or delta=")
+        src = f"exact privacy profile of {self.describe()}"
+        if delta is not None:
+            return PrivacyFigure(self.epsilon(delta), float(delta), "verified", src)
+        eps = check_epsilon(epsilon)
+        return PrivacyFigure(eps, float(self.delta(eps)), "verified", src)
+
+    def claimed(self) -> PrivacyFigure | None:
+        """The guarantee a paper states for this noise (labelled ``claimed``), if any."""
+        return None
+
+    # ---------------------------------------------------------------- calibration
+    @classmethod
+    @abstractmethod
+    def calibrate(
+        cls, epsilon: float, delta: float, dim: int, sensitivity: float = 1.0
+    ) -> Mechanism:
+        """The least-noise member of this family that is verified (ε, δ)-DP."""
+
+    # ---------------------------------------------------------------- description
+    def describe(self) -> str:
+        return f"{type(self).__name__}(M={self.dim}, Δ={self.sensitivity:g})"
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able parameters that rebuild this mechanism with :func:`from_config`."""
+        return {"name": self.name, "dim": self.dim, "sensitivity": self.sensitivity}
+
+
+class SphericalMechanism(Mechanism):
+    """A mechanism whose noise is ``scale · R₁ · H`` with ``R₁`` from a unit-scale SGG law.
+
+    Subclasses define :meth:`_unit_law` (the law at ``scale = 1``); ``scale`` is the family's
+    natural scale parameter (σ for Gaussian and product noise, θ for the ℓ2 mechanism).
+    """
+
+    #: whether δ is proved largest at the full shift (only the Gaussian); otherwise the
+    #: supremum over :data:`~product_noise.mechanisms.spherical.DEFAULT_SHIFT_FRACTIONS` is used
+    scale_name: ClassVar[str] = "scale"
+
+    def __init__(self, dim: int, scale: float, sensitivity: float = 1.0) -> None:
+        super().__init__(dim, sensitivity)
+        self.scale = check_positive(self.scale_name, scale)
+
+    @classmethod
+    @abstractmethod
+    def _unit_law(cls, dim: int) -> SGG:
+        """The radial law at scale 1."""
+
+    @property
+    def law(self) -> SGG:
+        return self._unit_law(self.dim).scaled(self.scale)
+
+    # ---------------------------------------------------------------- sampling
+    def _rng(self, rng: np.random.Generator | None) -> np.random.Generator:
+        return np.random.default_rng() if rng is None else rng
+
+    def sample_radius(
+        self, size: int | None = None, *, rng: np.random.Generator | None = None
+    ) -> np.ndarray | float:
+        return self.law.sample_radius(self._rng(rng), size)
+
+    def sample(
+        self, size: int | None = None, *, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        rng = self._rng(rng)
+        r = self.law.sample_radius(rng, size)
+        h = uniform_direction(rng, size, self.dim)
+        return h * (r if size is None else np.asarray(r)[:, None])
+
+    def _torch_radius(self, generator: torch.Generator | None) -> float:
+        """One radius draw from a torch generator (inverse CDF of a uniform)."""
+        import torch
+
+        u = float(torch.rand((), generator=generator, dtype=torch.float64))
+        u = min(max(u, 1e-300), 1 - 1e-16)
+        return float(self.law.radius_ppf(np.array(u)))
+
+    def sample_like(
+        self, tensors: Sequence[torch.Tensor], *, generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        import torch
+
+        total = sum(int(t.numel()) for t in tensors)
+        if total != self.dim:
+            raise ValueError(
+                f"the tensors hold {total} values but this mechanism has dimension M={self.dim}"
+            )
+        gs = [
+            torch.randn(t.shape, dtype=t.dtype, device=t.device, generator=generator)
+            for t in tensors
+        ]
+        sq = sum(float(torch.sum(g.double() ** 2)) for g in gs)
+        radius = self._torch_radius(generator)
+        factor = radius / math.sqrt(sq)
+        return [g.mul_(factor) for g in gs]
+
+    # ---------------------------------------------------------------- norms
+    @property
+    def expected_norm(self) -> float:
+        return self.law.expected_norm
+
+    @property
+    def expected_sq_norm(self) -> float:
+        return self.law.expected_sq_norm
+
+    # ---------------------------------------------------------------- privacy
+    @property
+    def shift_monotone_proven(self) -> bool:
+        return self.law.shift_monotone_proven
+
+    def delta(self, epsilon: float | np.ndarray) -> float | np.ndarray:
+        return self.law.delta_sup(epsilon, self.sensitivity)
+
+    def delta_at_shift(self, epsilon: float | np.ndarray, shift: float) -> float | np.ndarray:
+        """δ(ε) at one shift norm (no supremum)."""
+        return self.law.delta(epsilon, shift)
+
+    @classmethod
+    def _delta_for_scale(
+        cls, epsilon: float, dim: int, sensitivity: float, scale: float, sup: bool
+    ) -> float:
+        law = cls._unit_law(dim)
+        # δ(ε; shift Δ, scale s) = δ(ε; shift Δ/s, scale 1)
+        if sup:
+            return float(law.delta_sup(epsilon, sensitivity / scale))
+        return float(law.delta(epsilon, sensitivity / scale))
+
+    @classmethod
+    def calibrate_scale(
+        cls, epsilon: float, delta: float, dim: int, sensitivity: float = 1.0
+    ) -> float:
+        """Smallest scale whose verified profile satisfies δ(ε) ≤ ``delta`` (conservative)."""
+        epsilon = check_epsilon(epsilon)
+        delta = check_delta(delta)
+        dim = check_dimension(dim, minimum=2)
+        sensitivity = check_positive("sensitivity", sensitivity)
+        if delta < MIN_DELTA:
+            raise ValueError(f"delta must be >= {MIN_DELTA:g} for numerical calibration")
+        sup = not cls._unit_law(dim).shift_monotone_proven
+
+        def solve(use_sup: bool) -> float:
+            def f(log_s: float) -> float:
+                d = cls._delta_for_scale(epsilon, dim, sensitivity, math.exp(log_s), use_sup)
+                return math.log(max(d, 1e-300)) - math.log(delta)
+
+            lo, hi = math.log(sensitivity) - 5.0, math.log(sensitivity) + 5.0
+            while f(lo) < 0:
+                lo -= 5.0
+            while f(hi) > 0:
+                hi += 5.0
+                if hi > 200:
+                    raise ValueError("no finite noise scale reaches this (epsilon, delta)")
+            log_s = optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-12)
+            s = math.exp(log_s)
+            while cls._delta_for_scale(epsilon, dim, sensitivity, s, use_sup) > delta:
+                s *= 1 + 1e-9
+            return s
+
+        # solve at the full shift first (cheap), then check the supremum over shift norms
+        s = solve(False)
+        if sup and cls._delta_for_scale(epsilon, dim, sensitivity, s, True) > delta:
+            s = solve(True)
+        return s
+
+    @classmethod
+    def calibrate(
+        cls, epsilon: float, delta: float, dim: int, sensitivity: float = 1.0
+    ) -> SphericalMechanism:
+        return cls(dim, cls.calibrate_scale(epsilon, delta, dim, sensitivity), sensitivity)
+
+    def describe(self) -> str:
+        return (
+            f"{type(self).__name__}(M={self.dim}, {self.scale_name}={self.scale:.6g}, "
+            f"Δ={self.sensitivity:g})"
+        )
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), self.scale_name: self.scale}

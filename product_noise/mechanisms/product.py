@@ -1,0 +1,261 @@
+"""Product noise (Liu, Ji, Fang, Wei, Li, SIGMOD 2026, arXiv 2512.06253), exactly as the official
+code draws it, with the paper's claimed δ and the verified truth next to it.
+
+Sampler (``product_noise_paper.md`` §2): one scalar ``z ~ N(0, 1)`` and one direction ``h`` uniform
+on the unit sphere of R^M (over all tensors jointly)::
+
+    n = σ · |z| · h,       σ = Δ · t / ε
+
+so ``‖n‖ = σ|z|`` is half-normal; this is the SGG law with ``α = 0, p = 2, β = 1/(2σ²)``.
+
+The paper's calibration (code's "formula in Theorem 3", §3.1–§3.2), for a moment order
+``1 ≤ q < M − 3/2`` (default ``q = M/2``) and a constant ``k > 1``::
+
+    t_q   = √2 · k^{1/q} · ((q+3)/2)^{1/2 + 1/q} · exp(−(1/2 + 1/(2q)))
+    λ     = ε / t_q
+    δ(q)  = e^{−λ²/2} / (k √π) · [ ₁F₁((q+1)/2; 1/2; λ²/2) + √2 λ ₁F₁((q+2)/2; 3/2; λ²/2) ]
+            · √(M−1) / √((M − q − 3/2)(q + 3/4))
+
+With ``q = M/2`` this is ``t² = 2 k^{4/M} (M/4 + 3/2)^{1+4/M} / e^{1+2/M}``.
+
+**This claimed δ is false for the noise the code adds** (§4): at the paper's MNIST DPSGD setting
+(M = 26010, k = 40000, ε₀ = 0.3) the claimed δ is 1.98e-7 while the exact δ at ε₀ is 0.42.
+:meth:`ProductNoise.claimed` therefore returns a figure labelled ``claimed``;
+:meth:`ProductNoise.delta` is the exact (verified) profile.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import optimize, special
+
+from .._validation import check_delta, check_dimension, check_epsilon, check_positive
+from ..privacy import PrivacyFigure, PrivacyWarning
+from .base import SphericalMechanism
+from .spherical import SGG
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "ProductNoise",
+    "paper_t",
+    "claimed_delta",
+    "solve_k",
+    "optimal_q",
+]
+
+
+def _check_paper_args(
+    dim: int, k: float | None, q: float | None
+) -> tuple[int, float | None, float]:
+    dim = check_dimension(dim)
+    if dim <= 3:
+        raise ValueError(f"the paper's formula needs M > 3, got M={dim}")
+    if k is not None:
+        k = check_positive("k", k)
+        if k <= 1.0:
+            raise ValueError(f"the paper's constant k must be > 1, got k={k!r}")
+    q = dim / 2.0 if q is None else float(q)
+    if not (1.0 <= q < dim - 1.5) or not math.isfinite(q):
+        raise ValueError(f"the moment order q must satisfy 1 <= q < M - 3/2 = {dim - 1.5}, got {q}")
+    return dim, k, q
+
+
+def paper_t(dim: int, k: float, q: float | None = None) -> float:
+    """The paper's constant ``t_q`` (``σ = Δ t / ε``); ``q`` defaults to ``M/2``."""
+    dim, k, q = _check_paper_args(dim, k, q)
+    log_t = (
+        0.5 * math.log(2.0)
+        + math.log(k) / q
+        + (0.5 + 1.0 / q) * math.log((q + 3.0) / 2.0)
+        - (0.5 + 0.5 / q)
+    )
+    return math.exp(log_t)
+
+
+def claimed_delta(epsilon: float, dim: int, k: float, q: float | None = None) -> float:
+    """The paper's claimed δ for per-release budget ``epsilon`` (Kummer ₁F₁ form, §3.1)."""
+    epsilon = check_epsilon(epsilon)
+    dim, k, q = _check_paper_args(dim, k, q)
+    t = paper_t(dim, k, q)
+    lam = epsilon / t
+    z = lam * lam / 2.0
+    bracket = special.hyp1f1((q + 1.0) / 2.0, 0.5, z) + math.sqrt(2.0) * lam * special.hyp1f1(
+        (q + 2.0) / 2.0, 1.5, z
+    )
+    log_delta = (
+        -z
+        - math.log(k)
+        - 0.5 * math.log(math.pi)
+        + math.log(bracket)
+        + 0.5 * math.log(dim - 1.0)
+        - 0.5 * math.log((dim - q - 1.5) * (q + 0.75))
+    )
+    return math.exp(log_delta)
+
+
+def solve_k(epsilon: float, dim: int, target_delta: float, q: float | None = None) -> float:
+    """The constant ``k`` for which the paper's claimed δ equals ``target_delta``.
+
+    Bisection (Brent) on ``ln k``; the claimed δ is decreasing in ``k``.
+    """
+    epsilon = check_epsilon(epsilon)
+    target_delta = check_delta(target_delta, "target_delta")
+    _check_paper_args(dim, None, q)
+
+    def f(log_k: float) -> float:
+        return math.log(claimed_delta(epsilon, dim, math.exp(log_k), q)) - math.log(target_delta)
+
+    lo = math.log1p(1e-12)
+    if f(lo) < 0:
+        raise ValueError(
+            f"the claimed delta is already below {target_delta:g} at k -> 1; no k > 1 solves it"
+        )
+    hi = 1.0
+    while f(hi) > 0:
+        hi *= 2.0
+        if hi > 700:
+            raise ValueError("no finite k reaches this target delta")
+    return math.exp(optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-13))
+
+
+def optimal_q(epsilon: float, dim: int, k: float, grid: int = 1000) -> tuple[float, float]:
+    """The moment order minimising the claimed δ, and that δ: ``(q*, δ(q*))``.
+
+    A grid over ``[1, M − 3/2)`` as the official ``get_min_delta.py`` does, refined by a bounded
+    scalar minimisation around the best grid point.
+    """
+    epsilon = check_epsilon(epsilon)
+    dim, k, _ = _check_paper_args(dim, k, None)
+    qs = np.linspace(1.0, dim - 1.5, grid, endpoint=False)
+    vals = np.array([claimed_delta(epsilon, dim, k, float(q)) for q in qs])
+    i = int(np.nanargmin(vals))
+    lo = qs[max(i - 1, 0)]
+    hi = qs[min(i + 1, len(qs) - 1)]
+    res = optimize.minimize_scalar(
+        lambda q: math.log(claimed_delta(epsilon, dim, k, q)),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-6 * dim},
+    )
+    q_best = float(res.x) if res.fun <= math.log(vals[i]) else float(qs[i])
+    return q_best, claimed_delta(epsilon, dim, k, q_best)
+
+
+class ProductNoise(SphericalMechanism):
+    """``n = σ |z| h`` with one half-normal radius and one uniform direction over all M values.
+
+    Parameters
+    ----------
+    dim:
+        M, the total number of values the noise covers (e.g. all trainable parameters).
+    sigma:
+        The absolute scale σ (already includes the sensitivity, as in the official code).
+    sensitivity:
+        Δ, the L2 sensitivity the privacy figures refer to.
+
+    Use :meth:`from_paper` for the paper's calibration (its ``claimed`` figure is then known)
+    and :meth:`calibrate` for a *verified* calibration from the exact profile.
+    """
+
+    name = "product"
+    scale_name = "sigma"
+
+    def __init__(self, dim: int, sigma: float, sensitivity: float = 1.0) -> None:
+        super().__init__(dim, sigma, sensitivity)
+        self.paper: dict[str, float] | None = None
+
+    @property
+    def sigma(self) -> float:
+        return self.scale
+
+    @classmethod
+    def _unit_law(cls, dim: int) -> SGG:
+        return SGG(dim, 0.0, 0.5, 2.0)
+
+    @classmethod
+    def from_paper(
+        cls,
+        dim: int,
+        epsilon0: float,
+        k: float | None = None,
+        *,
+        sensitivity: float = 1.0,
+        q: float | None = None,
+        target_delta: float | None = None,
+    ) -> ProductNoise:
+        """The paper's calibration ``σ = Δ t_q(M, k) / ε₀``.
+
+        Give ``k`` (the paper fixes it by hand) or ``target_delta`` (then ``k`` solves the
+        paper's claimed δ = target). The resulting mechanism's :meth:`claimed` is the paper's
+        (ε₀, δ); its :meth:`delta` is the truth.
+        """
+        epsilon0 = check_epsilon(epsilon0, "epsilon0")
+        if (k is None) == (target_delta is None):
+            raise ValueError("give exactly one of k= or target_delta=")
+        _, _, q_used = _check_paper_args(dim, k, q)
+        if k is None:
+            k = solve_k(epsilon0, dim, target_delta, q)
+        sigma = sensitivity * paper_t(dim, k, q) / epsilon0
+        mech = cls(dim, sigma, sensitivity)
+        mech.paper = {
+            "epsilon0": epsilon0,
+            "k": float(k),
+            "q": q_used,
+            "t": paper_t(dim, k, q),
+            "claimed_delta": claimed_delta(epsilon0, dim, k, q),
+        }
+        return mech
+
+    def claimed(self) -> PrivacyFigure | None:
+        if self.paper is None:
+            return None
+        return PrivacyFigure(
+            self.paper["epsilon0"],
+            self.paper["claimed_delta"],
+            "claimed",
+            f"product-noise paper formula (k={self.paper['k']:.6g}, q={self.paper['q']:.6g}); "
+            "known not to hold for this noise",
+        )
+
+    def warn_if_claim_false(self) -> None:
+        """Emit a :class:`PrivacyWarning` stating the true δ at the claimed ε."""
+        claim = self.claimed()
+        if claim is None:
+            return
+        true_delta = float(self.delta(claim.epsilon))
+        if true_delta > claim.delta:
+            warnings.warn(
+                f"product noise at the paper's calibration claims (eps={claim.epsilon:g}, "
+                f"delta={claim.delta:.3g}) per release, but its verified delta at that epsilon "
+                f"is {true_delta:.3g}",
+                PrivacyWarning,
+                stacklevel=2,
+            )
+
+    def _torch_radius(self, generator: torch.Generator | None) -> float:
+        import torch
+
+        # exactly as the official code: |N(0,1)| times sigma
+        return self.sigma * abs(float(torch.randn((), generator=generator, dtype=torch.float64)))
+
+    def sample(
+        self, size: int | None = None, *, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        rng = self._rng(rng)
+        shape = (self.dim,) if size is None else (size, self.dim)
+        g = rng.standard_normal(shape)
+        g /= np.linalg.norm(g, axis=-1, keepdims=True)
+        z = np.abs(rng.standard_normal(size))
+        return self.sigma * (z if size is None else z[:, None]) * g
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        if self.paper is not None:
+            cfg["paper"] = dict(self.paper)
+        return cfg
