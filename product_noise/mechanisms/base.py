@@ -239,11 +239,13 @@ class SphericalMechanism(Mechanism):
     def _delta_for_scale(
         cls, epsilon: float, dim: int, sensitivity: float, scale: float, sup: bool
     ) -> float:
-        law = cls._unit_law(dim)
-        # δ(ε; shift Δ, scale s) = δ(ε; shift Δ/s, scale 1)
+        # evaluated exactly as ``cls(dim, scale, sensitivity).delta`` does (scaled law, shift Δ),
+        # so the conservative end of calibrate_scale holds for the mechanism's own δ to the last
+        # bit (the unit law at shift Δ/s agrees only up to rounding)
+        law = cls._unit_law(dim).scaled(scale)
         if sup:
-            return float(law.delta_sup(epsilon, sensitivity / scale))
-        return float(law.delta(epsilon, sensitivity / scale))
+            return float(law.delta_sup(epsilon, sensitivity))
+        return float(law.delta(epsilon, sensitivity))
 
     @classmethod
     def calibrate_scale(

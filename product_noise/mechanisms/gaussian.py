@@ -21,7 +21,7 @@ from scipy import optimize, special
 
 from .._validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..privacy import PrivacyFigure, PrivacyWarning
-from .base import SphericalMechanism
+from .base import MIN_DELTA, SphericalMechanism
 from .spherical import SGG
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,6 +59,8 @@ def analytic_gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1
     """Smallest σ with exact δ(ε) ≤ ``delta`` (Balle & Wang 2018), rounded to the safe side."""
     epsilon = check_epsilon(epsilon)
     delta = check_delta(delta)
+    if delta < MIN_DELTA:
+        raise ValueError(f"delta must be >= {MIN_DELTA:g} for numerical calibration, got {delta!r}")
     sensitivity = check_positive("sensitivity", sensitivity)
 
     def f(log_s: float) -> float:
@@ -131,6 +133,10 @@ class Gaussian(SphericalMechanism):
         cls, epsilon: float, delta: float, dim: int, sensitivity: float = 1.0
     ) -> float:
         check_dimension(dim)
+        if check_delta(delta) < MIN_DELTA:
+            raise ValueError(
+                f"delta must be >= {MIN_DELTA:g} for numerical calibration, got {delta!r}"
+            )
         return analytic_gaussian_sigma(epsilon, delta, sensitivity)
 
     def claimed(self) -> PrivacyFigure | None:

@@ -36,13 +36,14 @@ from scipy import optimize, special
 from .._validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..privacy import PrivacyFigure, PrivacyWarning
 from .base import SphericalMechanism
-from .spherical import SGG
+from .spherical import SGG, _gauss_legendre
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = [
     "ProductNoise",
+    "revealed_scale_delta",
     "paper_t",
     "claimed_delta",
     "solve_k",
@@ -147,6 +148,68 @@ def optimal_q(epsilon: float, dim: int, k: float, grid: int = 1000) -> tuple[flo
     return q_best, claimed_delta(epsilon, dim, k, q_best)
 
 
+def revealed_scale_delta(
+    epsilon: float | np.ndarray,
+    dim: int,
+    sigma: float,
+    shift: float = 1.0,
+    *,
+    hmax: float = 0.5,
+    order: int = 24,
+    chunk: int = 256,
+) -> float | np.ndarray:
+    """Upper bound on product noise's δ(ε) that is monotone in the shift by construction.
+
+    Product noise is a Gaussian scale mixture: ``σ|z|h =ᵈ σ √B · G`` with ``G ~ N(0, I_M)`` and
+    ``B ~ Beta(1/2, (M−1)/2)`` independent (since ``z² = χ²_M · B``). Revealing ``B`` to the
+    adversary can only help it, so (joint convexity of the hockey-stick divergence)::
+
+        δ(ε) ≤ E_B[ δ_Gauss(ε; μ_B) ],     μ_B = shift / (σ √B).
+
+    Each term increases with the shift, so the bound at ``shift = Δ`` covers every shift ≤ Δ:
+    no numerical check over shift norms is needed. At M = 26010 it exceeds the exact spherical
+    profile by 2e-5 to 4e-4 relative (``verified_accounting/README.md`` §2(a)). Vectorised over
+    ε (the accounting layer evaluates thousands of points at once).
+    """
+    dim = check_dimension(dim, minimum=2)
+    sigma = check_positive("sigma", sigma)
+    shift = check_positive("shift", shift)
+    eps = np.atleast_1d(np.asarray(epsilon, dtype=float))
+    if np.any(eps < 0) or not np.all(np.isfinite(eps)):
+        raise ValueError("epsilon must be finite and >= 0 for the privacy profile")
+    a, b = 0.5, 0.5 * (dim - 1.0)
+    p_cut = 1e-20
+    levels = np.array([p_cut, 1e-16, 1e-12, 1e-9, 1e-6, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.3, 0.5])
+    lo = special.betaincinv(a, b, levels)
+    hi = special.betainccinv(a, b, levels[:-1])
+    pts = np.unique(np.log(np.concatenate([lo, hi])))
+    pts = pts[np.isfinite(pts)]
+    edges = [pts[0]]
+    for e in pts[1:]:
+        n = max(1, int(math.ceil((e - edges[-1]) / hmax)))
+        edges.extend(np.linspace(edges[-1], e, n + 1)[1:])
+    edges = np.asarray(edges)
+    x, w = _gauss_legendre(order)
+    half = 0.5 * (edges[1:, None] - edges[:-1, None])
+    t = (edges[:-1, None] + half * (x[None, :] + 1.0)).ravel()
+    wt = (half * w[None, :]).ravel()
+    bb = np.exp(t)
+    log_pdf = (
+        (a - 1.0) * t + (b - 1.0) * np.log1p(-np.minimum(bb, 1 - 1e-300)) - special.betaln(a, b)
+    )
+    weights = wt * np.exp(log_pdf + t)
+    mu = shift / (sigma * np.sqrt(bb))
+    out = np.empty_like(eps)
+    for i in range(0, len(eps), chunk):
+        e = eps[i : i + chunk, None]
+        vals = np.exp(special.log_ndtr(mu / 2 - e / mu)) - np.exp(
+            e + special.log_ndtr(-mu / 2 - e / mu)
+        )
+        out[i : i + chunk] = np.clip(vals, 0.0, 1.0) @ weights
+    out = np.clip(out + 2.0 * p_cut, 0.0, 1.0)
+    return float(out[0]) if np.ndim(epsilon) == 0 else out
+
+
 class ProductNoise(SphericalMechanism):
     """``n = σ |z| h`` with one half-normal radius and one uniform direction over all M values.
 
@@ -211,6 +274,15 @@ class ProductNoise(SphericalMechanism):
             "claimed_delta": claimed_delta(epsilon0, dim, k, q),
         }
         return mech
+
+    def privacy_profile(self):
+        """Profile for composition: the revealed-scale bound (rigorous for every shift ≤ Δ and
+        fast for thousands of ε at once; see :func:`revealed_scale_delta`)."""
+
+        def profile(eps: np.ndarray) -> np.ndarray:
+            return np.atleast_1d(revealed_scale_delta(eps, self.dim, self.sigma, self.sensitivity))
+
+        return profile
 
     def claimed(self) -> PrivacyFigure | None:
         if self.paper is None:

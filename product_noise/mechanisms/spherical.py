@@ -299,7 +299,11 @@ class SGG:
                         -np.inf,
                     )
             lower = special.betainc(h, h, np.clip(0.5 * (1.0 + u_m), 0.0, 1.0))
-            val = float(np.dot(w, upper) - math.exp(e) * np.dot(w, lower)) + 2.0 * _P_CUT
+            # e^ε · P[L < −ε] in log space: math.exp(ε) overflows for ε > 709 (epsilon() probes 1e4)
+            low = float(np.dot(w, lower))
+            log_term = e + math.log(low) if low > 0.0 else -math.inf
+            term = math.exp(log_term) if log_term < 700.0 else math.inf
+            val = float(np.dot(w, upper)) - term + 2.0 * _P_CUT
             out[i] = min(max(val, 0.0), 1.0)
         if np.ndim(epsilon) == 0:
             return float(out[0])
