@@ -92,9 +92,7 @@ def test_general_q_form_at_half_m_equals_default(dim, k):
     t2 = 2 * k ** (4 / dim) * (dim / 4 + 1.5) ** (1 + 4 / dim) / math.e ** (1 + 2 / dim)
     assert paper_t(dim, k) ** 2 == pytest.approx(t2, rel=1e-12)
     for eps in (0.1, 0.8, 2.0):
-        assert claimed_delta(eps, dim, k, q) == pytest.approx(
-            claimed_delta(eps, dim, k), rel=1e-14
-        )
+        assert claimed_delta(eps, dim, k, q) == pytest.approx(claimed_delta(eps, dim, k), rel=1e-14)
     # q matters: another order gives another value
     assert claimed_delta(0.8, dim, k, q=1.0) != pytest.approx(claimed_delta(0.8, dim, k), rel=1e-3)
 

@@ -132,9 +132,7 @@ def _draw_torch(sampler, n_draws: int, seed: int, dtype=torch.float64):
 
 
 def _share_pvalues(shares):
-    return [
-        _ks(shares[:, j], stats.beta(d / 2.0, (M - d) / 2.0).cdf) for j, d in enumerate(SIZES)
-    ]
+    return [_ks(shares[:, j], stats.beta(d / 2.0, (M - d) / 2.0).cdf) for j, d in enumerate(SIZES)]
 
 
 @pytest.fixture(scope="module", params=["product", "gaussian", "l2"])
