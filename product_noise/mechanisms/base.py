@@ -209,9 +209,10 @@ class SphericalMechanism(Mechanism):
             torch.randn(t.shape, dtype=t.dtype, device=t.device, generator=generator)
             for t in tensors
         ]
-        sq = sum(float(torch.sum(g.double() ** 2)) for g in gs)
+        # one global norm over all tensors (per-tensor norms combined in float64)
+        norm = float(torch.stack([torch.linalg.vector_norm(g).double() for g in gs]).norm())
         radius = self._torch_radius(generator)
-        factor = radius / math.sqrt(sq)
+        factor = radius / norm
         return [g.mul_(factor) for g in gs]
 
     # ---------------------------------------------------------------- norms

@@ -1,0 +1,678 @@
+"""``product_noise.PrivacyEngine``: Opacus' engine with a ``noise=`` choice.
+
+Change one import in an Opacus training loop::
+
+    from product_noise import PrivacyEngine          # instead of: from opacus import PrivacyEngine
+
+    engine = PrivacyEngine()
+    model, optimizer, loader = engine.make_private(
+        module=model, optimizer=optimizer, data_loader=loader,
+        noise="product", epsilon0=0.3, k=40_000,    # the paper's per-step calibration
+        max_grad_norm=1.0,
+    )
+    ...
+    for fig in engine.get_privacy_report(delta=1e-5):
+        print(fig)        # verified (ε, δ) and the paper's claimed (ε', δ'), each labelled
+
+``noise="gaussian"`` (the default) is Opacus' own path, unchanged. No Opacus file is patched.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+from opacus import PrivacyEngine as _OpacusPrivacyEngine
+from opacus.accountants.utils import get_noise_multiplier
+from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
+from opacus.optimizers import DPOptimizer, get_optimizer_class
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+
+from .._validation import check_delta, check_epsilon, check_positive, check_positive_int
+from ..accounting.claimed import paper_composition_at_steps
+from ..accounting.pld import verified_epsilon
+from ..mechanisms import MECHANISMS, ProductNoise, SphericalMechanism
+from ..mechanisms.product import claimed_delta, paper_t, solve_k
+from ..privacy import PrivacyFigure, PrivacyWarning
+from .accountants import PaperClaimedAccountant, ProductVerifiedAccountant
+from .optimizers import JointNoiseMixin, joint_optimizer_class
+
+try:  # torch >= 2.4
+    from torch.distributed.fsdp import FSDPModule as _FSDPModule
+except ImportError:  # pragma: no cover
+    _FSDPModule = ()  # type: ignore[assignment]
+
+__all__ = ["PrivacyEngine", "SENSITIVITY_CONVENTIONS", "NOISE_CHOICES"]
+
+#: how the paper's per-step calibration maps the clip norm C to the sensitivity Δ
+SENSITIVITY_CONVENTIONS: dict[str, float] = {"add_remove": 1.0, "paper": 2.0}
+NOISE_CHOICES = ("gaussian", *MECHANISMS.keys() - {"gaussian"})
+_GAUSSIAN_ACCOUNTANTS = ("prv", "rdp", "gdp")
+
+
+def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    if isinstance(optimizer, DPOptimizer):
+        optimizer = optimizer.original_optimizer
+    return [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+
+
+class PrivacyEngine(_OpacusPrivacyEngine):
+    """Opacus ``PrivacyEngine`` that can add joint product noise or ℓ2-mechanism noise.
+
+    Parameters
+    ----------
+    accountant:
+        Opacus accountant for Gaussian runs (``"prv"``, ``"rdp"``, ``"gdp"``). For non-Gaussian
+        noise the engine uses the verified accountant ``"product-verified"`` instead (and, for
+        the paper's calibration, also ``"product-claimed"``).
+    secure_mode:
+        Opacus' secure RNG. Supported for Gaussian noise only: the joint spherical sampler does
+        not implement the floating-point-attack mitigation, so ``make_private`` refuses
+        non-Gaussian noise in secure mode.
+    """
+
+    def __init__(self, *, accountant: str = "prv", secure_mode: bool = False) -> None:
+        super().__init__(accountant=accountant, secure_mode=secure_mode)
+        self.gaussian_accountant_name = accountant
+        self.noise = "gaussian"
+        self.noise_config: dict[str, Any] = {"noise": "gaussian"}
+        self.claimed_accountant: PaperClaimedAccountant | None = None
+        self._optimizer: DPOptimizer | None = None
+        self._generator: torch.Generator | None = None
+
+    # ================================================================== validation
+    def _resolve_noise(
+        self,
+        *,
+        noise: str,
+        optimizer: torch.optim.Optimizer,
+        noise_multiplier: float | None,
+        epsilon0: float | None,
+        k: float | None,
+        target_delta0: float | None,
+        q: float | None,
+        sensitivity: str,
+    ) -> tuple[float, dict[str, Any]]:
+        """Check every noise argument and return (noise_multiplier, config), changing nothing."""
+        if isinstance(noise, type) and issubclass(noise, SphericalMechanism):
+            noise = noise.name
+        if noise not in MECHANISMS:
+            raise ValueError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_CHOICES)}")
+        if sensitivity not in SENSITIVITY_CONVENTIONS:
+            raise ValueError(
+                f"unknown sensitivity convention {sensitivity!r}; choose 'add_remove' (Δ = C, "
+                "Opacus' convention) or 'paper' (Δ = 2C, the official product-noise code)"
+            )
+        paper_args = {"epsilon0": epsilon0, "k": k, "target_delta0": target_delta0, "q": q}
+        given_paper = {n for n, v in paper_args.items() if v is not None}
+        if noise != "product" and given_paper:
+            raise ValueError(f"{sorted(given_paper)} apply to noise='product' only")
+        if noise == "gaussian":
+            if noise_multiplier is None:
+                raise ValueError("noise='gaussian' needs noise_multiplier")
+            return float(noise_multiplier), {"noise": "gaussian"}
+        if self.secure_mode:
+            raise ValueError(
+                f"secure_mode=True is not supported with noise={noise!r}: the joint spherical "
+                "sampler does not implement Opacus' floating-point-attack mitigation"
+            )
+        config: dict[str, Any] = {"noise": noise, "sensitivity": sensitivity}
+        dim = sum(int(p.numel()) for p in _trainable(optimizer))
+        if dim < 2:
+            raise ValueError(f"joint noise needs at least 2 trainable values, got {dim}")
+        config["dim"] = dim
+        if noise == "product" and epsilon0 is not None:
+            if noise_multiplier is not None:
+                raise ValueError(
+                    "give either noise_multiplier= or the paper's epsilon0= with k= (or "
+                    "target_delta0=), not both"
+                )
+            epsilon0 = check_epsilon(epsilon0, "epsilon0")
+            if (k is None) == (target_delta0 is None):
+                raise ValueError("with epsilon0= give exactly one of k= or target_delta0=")
+            if k is None:
+                k = solve_k(epsilon0, dim, check_delta(target_delta0, "target_delta0"), q)
+            t = paper_t(dim, check_positive("k", k), q)
+            factor = SENSITIVITY_CONVENTIONS[sensitivity]
+            config["paper"] = {
+                "epsilon0": epsilon0,
+                "k": float(k),
+                "q": dim / 2.0 if q is None else float(q),
+                "t": t,
+                "claimed_delta0": claimed_delta(epsilon0, dim, k, q),
+            }
+            return factor * t / epsilon0, config
+        if given_paper:
+            raise ValueError("k=, target_delta0= and q= need epsilon0= (the paper's calibration)")
+        if noise_multiplier is None:
+            raise ValueError(
+                f"noise={noise!r} needs noise_multiplier= (scale/C) or, for product noise, the "
+                "paper's epsilon0= and k=; or use make_private_with_epsilon"
+            )
+        return check_positive("noise_multiplier", noise_multiplier), config
+
+    def _check_optimizer_mode(
+        self, module: nn.Module, clipping: str, grad_sample_mode: str
+    ) -> None:
+        if clipping == "adaptive":
+            raise NotImplementedError(
+                "clipping='adaptive' is not supported with non-Gaussian noise: adaptive clipping's "
+                "budget split is Gaussian-specific"
+            )
+        if grad_sample_mode == "ghost_fsdp" or (_FSDPModule and isinstance(module, _FSDPModule)):
+            raise NotImplementedError(
+                "FSDP is not supported with non-Gaussian noise: noise would be drawn per shard"
+            )
+        distributed = isinstance(module, (DPDDP, DDP))
+        opacus_class = get_optimizer_class(
+            clipping=clipping, distributed=distributed, grad_sample_mode=grad_sample_mode
+        )
+        joint_optimizer_class(opacus_class)  # raises for unsupported classes
+
+    # ================================================================== make_private
+    def make_private(  # type: ignore[override]
+        self,
+        *,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        criterion: nn.Module | None = None,
+        data_loader: DataLoader,
+        noise_multiplier: float | None = None,
+        max_grad_norm: float | list[float],
+        batch_first: bool = True,
+        loss_reduction: str = "mean",
+        poisson_sampling: bool = True,
+        clipping: str = "flat",
+        noise_generator: torch.Generator | None = None,
+        grad_sample_mode: str = "hooks",
+        wrap_model: bool = True,
+        rand_on_empty: bool = False,
+        noise: str = "gaussian",
+        epsilon0: float | None = None,
+        k: float | None = None,
+        target_delta0: float | None = None,
+        q: float | None = None,
+        sensitivity: str = "add_remove",
+        **kwargs: Any,
+    ) -> tuple:
+        """Opacus' ``make_private`` plus the noise choice.
+
+        Extra parameters
+        ----------------
+        noise:
+            ``"gaussian"`` (Opacus' path, unchanged), ``"product"`` or ``"l2"``.
+        noise_multiplier:
+            For Gaussian noise, Opacus' σ/C. For joint noise, the scale of the noise law over
+            the clip norm (σ/C for product noise, θ/C for the ℓ2 mechanism).
+        epsilon0, k, target_delta0, q:
+            The product-noise paper's per-step calibration ``σ = Δ t_q(M, k) / ε₀`` with
+            ``M`` = the number of trainable parameters; give ``k`` or ``target_delta0`` (then
+            ``k`` solves the paper's claimed δ = target). A :class:`PrivacyWarning` states the
+            true per-step δ at ε₀.
+        sensitivity:
+            ``"add_remove"`` (Δ = C, Opacus' convention, default) or ``"paper"`` (Δ = 2C, as the
+            official code). It sets σ in the paper's calibration. The verified accountant always
+            reports DP for the add/remove relation (shift C) with Poisson sampling, whatever σ is.
+        """
+        if criterion is None:
+            criterion = nn.CrossEntropyLoss()
+        nm, config = self._resolve_noise(
+            noise=noise,
+            optimizer=optimizer,
+            noise_multiplier=noise_multiplier,
+            epsilon0=epsilon0,
+            k=k,
+            target_delta0=target_delta0,
+            q=q,
+            sensitivity=sensitivity,
+        )
+        family = config["noise"]
+        accountant = self.accountant
+        if family != "gaussian":
+            self._check_optimizer_mode(module, clipping, grad_sample_mode)
+            if accountant.mechanism() in _GAUSSIAN_ACCOUNTANTS:
+                if len(accountant) > 0:
+                    raise ValueError(
+                        "this engine already accounted Gaussian steps; use a new PrivacyEngine "
+                        "for a run with another noise"
+                    )
+                accountant = ProductVerifiedAccountant()
+        elif accountant.mechanism() not in _GAUSSIAN_ACCOUNTANTS:
+            raise ValueError(
+                f"noise='gaussian' with accountant {accountant.mechanism()!r}: use Opacus' "
+                "accountants ('prv', 'rdp', 'gdp') for Gaussian noise"
+            )
+
+        # if Opacus rejects the call (e.g. optimizer parameters not in the module), leave the
+        # engine as it was: a failed call must not switch its noise or accountant
+        saved = (
+            self.accountant,
+            self.noise,
+            self.noise_config,
+            self._generator,
+            self._optimizer,
+            self.claimed_accountant,
+        )
+        self.accountant = accountant
+        self.noise = family
+        self.noise_config = config
+        self._generator = noise_generator
+        try:
+            result = super().make_private(
+                module=module,
+                optimizer=optimizer,
+                criterion=criterion,
+                data_loader=data_loader,
+                noise_multiplier=nm,
+                max_grad_norm=max_grad_norm,
+                batch_first=batch_first,
+                loss_reduction=loss_reduction,
+                poisson_sampling=poisson_sampling,
+                clipping=clipping,
+                noise_generator=noise_generator,
+                grad_sample_mode=grad_sample_mode,
+                wrap_model=wrap_model,
+                rand_on_empty=rand_on_empty,
+                **kwargs,
+            )
+            self._optimizer = result[1]
+            if family != "gaussian":
+                self._attach_accountants(result[1], result[-1], config)
+            else:
+                self.claimed_accountant = None
+        except BaseException:
+            (
+                self.accountant,
+                self.noise,
+                self.noise_config,
+                self._generator,
+                self._optimizer,
+                self.claimed_accountant,
+            ) = saved
+            raise
+        return result
+
+    def _prepare_optimizer(self, *, optimizer: torch.optim.Optimizer, **kwargs: Any) -> DPOptimizer:
+        if self.noise == "gaussian":
+            return super()._prepare_optimizer(optimizer=optimizer, **kwargs)
+        if isinstance(optimizer, DPOptimizer):
+            optimizer = optimizer.original_optimizer
+        noise_generator = kwargs.pop("noise_generator", None)
+        clipping = kwargs.pop("clipping", "flat")
+        distributed = kwargs.pop("distributed", False)
+        grad_sample_mode = kwargs.pop("grad_sample_mode", "hooks")
+        opacus_class = get_optimizer_class(
+            clipping=clipping, distributed=distributed, grad_sample_mode=grad_sample_mode
+        )
+        cls = joint_optimizer_class(opacus_class)
+        opt = cls(
+            optimizer=optimizer,
+            noise_multiplier=kwargs.pop("noise_multiplier"),
+            max_grad_norm=kwargs.pop("max_grad_norm"),
+            expected_batch_size=kwargs.pop("expected_batch_size"),
+            loss_reduction=kwargs.pop("loss_reduction", "mean"),
+            generator=noise_generator,
+            secure_mode=False,
+        )
+        opt.noise_family = MECHANISMS[self.noise]
+        return opt
+
+    def _attach_accountants(
+        self, optimizer: DPOptimizer, data_loader: DataLoader, config: dict[str, Any]
+    ) -> None:
+        sample_rate = 1 / len(data_loader)
+        verified_hook = self.accountant.get_optimizer_hook_fn(sample_rate=sample_rate)
+        paper = config.get("paper")
+        if paper is None:
+            self.claimed_accountant = None
+            optimizer.attach_step_hook(verified_hook)
+            return
+        n = len(data_loader.dataset)  # type: ignore[arg-type]
+        batch = int(n * sample_rate)
+        claimed = PaperClaimedAccountant()
+        claimed.configure(
+            epsilon0=paper["epsilon0"],
+            delta0=paper["claimed_delta0"],
+            batch_size=max(batch, 1),
+            num_samples=n,
+        )
+        self.claimed_accountant = claimed
+        config["batch_size"] = max(batch, 1)
+        config["num_samples"] = n
+        # the paper's per-step claim refers to its own sensitivity convention (Δ = 2C for
+        # "paper", C for "add_remove"): compare it with the exact δ at that shift
+        step = self.current_mechanism()
+        factor = SENSITIVITY_CONVENTIONS[config["sensitivity"]]
+        mech = ProductNoise(step.dim, step.scale, factor * step.sensitivity)
+        true_delta0 = float(mech.delta(paper["epsilon0"]))
+        config["paper"]["true_delta0"] = true_delta0
+        warnings.warn(
+            f"product noise at the paper's calibration claims (eps0={paper['epsilon0']:g}, "
+            f"delta0={paper['claimed_delta0']:.3g}) per step; the verified per-step delta at "
+            f"eps0 is {true_delta0:.3g}. Report engine.get_privacy_report(delta), which labels "
+            "the claimed and verified figures.",
+            PrivacyWarning,
+            stacklevel=3,
+        )
+
+        def hook(optim: DPOptimizer) -> None:
+            verified_hook(optim)
+            claimed.step()
+
+        optimizer.attach_step_hook(hook)
+
+    # ================================================================== reports
+    def current_mechanism(self) -> SphericalMechanism:
+        """The per-step mechanism of the attached optimizer (sensitivity = the clip norm C)."""
+        opt = self._optimizer
+        if opt is None:
+            raise RuntimeError("call make_private first")
+        if isinstance(opt, JointNoiseMixin):
+            return opt.current_mechanism()
+        return MECHANISMS["gaussian"](
+            sum(int(p.numel()) for p in opt.params),
+            opt.noise_multiplier * opt.max_grad_norm,
+            opt.max_grad_norm,
+        )
+
+    def get_privacy_report(self, delta: float) -> list[PrivacyFigure]:
+        """Every applicable privacy figure, each labelled ``claimed`` or ``verified``.
+
+        * Gaussian: Opacus' accountant (``verified``; the subsampled Gaussian is accounted
+          exactly by PRV up to its stated error, RDP/GDP as Opacus computes them).
+        * Joint noise: the verified accountant; for the paper's calibration also the paper's
+          composition (``claimed``).
+        """
+        delta = check_delta(delta)
+        figures: list[PrivacyFigure] = []
+        if self.noise == "gaussian":
+            eps = self.accountant.get_epsilon(delta)
+            figures.append(
+                PrivacyFigure(
+                    float(eps),
+                    delta,
+                    "verified",
+                    f"Opacus {self.accountant.mechanism()} accountant (subsampled Gaussian)",
+                )
+            )
+            return figures
+        figures.append(self.accountant.verified_figure(delta))  # type: ignore[attr-defined]
+        if self.claimed_accountant is not None:
+            fig = self.claimed_accountant.claimed_figure()
+            if fig is not None:
+                figures.append(fig)
+        return figures
+
+    # ================================================================== with epsilon
+    def make_private_with_epsilon(  # type: ignore[override]
+        self,
+        *,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        criterion: nn.Module | None = None,
+        data_loader: DataLoader,
+        target_epsilon: float,
+        target_delta: float,
+        epochs: int,
+        max_grad_norm: float | list[float],
+        noise: str = "gaussian",
+        accounting: str = "verified",
+        k: float | None = None,
+        q: float | None = None,
+        sensitivity: str = "add_remove",
+        epsilon_tolerance: float = 0.01,
+        **kwargs: Any,
+    ) -> tuple:
+        """Calibrate the noise for a target (ε, δ) over ``epochs``, then :meth:`make_private`.
+
+        For ``noise="gaussian"`` this is Opacus' own calibration. For joint noise the default
+        ``accounting="verified"`` finds the smallest scale whose *verified* ε is ≤ the target
+        (and shows how much noise an honest guarantee needs). ``accounting="claimed"`` (product
+        noise only) reproduces the paper: it chooses ε₀ (and ``k``, unless given) so that the
+        paper's composition reaches the target, and warns with the true per-step δ.
+        """
+        target_epsilon = check_epsilon(target_epsilon, "target_epsilon")
+        target_delta = check_delta(target_delta, "target_delta")
+        epochs = check_positive_int("epochs", epochs)
+        if accounting not in ("verified", "claimed"):
+            raise ValueError(f"accounting must be 'verified' or 'claimed', got {accounting!r}")
+        if criterion is None:
+            criterion = nn.CrossEntropyLoss()
+        common = dict(
+            module=module,
+            optimizer=optimizer,
+            criterion=criterion,
+            data_loader=data_loader,
+            max_grad_norm=max_grad_norm,
+            **kwargs,
+        )
+        sample_rate = 1 / len(data_loader)
+        steps = int(epochs / sample_rate)
+        if noise == "gaussian":
+            if accounting != "verified" or k is not None or q is not None:
+                raise ValueError("accounting=, k= and q= apply to joint noise only")
+            nm = get_noise_multiplier(
+                target_epsilon=target_epsilon,
+                target_delta=target_delta,
+                sample_rate=sample_rate,
+                steps=steps,
+                accountant=self.accountant.mechanism(),
+                epsilon_tolerance=epsilon_tolerance,
+            )
+            return self.make_private(noise="gaussian", noise_multiplier=nm, **common)
+        if noise not in MECHANISMS:
+            raise ValueError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_CHOICES)}")
+        dim = sum(int(p.numel()) for p in _trainable(optimizer))
+        if accounting == "claimed":
+            if noise != "product":
+                raise ValueError("accounting='claimed' exists for product noise only")
+            n = len(data_loader.dataset)  # type: ignore[arg-type]
+            batch = max(int(n * sample_rate), 1)
+            eps0, k_used = calibrate_paper_epsilon0(
+                target_epsilon,
+                target_delta,
+                dim=dim,
+                batch_size=batch,
+                num_samples=n,
+                steps=steps,
+                k=k,
+                q=q,
+            )
+            return self.make_private(
+                noise="product", epsilon0=eps0, k=k_used, q=q, sensitivity=sensitivity, **common
+            )
+        if k is not None or q is not None:
+            raise ValueError("k= and q= belong to accounting='claimed'")
+        nm = calibrate_verified_noise_multiplier(
+            MECHANISMS[noise],
+            target_epsilon,
+            target_delta,
+            dim=dim,
+            sample_rate=sample_rate,
+            steps=steps,
+        )
+        return self.make_private(
+            noise=noise, noise_multiplier=nm, sensitivity=sensitivity, **common
+        )
+
+    # ================================================================== checkpoints
+    def save_checkpoint(  # type: ignore[override]
+        self,
+        *,
+        path: Any,
+        module: nn.Module,
+        optimizer: DPOptimizer | None = None,
+        checkpoint_dict: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Opacus' checkpoint plus the noise configuration, the claimed accountant and the
+        noise generator's state (so a resumed run continues bit for bit)."""
+        opt = optimizer if optimizer is not None else self._optimizer
+        state: dict[str, Any] = {
+            "noise_config": self.noise_config,
+            "noise": self.noise,
+            "claimed_accountant": (
+                None if self.claimed_accountant is None else self.claimed_accountant.state_dict()
+            ),
+            "generator_state": None if self._generator is None else self._generator.get_state(),
+        }
+        if opt is not None:
+            state["noise_multiplier"] = float(opt.noise_multiplier)
+            state["max_grad_norm"] = opt.max_grad_norm
+        extra = {"product_noise": state, **(checkpoint_dict or {})}
+        super().save_checkpoint(
+            path=path, module=module, optimizer=optimizer, checkpoint_dict=extra, **kwargs
+        )
+
+    def load_checkpoint(  # type: ignore[override]
+        self,
+        *,
+        path: Any,
+        module: nn.Module,
+        optimizer: DPOptimizer | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Restore an Opacus checkpoint written by :meth:`save_checkpoint`.
+
+        Call it after :meth:`make_private` with the same arguments. Checks that the noise
+        configuration matches, then restores the accountants and the generator state.
+        """
+        # a file-like ``path`` is read twice (here and by Opacus): remember where it starts
+        start = path.tell() if hasattr(path, "seek") and hasattr(path, "tell") else None
+        try:
+            checkpoint = torch.load(path, weights_only=False, map_location="cpu")
+        except Exception as err:  # corrupted or truncated file
+            raise ValueError(f"cannot read checkpoint {path!s}: {err}") from err
+        if not isinstance(checkpoint, dict):
+            raise ValueError(f"{path!s} is not a checkpoint (got {type(checkpoint).__name__})")
+        state = checkpoint.get("product_noise")
+        if state is None:
+            raise ValueError(f"{path!s} is not a product-noise checkpoint (no 'product_noise' key)")
+        if state["noise_config"].get("noise") != self.noise_config.get("noise") or state.get(
+            "noise_config", {}
+        ).get("dim") != self.noise_config.get("dim"):
+            raise ValueError(
+                "checkpoint noise configuration "
+                f"{state['noise_config']} does not match this engine's {self.noise_config}"
+            )
+        if start is not None:
+            path.seek(start)
+        rest = super().load_checkpoint(path=path, module=module, optimizer=optimizer, **kwargs)
+        rest.pop("product_noise", None)
+        if state.get("claimed_accountant") is not None and self.claimed_accountant is not None:
+            self.claimed_accountant.load_state_dict(state["claimed_accountant"])
+        if state.get("generator_state") is not None and self._generator is not None:
+            self._generator.set_state(state["generator_state"])
+        opt = optimizer if optimizer is not None else self._optimizer
+        if opt is not None and "noise_multiplier" in state:
+            opt.noise_multiplier = state["noise_multiplier"]
+            opt.max_grad_norm = state["max_grad_norm"]
+        return rest
+
+
+# ====================================================================== calibration helpers
+def calibrate_verified_noise_multiplier(
+    family: type[SphericalMechanism],
+    target_epsilon: float,
+    target_delta: float,
+    *,
+    dim: int,
+    sample_rate: float,
+    steps: int,
+    value_discretization_interval: float = 1e-4,
+) -> float:
+    """Smallest noise multiplier (scale/C) whose verified ε over ``steps`` is ≤ the target.
+
+    Bisection on ``ln(scale)``; each evaluation builds the verified PLD. The returned value is
+    on the safe side of the bracket.
+    """
+
+    def eps_of(log_nm: float) -> float:
+        mech = family(dim, math.exp(log_nm), 1.0)
+        return verified_epsilon(
+            mech.privacy_profile(),
+            sampling_prob=sample_rate,
+            num_steps=steps,
+            delta=target_delta,
+            value_discretization_interval=value_discretization_interval,
+        )
+
+    lo, hi = math.log(0.1), math.log(10.0)
+    while eps_of(hi) > target_epsilon:
+        lo, hi = hi, hi + math.log(10.0)
+        if hi > math.log(1e15):
+            raise ValueError("no finite noise reaches this target epsilon")
+    while eps_of(lo) <= target_epsilon and lo > math.log(1e-6):
+        hi, lo = lo, lo - math.log(10.0)
+    for _ in range(40):
+        if hi - lo < 1e-3:
+            break
+        mid = 0.5 * (lo + hi)
+        if eps_of(mid) > target_epsilon:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp(hi)
+
+
+def calibrate_paper_epsilon0(
+    target_epsilon: float,
+    target_delta: float,
+    *,
+    dim: int,
+    batch_size: int,
+    num_samples: int,
+    steps: int,
+    k: float | None = None,
+    q: float | None = None,
+) -> tuple[float, float]:
+    """The paper's calibration for a target *claimed* (ε, δ) after ``steps``: returns (ε₀, k).
+
+    With ``k`` given, ε₀ solves the paper's composition ε' = target. Without it, ``k`` is also
+    chosen so that the composition's δ' equals ``target_delta``.
+    """
+
+    def claimed(eps0: float, k_: float) -> tuple[float, float]:
+        d0 = claimed_delta(eps0, dim, k_, q)
+        fig = paper_composition_at_steps(eps0, d0, batch_size, num_samples, steps)
+        return fig.epsilon, fig.delta
+
+    def k_for(eps0: float) -> float:
+        if k is not None:
+            return k
+        # δ' grows with the per-step δ0; solve δ'(δ0) = target_delta on ln δ0
+        lo, hi = math.log(1e-30), math.log(0.5)
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            d0 = math.exp(mid)
+            try:
+                kk = solve_k(eps0, dim, d0, q)
+            except ValueError:
+                hi = mid
+                continue
+            if claimed(eps0, kk)[1] > target_delta:
+                hi = mid
+            else:
+                lo = mid
+            if hi - lo < 1e-10:
+                break
+        return solve_k(eps0, dim, math.exp(lo), q)
+
+    lo, hi = 1e-6, 10.0
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        try:
+            eps = claimed(mid, k_for(mid))[0]
+        except ValueError:
+            eps = math.inf
+        if eps > target_epsilon:
+            hi = mid
+        else:
+            lo = mid
+        if hi / lo < 1 + 1e-9:
+            break
+    return lo, k_for(lo)
