@@ -50,7 +50,9 @@ __all__ = ["PrivacyEngine", "SENSITIVITY_CONVENTIONS", "NOISE_CHOICES"]
 
 #: how the paper's per-step calibration maps the clip norm C to the sensitivity Δ
 SENSITIVITY_CONVENTIONS: dict[str, float] = {"add_remove": 1.0, "paper": 2.0}
-NOISE_CHOICES = ("gaussian", *MECHANISMS.keys() - {"gaussian"})
+#: Gaussian first, then the registry order (a set difference here made the order, and so the
+#: error messages, vary from run to run with string hashing)
+NOISE_CHOICES = ("gaussian", *(name for name in MECHANISMS if name != "gaussian"))
 _GAUSSIAN_ACCOUNTANTS = ("prv", "rdp", "gdp")
 
 
