@@ -1,0 +1,397 @@
+"""Noise for ERM: the CMS11 Gamma-norm law, and the calibration of any core mechanism for output
+perturbation and for objective perturbation.
+
+Objective perturbation with general spherical noise (verified bound)
+--------------------------------------------------------------------
+The perturbed problem ``min J_D(θ) + bᵀθ`` (``b`` in the units of the averaged objective) has the
+unique solution θ with ``b = B_D(θ) := −∇J_D(θ)``. For a GLM and one replaced record,
+``B_{D'}(θ) − B_D(θ) = v(θ)`` lies in the **fixed** 2-dimensional span ``S`` of the two differing
+records, with ``‖v‖ ≤ s_b`` (``s_b = 2R`` for CMS11's ``bᵀθ/n``, ``2R/n`` for AMP's ``b₁ᵀθ``). For
+noise of density ``∝ exp(g(‖b‖))`` with ``g`` non-increasing, the privacy loss at output θ is
+
+    L(θ) = g(‖b‖) − g(‖b + v‖) + log det-ratio
+         ≤ J + g(r) − g(√(r² + 2 s_b r ς + s_b²)) =: J + L*(r, ς),
+
+where ``r = ‖b‖``, ``ς = ‖P_S b‖/‖b‖`` (``ς² ~ Beta(1, (M−2)/2)``, independent of ``r``) and
+``J`` is the Jacobian bound. Hence, with ``b ~`` noise under D,
+
+    δ(ε) ≤ E[(1 − e^{ε − J − L*(r, ς)})₊],
+
+a two-dimensional integral computed by quadrature (:func:`objective_delta`); the same bound holds
+with D and D' swapped. For the Gaussian ``L* = μ χ₂ + μ²/2`` (``μ = s_b/σ``) and the integral has a
+closed form (:func:`objective_delta_gaussian`, used as a check); for the Gamma-norm law
+``L* ≤ s_b β``, which is CMS11's pure-ε argument. Iyengar et al.'s σ satisfies this bound.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import optimize, special
+
+from .._validation import check_delta, check_dimension, check_epsilon, check_positive
+from ..mechanisms import Gaussian, L2Mechanism, Mechanism, ProductNoise, calibrate
+from ..mechanisms.base import SphericalMechanism
+from ..mechanisms.product import claimed_delta, paper_t
+from ..mechanisms.spherical import SGG
+from ..privacy import PrivacyFigure
+from .objective import amp_iyengar_sigma
+
+__all__ = [
+    "GammaNorm",
+    "NOISES",
+    "output_noise",
+    "objective_noise",
+    "objective_delta",
+    "objective_delta_gaussian",
+    "objective_epsilon",
+    "release_figures",
+]
+
+#: noise names accepted by the estimators
+NOISES = ("gaussian", "classic_gaussian", "product", "product_paper", "l2", "gamma")
+
+_P_CUT = 1e-20
+_V_MIN = 1e-30
+
+
+class GammaNorm(L2Mechanism):
+    """CMS11's noise ``ν(b) ∝ exp(−β‖b‖)``: radius ``Gamma(M, 1/β)``, uniform direction.
+
+    This is the ℓ2-mechanism law with ``θ = 1/β``, calibrated for **pure** ε-DP: the log density
+    ratio at a shift ``v`` is ``β(‖b + v‖ − ‖b‖) ≤ β‖v‖``, so ``θ = Δ/ε`` gives ε-DP with δ = 0
+    (triangle inequality; CMS11 Alg. 1 with ``β = nΛε/2``). It belongs with the core mechanisms
+    (as ``L2Mechanism.pure``); it lives here so the ERM package does not edit the core.
+    """
+
+    name = "gamma"
+
+    def __init__(self, dim: int, theta: float, sensitivity: float = 1.0) -> None:
+        super().__init__(dim, theta, sensitivity)
+        self._claim: PrivacyFigure | None = None
+
+    @property
+    def beta(self) -> float:
+        """``β = 1/θ``."""
+        return 1.0 / self.theta
+
+    @property
+    def pure_epsilon(self) -> float:
+        """``Δ β``: the ε of its pure ε-DP guarantee."""
+        return self.sensitivity / self.theta
+
+    @classmethod
+    def pure(cls, epsilon: float, dim: int, sensitivity: float = 1.0) -> GammaNorm:
+        """The pure ε-DP member: ``β = ε/Δ``."""
+        epsilon = check_epsilon(epsilon)
+        sensitivity = check_positive("sensitivity", sensitivity)
+        mech = cls(check_dimension(dim), sensitivity / epsilon, sensitivity)
+        mech._claim = PrivacyFigure(
+            epsilon, 0.0, "claimed", "Gamma-norm noise, pure epsilon-DP (CMS11 Alg. 1/2)"
+        )
+        return mech
+
+    @classmethod
+    def calibrate(
+        cls, epsilon: float, delta: float, dim: int, sensitivity: float = 1.0
+    ) -> GammaNorm:
+        """Pure calibration (``delta`` is checked and ignored: δ = 0)."""
+        check_delta(delta)
+        return cls.pure(epsilon, dim, sensitivity)
+
+    def claimed(self) -> PrivacyFigure | None:
+        return self._claim
+
+    def pure_figure(self, extra_epsilon: float = 0.0, shift: float | None = None) -> PrivacyFigure:
+        """The proved pure figure ``(J + s β, 0)`` at shift ``s`` (default Δ)."""
+        s = self.sensitivity if shift is None else shift
+        return PrivacyFigure(
+            extra_epsilon + s / self.theta,
+            0.0,
+            "verified",
+            "pure DP of Gamma-norm noise: log-density ratio <= beta*||shift|| "
+            "(triangle inequality)",
+        )
+
+
+def _make(name: str, dim: int, scale: float, sensitivity: float) -> SphericalMechanism:
+    cls: type[SphericalMechanism] = {
+        "gaussian": Gaussian,
+        "classic_gaussian": Gaussian,
+        "product": ProductNoise,
+        "product_paper": ProductNoise,
+        "l2": L2Mechanism,
+        "gamma": GammaNorm,
+    }[name]
+    return cls(dim, scale, sensitivity)
+
+
+def _check_noise(name: object) -> str:
+    if not isinstance(name, str) or name not in NOISES:
+        raise ValueError(f"noise must be one of {', '.join(NOISES)}; got {name!r}")
+    return name
+
+
+# ------------------------------------------------------------------------- output perturbation
+def output_noise(
+    name: str,
+    epsilon: float,
+    delta: float,
+    dim: int,
+    sensitivity: float,
+    params: dict[str, Any] | None = None,
+) -> Mechanism:
+    """The mechanism added to a query of L2 sensitivity ``sensitivity`` for target (ε, δ).
+
+    ``gaussian``/``product``/``l2`` are the verified least-noise members (core ``calibrate``);
+    ``classic_gaussian`` is Dwork–Roth's σ (claimed; warns for ε ≥ 1); ``product_paper`` is the
+    paper's ``σ = Δ t/ε`` with ``k`` from ``params`` (default ``k = 1000``, as the official
+    ERM code);
+    ``gamma`` is pure ε-DP (δ unused).
+    """
+    name = _check_noise(name)
+    params = dict(params or {})
+    if name == "gamma":
+        if params:
+            raise TypeError(f"unexpected noise_params for 'gamma': {sorted(params)}")
+        return GammaNorm.calibrate(epsilon, delta, dim, sensitivity)
+    if name == "product_paper" and "k" not in params and "target_delta" not in params:
+        params["k"] = 1000.0
+    return calibrate(name, epsilon, delta, dim, sensitivity, **params)
+
+
+def release_figures(mech: Mechanism, epsilon: float, delta: float) -> tuple[PrivacyFigure, ...]:
+    """(claimed, verified) figures of one release of ``mech``.
+
+    The claim is the mechanism's own (classic Gaussian, paper formula, Gamma pure) or, for a
+    verified calibration, the target it was calibrated to. The verified figure is ε at the
+    claimed δ from the exact profile (δ at ε for a pure claim).
+    """
+    claim = mech.claimed()
+    if claim is None:
+        claim = PrivacyFigure(
+            float(epsilon), float(delta), "claimed", f"target of verified calibration of {mech}"
+        )
+    if isinstance(mech, GammaNorm):
+        return claim, mech.pure_figure()
+    if claim.delta <= 0.0 or claim.delta >= 1.0:
+        return claim, mech.verified(epsilon=claim.epsilon)
+    return claim, mech.verified(delta=claim.delta)
+
+
+# ------------------------------------------------------------------------- objective perturbation
+def _law_of(mech: SphericalMechanism) -> SGG:
+    return mech.law
+
+
+def objective_delta(
+    law: SGG,
+    shift: float,
+    epsilon: float | np.ndarray,
+    jacobian: float = 0.0,
+    *,
+    hmax: float = 0.5,
+    order: int = 24,
+    inner_order: int = 48,
+) -> float | np.ndarray:
+    """Verified bound on δ(ε) of objective perturbation with spherical noise of radial law ``law``.
+
+    See the module docstring. ``shift`` is the bound on the change of the noise vector between
+    neighbours (the change lies in a fixed 2-dimensional subspace), ``jacobian`` the bound ``J``
+    on the log-determinant ratio. Truncated probability mass (``2·10⁻²⁰`` of the radius,
+    ``10⁻³⁰`` of ``ς``) is added, so the value is an upper bound up to quadrature error.
+    """
+    check_positive("shift", shift)
+    eps_arr = np.atleast_1d(np.asarray(epsilon, dtype=float))
+    if np.any(~np.isfinite(eps_arr)):
+        raise ValueError("epsilon must be finite")
+    m = law.dim
+    if m < 10:
+        hmax, order = min(hmax, 0.05), max(order, 48)
+    r, wr = law._nodes(shift, hmax, order)
+    rp = r**law.p
+    x, wx = np.polynomial.legendre.leggauss(inner_order)
+    k = 0.5 * (m - 2.0)
+    out = np.empty_like(eps_arr)
+    for i, e in enumerate(eps_arr):
+        en = e - jacobian
+        if m <= 2:
+            loss = law.privacy_loss(r, np.ones_like(r), shift)
+            with np.errstate(over="ignore"):
+                inner = np.clip(-np.expm1(en - loss), 0.0, 1.0)
+            out[i] = min(float(np.dot(wr, inner)) + 2 * _P_CUT, 1.0)
+            continue
+        if en > 0:
+            w = law._log_ratio_threshold(rp, en)
+            s_star = (r**2 * np.expm1(2.0 * w) - shift**2) / (2.0 * r * shift)
+            s_star = np.clip(np.nan_to_num(s_star, nan=1.0, posinf=1.0), 0.0, 1.0)
+        else:
+            s_star = np.zeros_like(r)
+        # tail variable v = P(ς > s) = (1 − s²)^k = e^{−τ²}; integrate over τ in [τ*, τ_max]
+        # (τ removes the square-root endpoint singularity of s at v = 1)
+        with np.errstate(divide="ignore"):
+            log_vstar = k * np.log1p(-(s_star**2))
+        tau_max = math.sqrt(-math.log(_V_MIN))
+        tau_lo = np.sqrt(np.clip(-log_vstar, 0.0, tau_max**2))
+        half = 0.5 * (tau_max - tau_lo)
+        tau = tau_lo[:, None] + half[:, None] * (x[None, :] + 1.0)  # (n_r, inner)
+        sig = np.sqrt(np.clip(-np.expm1(-(tau**2) / k), 0.0, 1.0))
+        loss = law.privacy_loss(r[:, None], sig, shift)
+        with np.errstate(over="ignore"):
+            phi = np.clip(-np.expm1(en - loss), 0.0, 1.0)
+        inner = half * ((phi * 2.0 * tau * np.exp(-(tau**2))) @ wx)
+        out[i] = min(float(np.dot(wr, inner)) + 2 * _P_CUT + _V_MIN, 1.0)
+    return float(out[0]) if np.ndim(epsilon) == 0 else out
+
+
+def objective_delta_gaussian(
+    epsilon: float, sigma: float, shift: float, jacobian: float = 0.0
+) -> float:
+    """Closed form of :func:`objective_delta` for Gaussian noise (``L* = μχ₂ + μ²/2``).
+
+    ``δ = e^{−a²/2} − e^{ε'} [e^{−(a+μ)²/2} − μ√(2π) Φ(−(a+μ))]``, ``ε' = ε − J``,
+    ``a = max(0, (ε' − μ²/2)/μ)``.
+    """
+    mu = shift / sigma
+    en = epsilon - jacobian
+    a = max(0.0, (en - mu * mu / 2.0) / mu)
+    b = a + mu
+    tail = math.exp(-b * b / 2.0) - mu * math.sqrt(2 * math.pi) * special.ndtr(-b)
+    return float(min(max(math.exp(-a * a / 2.0) - math.exp(en) * tail, 0.0), 1.0))
+
+
+def objective_epsilon(
+    mech: SphericalMechanism, shift: float, delta: float, jacobian: float = 0.0
+) -> float:
+    """Smallest ε with :func:`objective_delta` ≤ ``delta`` (``inf`` if none below 1e4)."""
+    law = _law_of(mech)
+
+    def f(e: float) -> float:
+        d = float(objective_delta(law, shift, e, jacobian))
+        return math.log(max(d, 1e-300)) - math.log(delta)
+
+    lo = jacobian
+    if f(lo) <= 0:
+        return lo
+    hi = jacobian + 1.0
+    while f(hi) > 0:
+        hi = jacobian + 2.0 * (hi - jacobian)
+        if hi > 1e4:
+            return math.inf
+    eps = optimize.brentq(f, lo, hi, xtol=1e-10, rtol=1e-9)
+    while f(eps) > 0:
+        eps *= 1 + 1e-9
+    return float(eps)
+
+
+def _calibrate_objective_scale(
+    name: str, epsilon: float, delta: float, dim: int, shift: float, jacobian: float
+) -> float:
+    """Smallest scale with ``objective_delta(ε) ≤ δ`` (bisection on the log-scale)."""
+    unit = _make(name, dim, 1.0, shift).law
+
+    def f(log_s: float) -> float:
+        d = float(objective_delta(unit.scaled(math.exp(log_s)), shift, epsilon, jacobian))
+        return math.log(max(d, 1e-300)) - math.log(delta)
+
+    lo, hi = math.log(shift) - 5.0, math.log(shift) + 5.0
+    while f(lo) < 0:
+        lo -= 5.0
+    while f(hi) > 0:
+        hi += 5.0
+        if hi > math.log(shift) + 200:
+            raise ValueError("no finite noise scale reaches this (epsilon, delta)")
+    s = math.exp(optimize.brentq(f, lo, hi, xtol=1e-10, rtol=1e-10))
+    while f(math.log(s)) > 0:
+        s *= 1 + 1e-9
+    return s
+
+
+def objective_noise(
+    name: str,
+    epsilon: float,
+    delta: float,
+    dim: int,
+    shift: float,
+    jacobian: float,
+    params: dict[str, Any] | None = None,
+) -> tuple[SphericalMechanism, PrivacyFigure]:
+    """The objective-perturbation noise for total budget (ε, δ) of this part, and its claim.
+
+    The noise itself gets ``ε − J`` (``J`` = Jacobian bound already paid by the regulariser).
+
+    * ``gamma``: ``β = (ε − J)/shift`` — CMS11's pure ε-DP (claim (ε, 0));
+    * ``classic_gaussian``: Iyengar et al.'s ``σ = shift (1 + √(2 ln(1/δ)))/(ε − J)``
+      (claim (ε, δ));
+    * ``product_paper``: the paper's ``σ = shift · t/(ε − J)`` (``k`` default 1000), claim
+      ``(ε, paper δ(ε − J))``, as the official AMP code;
+    * ``gaussian``, ``l2``, ``product``: least scale whose :func:`objective_delta` ≤ δ at ε.
+    """
+    name = _check_noise(name)
+    epsilon = check_epsilon(epsilon)
+    delta = check_delta(delta)
+    dim = check_dimension(dim)
+    params = dict(params or {})
+    en = epsilon - jacobian
+    if en <= 0:
+        raise ValueError(
+            f"the Jacobian term {jacobian:.4g} uses the whole budget {epsilon:.4g}; "
+            "increase lam or epsilon"
+        )
+    if name == "gamma":
+        mech = GammaNorm(dim, shift / en, shift)
+        return mech, PrivacyFigure(
+            epsilon, 0.0, "claimed", "objective perturbation with Gamma-norm noise (CMS11 Alg. 2)"
+        )
+    if name == "classic_gaussian":
+        mech = Gaussian(dim, amp_iyengar_sigma(shift, en, delta), shift)
+        return mech, PrivacyFigure(
+            epsilon, delta, "claimed", "Gaussian objective noise, Iyengar et al. 2019 sigma"
+        )
+    if name == "product_paper":
+        k = float(params.pop("k", 1000.0))
+        q = params.pop("q", None)
+        if params:
+            raise TypeError(f"unexpected noise_params for 'product_paper': {sorted(params)}")
+        sigma = shift * paper_t(dim, k, q) / en
+        mech = ProductNoise(dim, sigma, shift)
+        mech.paper = {
+            "epsilon0": en,
+            "k": k,
+            "q": dim / 2.0 if q is None else float(q),
+            "t": paper_t(dim, k, q),
+            "claimed_delta": claimed_delta(en, dim, k, q),
+        }
+        return mech, PrivacyFigure(
+            epsilon,
+            mech.paper["claimed_delta"],
+            "claimed",
+            f"product-noise paper formula at eps_p={en:.4g}, k={k:g} (official AMP code)",
+        )
+    if params:
+        raise TypeError(f"unexpected noise_params for {name!r}: {sorted(params)}")
+    scale = _calibrate_objective_scale(name, epsilon, delta, dim, shift, jacobian)
+    mech = _make(name, dim, scale, shift)
+    return mech, PrivacyFigure(
+        epsilon,
+        delta,
+        "claimed",
+        f"target of verified objective-perturbation calibration of {mech}",
+    )
+
+
+def objective_verified(
+    mech: SphericalMechanism, shift: float, jacobian: float, delta: float
+) -> PrivacyFigure:
+    """Verified figure of the objective-perturbation step (pure for Gamma-norm noise)."""
+    if isinstance(mech, GammaNorm):
+        return mech.pure_figure(jacobian, shift)
+    eps = objective_epsilon(mech, shift, delta, jacobian)
+    return PrivacyFigure(
+        eps,
+        float(delta),
+        "verified",
+        f"objective-perturbation bound (2-D shift subspace, Jacobian {jacobian:.3g}) for {mech}",
+    )
