@@ -187,11 +187,14 @@ class SGG:
         return SGG(self.dim, self.alpha, self.beta * factor ** (-self.p), self.p)
 
     # ------------------------------------------------------------------ privacy loss
-    def _log_ratio_threshold(self, rp: np.ndarray, target: float) -> np.ndarray:
-        """Solve ``a w + β r^p expm1(p w) = target`` for ``w`` (vectorised over ``rp = r^p``).
+    def _log_ratio_threshold(self, rp: np.ndarray, target: float | np.ndarray) -> np.ndarray:
+        """Solve ``a w + β r^p expm1(p w) = target`` for ``w`` (elementwise, broadcasting
+        ``rp = r^p`` against ``target``; all targets must have the same sign).
 
         Returns ``-inf`` where no solution exists (the loss never gets that low).
         """
+        target = np.asarray(target, dtype=float)
+        rp = np.broadcast_to(rp, np.broadcast_shapes(rp.shape, target.shape))
         a, b, p = self.a, self.beta, self.p
         brp = b * rp
         if a == 0.0:
@@ -201,7 +204,7 @@ class SGG:
             return w
         # bracket: for target >= 0, w in [0, min(target/a, log1p(target/brp)/p)];
         # for target < 0, w in [max(target/a, log(1 + target/brp)/p), 0].
-        if target >= 0:
+        if np.all(target >= 0):
             lo = np.zeros_like(rp)
             hi = np.minimum(target / a, np.log1p(target / brp) / p)
         else:
@@ -284,27 +287,25 @@ class SGG:
         rp = r**self.p
         h = 0.5 * (self.dim - 1.0)
         out = np.empty_like(eps_arr)
-        for i, e in enumerate(eps_arr):
-            wp = self._log_ratio_threshold(rp, e)
-            u_p = (r**2 * np.expm1(2.0 * wp) - shift**2) / (2.0 * r * shift)
-            upper = special.betainc(h, h, np.clip(0.5 * (1.0 - u_p), 0.0, 1.0))
-            if e == 0.0:
-                u_m = u_p
-            else:
-                wm = self._log_ratio_threshold(rp, -e)
-                with np.errstate(over="ignore", invalid="ignore"):
-                    u_m = np.where(
-                        np.isfinite(wm),
-                        (r**2 * np.expm1(2.0 * wm) - shift**2) / (2.0 * r * shift),
-                        -np.inf,
-                    )
-            lower = special.betainc(h, h, np.clip(0.5 * (1.0 + u_m), 0.0, 1.0))
-            # e^ε · P[L < −ε] in log space: math.exp(ε) overflows for ε > 709 (epsilon() probes 1e4)
-            low = float(np.dot(w, lower))
-            log_term = e + math.log(low) if low > 0.0 else -math.inf
-            term = math.exp(log_term) if log_term < 700.0 else math.inf
-            val = float(np.dot(w, upper)) - term + 2.0 * _P_CUT
-            out[i] = min(max(val, 0.0), 1.0)
+        r2, two_rs = r**2, 2.0 * r * shift
+        chunk = max(1, 2**20 // max(len(r), 1))
+        for i in range(0, len(eps_arr), chunk):
+            e = eps_arr[i : i + chunk, None]
+            wp = self._log_ratio_threshold(rp[None, :], e)
+            u_p = (r2 * np.expm1(2.0 * wp) - shift**2) / two_rs
+            upper = special.betainc(h, h, np.clip(0.5 * (1.0 - u_p), 0.0, 1.0)) @ w
+            wm = self._log_ratio_threshold(rp[None, :], -e)
+            with np.errstate(over="ignore", invalid="ignore"):
+                u_m = np.where(
+                    np.isfinite(wm), (r2 * np.expm1(2.0 * wm) - shift**2) / two_rs, -np.inf
+                )
+            lower = special.betainc(h, h, np.clip(0.5 * (1.0 + u_m), 0.0, 1.0)) @ w
+            # e^ε · P[L < −ε] in log space: exp(ε) overflows for ε > 709 (epsilon() probes 1e4)
+            with np.errstate(divide="ignore"):
+                log_term = e[:, 0] + np.log(np.maximum(lower, 0.0))
+            term = np.where(log_term < 700.0, np.exp(np.minimum(log_term, 700.0)), np.inf)
+            val = upper - term + 2.0 * _P_CUT
+            out[i : i + chunk] = np.clip(val, 0.0, 1.0)
         if np.ndim(epsilon) == 0:
             return float(out[0])
         return out
