@@ -523,6 +523,12 @@ register(
 )
 
 
+# DPMix lives in its own top-level package; its factory takes Command (no import cycle)
+from dpmix.cli import make_command as _dpmix_command  # noqa: E402
+
+register(_dpmix_command(Command))
+
+
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per registered :class:`Command`."""
