@@ -528,6 +528,11 @@ from dpmix.cli import make_command as _dpmix_command  # noqa: E402
 
 register(_dpmix_command(Command))
 
+# the comparison harness; its factory takes Command too (heavy imports happen in run)
+from .compare.cli import make_command as _compare_command  # noqa: E402
+
+register(_compare_command(Command))
+
 
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:

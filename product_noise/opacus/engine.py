@@ -541,7 +541,8 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         """Restore an Opacus checkpoint written by :meth:`save_checkpoint`.
 
         Call it after :meth:`make_private` with the same arguments. Checks that the noise
-        configuration matches, then restores the accountants and the generator state.
+        configuration matches, then restores the accountants and the generator state. With
+        Gaussian noise a plain Opacus checkpoint also loads, exactly as Opacus loads it.
         """
         # a file-like ``path`` is read twice (here and by Opacus): remember where it starts
         start = path.tell() if hasattr(path, "seek") and hasattr(path, "tell") else None
@@ -553,6 +554,12 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             raise ValueError(f"{path!s} is not a checkpoint (got {type(checkpoint).__name__})")
         state = checkpoint.get("product_noise")
         if state is None:
+            if self.noise == "gaussian":  # a plain Opacus checkpoint: Opacus' own behaviour
+                if start is not None:
+                    path.seek(start)
+                return super().load_checkpoint(
+                    path=path, module=module, optimizer=optimizer, **kwargs
+                )
             raise ValueError(f"{path!s} is not a product-noise checkpoint (no 'product_noise' key)")
         if state["noise_config"].get("noise") != self.noise_config.get("noise") or state.get(
             "noise_config", {}
@@ -570,7 +577,9 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         if state.get("generator_state") is not None and self._generator is not None:
             self._generator.set_state(state["generator_state"])
         opt = optimizer if optimizer is not None else self._optimizer
-        if opt is not None and "noise_multiplier" in state:
+        # joint noise: the scale is part of the noise configuration and is restored; the
+        # Gaussian path keeps Opacus' semantics (noise_multiplier is not restored)
+        if self.noise != "gaussian" and opt is not None and "noise_multiplier" in state:
             opt.noise_multiplier = state["noise_multiplier"]
             opt.max_grad_norm = state["max_grad_norm"]
         return rest

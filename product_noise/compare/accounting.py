@@ -1,0 +1,519 @@
+"""Calibration and accounting of the comparison, computed once per key and reused across seeds.
+
+Everything here is deterministic in its key, so one computation serves every seed:
+
+* DP-SGD (:class:`DPSGDKey`): the noise for a target ε, and the privacy per epoch of the run
+  that uses it, each figure computed by the accountant the engine attaches
+  (:class:`~product_noise.opacus.accountants.ProductVerifiedAccountant`, Opacus' PRV accountant
+  for Gaussian noise, :class:`~product_noise.opacus.accountants.PaperClaimedAccountant` for the
+  paper's claim). After training, the harness checks that the engine's accountant recorded
+  exactly the history assumed here before it uses these figures.
+* DPMix (:class:`DPMixKey`): σ for a verified target ε, the verified figure of the release and
+  the thesis' claimed figure (:class:`dpmix.DPMix`; the harness checks the release metadata).
+
+Verified calibration of joint noise (:func:`calibrate_verified`) searches ``ln(scale)`` by
+safeguarded secant steps on ``ln ε`` with the pessimistic PLD at a 1e-3 grid (an upper bound on
+the 1e-4 grid's ε), and stops when the verified ε lies in ``[(1 − rtol)·target, target]``. The
+final figure is then the accountant's own (1e-4 grid). The privacy profile of a mechanism is
+evaluated once per (family, M, scale) and shared by all these computations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..privacy import PrivacyFigure
+
+__all__ = [
+    "DPSGDKey",
+    "DPMixKey",
+    "calibrate_verified",
+    "compute_dpsgd",
+    "compute_dpmix",
+    "Accounting",
+    "figure_to_dict",
+    "figure_from_dict",
+]
+
+#: grid of the calibration search and of the per-epoch curve (pessimistic, so an upper bound)
+COARSE_DISCRETIZATION = 1e-3
+
+
+def figure_to_dict(fig: PrivacyFigure | None) -> dict[str, Any] | None:
+    """A JSON-friendly copy of a figure (``extra`` dropped)."""
+    if fig is None:
+        return None
+    return {"epsilon": fig.epsilon, "delta": fig.delta, "label": fig.label, "source": fig.source}
+
+
+def figure_from_dict(d: dict[str, Any] | None) -> PrivacyFigure | None:
+    """Inverse of :func:`figure_to_dict`."""
+    if d is None:
+        return None
+    return PrivacyFigure(float(d["epsilon"]), float(d["delta"]), d["label"], d["source"])
+
+
+# ====================================================================== keys
+@dataclass(frozen=True)
+class DPSGDKey:
+    """Everything the noise and the privacy of one DP-SGD configuration depend on.
+
+    ``mechanism`` is ``dpsgd-gaussian``, ``dpsgd-product-paper``, ``dpsgd-product`` or
+    ``dpsgd-l2``; ``dim`` is the number of trainable parameters M; ``n`` the training-set size.
+    """
+
+    mechanism: str
+    epsilon: float
+    delta: float
+    dim: int
+    n: int
+    batch_size: int
+    epochs: int
+    paper_sensitivity: str = "paper"
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Poisson batches per epoch (``len`` of the non-private loader)."""
+        return math.ceil(self.n / self.batch_size)
+
+    @property
+    def sample_rate(self) -> float:
+        """The engine's sampling rate ``1/len(loader)``."""
+        return 1.0 / self.steps_per_epoch
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def name(self) -> str:
+        """A stable string used as the cache key."""
+        return "|".join(str(v) for v in asdict(self).values())
+
+
+@dataclass(frozen=True)
+class DPMixKey:
+    """Everything σ and the privacy of one DPMix release depend on."""
+
+    mixing: str
+    epsilon: float
+    delta: float
+    l: int
+    T: int
+    n: int
+    dim: int
+    num_classes: int
+    bound: str
+    class_counts: tuple[int, ...]
+
+    def name(self) -> str:
+        return "|".join(str(v) for v in asdict(self).values())
+
+
+# ====================================================================== profile memo
+class _MemoMechanism:
+    """A mechanism whose privacy profile is evaluated once per array of ε' values."""
+
+    def __init__(self, mech: Any) -> None:
+        self.mech = mech
+        self._profile: Callable[[np.ndarray], np.ndarray] | None = None
+        self._values: dict[bytes, np.ndarray] = {}
+
+    def privacy_profile(self) -> Callable[[np.ndarray], np.ndarray]:
+        if self._profile is None:
+            self._profile = self.mech.privacy_profile()
+
+        def profile(eps: np.ndarray) -> np.ndarray:
+            arr = np.asarray(eps, dtype=float)
+            key = arr.tobytes()
+            if key not in self._values:
+                assert self._profile is not None
+                self._values[key] = np.asarray(self._profile(arr), dtype=float)
+            return self._values[key].copy()
+
+        return profile
+
+
+class _ProfileMemo:
+    def __init__(self) -> None:
+        self._mechs: dict[tuple[str, int, float], _MemoMechanism] = {}
+
+    def mechanism(self, family: str, dim: int, nm: float) -> _MemoMechanism:
+        from ..mechanisms import MECHANISMS
+
+        key = (family, int(dim), float(nm))
+        if key not in self._mechs:
+            self._mechs[key] = _MemoMechanism(MECHANISMS[family](dim, nm, 1.0))
+        return self._mechs[key]
+
+
+def _verified_accountant(memo: _ProfileMemo, discretization: float) -> Any:
+    """The engine's verified accountant, with the profile evaluations shared through ``memo``."""
+    from ..opacus.accountants import ProductVerifiedAccountant
+
+    class _Memoised(ProductVerifiedAccountant):
+        value_discretization_interval = discretization
+
+        def _mechanism(self, family: str, dim: int, noise_multiplier: float) -> Any:  # type: ignore[override]
+            return memo.mechanism(family, dim, noise_multiplier)
+
+    return _Memoised()
+
+
+# ====================================================================== verified calibration
+def calibrate_verified(
+    family: str,
+    target_epsilon: float,
+    delta: float,
+    *,
+    dim: int,
+    sample_rate: float,
+    steps: int,
+    guess: float = 1.0,
+    slope: float = -1.0,
+    rtol: float = 0.05,
+    memo: _ProfileMemo | None = None,
+    max_evals: int = 40,
+) -> tuple[float, float, int]:
+    """Noise multiplier (scale/C) of ``family`` whose verified ε over ``steps`` is in
+    ``[(1 − rtol)·target, target]`` (on the coarse grid; the accountant's 1e-4 grid is lower).
+
+    ``guess`` is the first scale tried and ``slope`` the first estimate of ``d ln ε / d ln σ``.
+    Returns ``(noise_multiplier, verified ε on the coarse grid, evaluations)``.
+    Raises ``ValueError`` if no scale ≤ 1e15 reaches the target.
+    """
+    from ..accounting.pld import verified_epsilon
+
+    memo = memo or _ProfileMemo()
+    aim = math.log(target_epsilon * (1.0 - rtol / 2.0))
+    evals = 0
+
+    def eps_of(x: float) -> float:
+        nonlocal evals
+        evals += 1
+        mech = memo.mechanism(family, dim, math.exp(x))
+        return verified_epsilon(
+            mech.privacy_profile(),
+            sampling_prob=sample_rate,
+            num_steps=steps,
+            delta=delta,
+            value_discretization_interval=COARSE_DISCRETIZATION,
+        )
+
+    lo: tuple[float, float] | None = None  # (x, ε) with ε > target
+    hi: tuple[float, float] | None = None  # (x, ε) with ε ≤ target
+    x = math.log(guess)
+    # slope: the first estimate of d ln ε / d ln(scale), refined by secant steps
+    last: tuple[float, float] | None = None
+    big = math.log(1e3)
+    while evals < max_evals:
+        e = eps_of(x)
+        if e <= target_epsilon:
+            hi = (x, e)
+            if e >= target_epsilon * (1.0 - rtol):
+                return math.exp(x), e, evals
+        else:
+            lo = (x, e)
+        if math.isfinite(e) and e > 0 and last is not None and math.isfinite(last[1]):
+            if x != last[0] and last[1] > 0 and e != last[1]:
+                s = (math.log(e) - math.log(last[1])) / (x - last[0])
+                if s < 0:
+                    slope = max(min(s, -0.05), -20.0)
+        if math.isfinite(e) and e > 0:
+            last = (x, e)
+        if lo is not None and hi is not None:
+            if hi[0] - lo[0] < 1e-6:
+                return math.exp(hi[0]), hi[1], evals
+            w = hi[0] - lo[0]
+            if math.isfinite(lo[1]) and hi[1] > 0:
+                t = (math.log(lo[1]) - aim) / (math.log(lo[1]) - math.log(hi[1]))
+                x = lo[0] + min(max(t, 0.1), 0.9) * w
+            else:
+                x = lo[0] + 0.5 * w
+        elif hi is None:  # too little noise so far
+            x = x + (big if not math.isfinite(e) else min((math.log(e) - aim) / -slope, big))
+            if x > math.log(1e15):
+                raise ValueError(
+                    f"no {family} noise ≤ 1e15·C reaches verified ε = {target_epsilon}"
+                )
+        else:  # too much noise so far
+            x = x - (big if e <= 0 else min((aim - math.log(e)) / -slope, big))
+    assert hi is not None, "calibration did not bracket the target"
+    return math.exp(hi[0]), hi[1], evals
+
+
+# ====================================================================== DP-SGD
+def _paper_noise_multiplier(key: DPSGDKey, eps0: float, k: float) -> float:
+    from ..mechanisms.product import paper_t
+    from ..opacus.engine import SENSITIVITY_CONVENTIONS
+
+    return SENSITIVITY_CONVENTIONS[key.paper_sensitivity] * paper_t(key.dim, k, None) / eps0
+
+
+def compute_dpsgd(key: DPSGDKey) -> dict[str, Any]:
+    """Calibrate one DP-SGD configuration and account it per epoch.
+
+    Returns a JSON-friendly dict: ``noise`` (what ``make_private`` gets), ``history`` (the
+    accountant history the engine must record), ``curve`` (per epoch: claimed/verified figure
+    dicts), ``calibration_seconds``, ``accounting_seconds`` and ``evaluations``.
+    """
+    from ..opacus.accountants import PaperClaimedAccountant
+
+    t0 = time.perf_counter()
+    q, spe, total = key.sample_rate, key.steps_per_epoch, key.steps
+    memo = _ProfileMemo()
+    out: dict[str, Any] = {"key": asdict(key)}
+    family = {
+        "dpsgd-gaussian": "gaussian",
+        "dpsgd-product-paper": "product",
+        "dpsgd-product": "product",
+        "dpsgd-l2": "l2",
+    }[key.mechanism]
+    paper: dict[str, float] | None = None
+    evals = 0
+    if key.mechanism == "dpsgd-gaussian":
+        from opacus.accountants.utils import get_noise_multiplier
+
+        nm = float(
+            get_noise_multiplier(
+                target_epsilon=key.epsilon,
+                target_delta=key.delta,
+                sample_rate=q,
+                steps=total,
+                accountant="prv",
+                epsilon_tolerance=0.01,
+            )
+        )
+        out["noise"] = {"noise": "gaussian", "noise_multiplier": nm}
+    elif key.mechanism == "dpsgd-product-paper":
+        from ..mechanisms.product import claimed_delta
+        from ..opacus.engine import calibrate_paper_epsilon0
+
+        batch = max(int(key.n * q), 1)
+        eps0, k = calibrate_paper_epsilon0(
+            key.epsilon, key.delta, dim=key.dim, batch_size=batch, num_samples=key.n, steps=total
+        )
+        nm = _paper_noise_multiplier(key, eps0, k)
+        paper = {
+            "epsilon0": eps0,
+            "delta0": claimed_delta(eps0, key.dim, k, None),
+            "batch_size": batch,
+            "num_samples": key.n,
+        }
+        out["noise"] = {
+            "noise": "product",
+            "epsilon0": eps0,
+            "k": k,
+            "sensitivity": key.paper_sensitivity,
+        }
+    else:
+        from opacus.accountants.utils import get_noise_multiplier
+
+        # a start near the answer: the Gaussian multiplier, spread over the norm of M values
+        g = get_noise_multiplier(
+            target_epsilon=key.epsilon,
+            target_delta=key.delta,
+            sample_rate=q,
+            steps=total,
+            accountant="rdp",
+            epsilon_tolerance=0.05,
+        )
+        if family == "l2":  # E‖n‖ = Mθ against the Gaussian's ≈ σ√M
+            guess, slope = g / math.sqrt(key.dim), -1.0
+        else:  # product noise: far more noise, and a steep ε(σ) (heavy tail)
+            guess, slope = g * math.sqrt(key.dim) * 1e5, -4.0
+        nm, _, evals = calibrate_verified(
+            family,
+            key.epsilon,
+            key.delta,
+            dim=key.dim,
+            sample_rate=q,
+            steps=total,
+            guess=guess,
+            slope=slope,
+            memo=memo,
+        )
+        out["noise"] = {"noise": family, "noise_multiplier": nm}
+    out["calibration_seconds"] = time.perf_counter() - t0
+    out["evaluations"] = evals
+
+    t1 = time.perf_counter()
+    if family == "gaussian":
+        out["history"] = [[nm, q, total]]
+    else:
+        out["history"] = [[family, key.dim, nm, q, total]]
+    curve = []
+    for epoch in range(1, key.epochs + 1):
+        steps = epoch * spe
+        row: dict[str, Any] = {"epoch": epoch, "steps": steps}
+        if family == "gaussian":
+            from opacus.accountants import create_accountant
+
+            acc = create_accountant("prv")
+            acc.history = [(nm, q, steps)]
+            row["verified"] = figure_to_dict(
+                PrivacyFigure(
+                    float(acc.get_epsilon(key.delta)),
+                    key.delta,
+                    "verified",
+                    "Opacus prv accountant (subsampled Gaussian)",
+                )
+            )
+        else:
+            final = epoch == key.epochs
+            disc = 1e-4 if final else COARSE_DISCRETIZATION
+            acc = _verified_accountant(memo, disc)
+            acc.history = [(family, key.dim, nm, q, steps)]
+            fig = acc.verified_figure(key.delta)
+            if not final:
+                fig = PrivacyFigure(
+                    fig.epsilon, fig.delta, "verified", fig.source + f"; PLD grid {disc:g}"
+                )
+            row["verified"] = figure_to_dict(fig)
+        if paper is not None:
+            claimed = PaperClaimedAccountant()
+            claimed.configure(**paper)
+            claimed.history = [(steps,)]
+            row["claimed"] = figure_to_dict(claimed.claimed_figure())
+        curve.append(row)
+    out["curve"] = curve
+    out["paper"] = paper
+    out["accounting_seconds"] = time.perf_counter() - t1
+    return out
+
+
+# ====================================================================== DPMix
+def compute_dpmix(key: DPMixKey, labels: np.ndarray) -> dict[str, Any]:
+    """σ for the verified target, the verified and the claimed figure of the release.
+
+    The release's privacy depends only on ``n``, the class counts, ``l``, ``T``, σ and the data
+    bound, so it is computed on a zero feature matrix with the real labels.
+    """
+    from dpmix import DPMix, L2NormBound, PixelBound, one_hot
+
+    t0 = time.perf_counter()
+    bound = PixelBound() if key.bound == "pixel" else L2NormBound(1.0)
+    mix = DPMix(
+        key.l,
+        key.T,
+        target_epsilon=key.epsilon,
+        target_delta=key.delta,
+        mixing=key.mixing,  # type: ignore[arg-type]
+        bound=bound,
+        seed=0,
+    )
+    X = np.zeros((key.n, key.dim), dtype=np.float32)
+    mix.publish(X, one_hot(labels, key.num_classes).astype(np.float32))
+    r = mix.release_
+    assert r is not None
+    t1 = time.perf_counter()
+    verified = mix.privacy(key.delta)
+    claimed = mix.claimed_privacy(key.delta)
+    return {
+        "key": asdict(key),
+        "sigma_x": r.sigma_x,
+        "sigma_y": r.sigma_y,
+        "release": {
+            "n": r.n,
+            "class_counts": {str(c): v for c, v in r.class_counts.items()},
+            "class_releases": {str(c): v for c, v in r.class_releases.items()},
+            "x_diameter": r.x_diameter,
+            "y_diameter": r.y_diameter,
+        },
+        "verified": figure_to_dict(verified),
+        "claimed": figure_to_dict(claimed),
+        "calibration_seconds": t1 - t0,
+        "accounting_seconds": time.perf_counter() - t1,
+    }
+
+
+def _run_job(kind: str, key: Any, extra: Any) -> dict[str, Any]:
+    import warnings
+
+    from ..privacy import PrivacyWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        if kind == "dpsgd":
+            return compute_dpsgd(key)
+        return compute_dpmix(key, extra)
+
+
+def _init_worker() -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    # one BLAS thread per process: the workers and the training process share the cores
+    threadpool_limits(1)
+
+
+# ====================================================================== the cache
+class Accounting:
+    """Calibrations and privacy figures of a comparison, computed once per key.
+
+    Parameters
+    ----------
+    workers : int
+        Processes that compute in the background (0 or 1: compute in this process, when first
+        needed).
+    stored : dict, optional
+        Results of an earlier run of the same comparison (``accounting.json``), reused as is.
+    """
+
+    def __init__(self, workers: int = 1, stored: dict[str, Any] | None = None) -> None:
+        self.results: dict[str, dict[str, Any]] = dict(stored or {})
+        self._pending: dict[str, Future | tuple[str, Any, Any]] = {}
+        self._pool: ProcessPoolExecutor | None = None
+        if workers > 1:
+            import multiprocessing as mp
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
+            )
+        self.wait_seconds = 0.0
+
+    def submit(self, kind: str, key: DPSGDKey | DPMixKey, extra: Any = None) -> None:
+        """Schedule one computation (no-op when it is known or scheduled)."""
+        name = f"{kind}:{key.name()}"
+        if name in self.results or name in self._pending:
+            return
+        if self._pool is not None:
+            self._pending[name] = self._pool.submit(_run_job, kind, key, extra)
+        else:
+            self._pending[name] = (kind, key, extra)
+
+    def ready(self, kind: str, key: DPSGDKey | DPMixKey) -> bool:
+        """Whether :meth:`get` would return without computing or waiting."""
+        name = f"{kind}:{key.name()}"
+        if name in self.results:
+            return True
+        job = self._pending.get(name)
+        return isinstance(job, Future) and job.done()
+
+    def get(self, kind: str, key: DPSGDKey | DPMixKey, extra: Any = None) -> dict[str, Any]:
+        """The result for ``key``, computing or waiting for it if needed."""
+        name = f"{kind}:{key.name()}"
+        if name not in self.results:
+            self.submit(kind, key, extra)
+            job = self._pending.pop(name)
+            t0 = time.perf_counter()
+            if isinstance(job, Future):
+                self.results[name] = job.result()
+            else:
+                self.results[name] = _run_job(*job)
+            self.wait_seconds += time.perf_counter() - t0
+        return self.results[name]
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the worker processes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=not cancel, cancel_futures=True)
+            self._pool = None

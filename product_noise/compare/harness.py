@@ -1,0 +1,490 @@
+"""Plan and execute a comparison: every (mechanism, target ε, seed) is one run.
+
+Order of work: every calibration is scheduled first (in worker processes when ``workers > 1``),
+then the runs that need no calibration (references, convex ERM) train while the workers compute,
+then DPMix and DP-SGD, each waiting only for its own calibration. Each finished run is appended
+to ``results.csv`` at once; ``--resume`` skips the runs already there, and the calibrations of an
+earlier run are read back from ``accounting.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .accounting import Accounting, DPMixKey, DPSGDKey
+from .config import CompareConfig, ConfigError, family_of, target_label
+from .data import ClassificationData, load_erm_data, load_nn_data
+from .report import (
+    EPOCH_COLUMNS,
+    RESULT_COLUMNS,
+    CsvAppender,
+    format_summary,
+    read_rows,
+    summarize,
+    write_plots,
+    write_report,
+)
+
+__all__ = ["RunSpec", "plan_runs", "run_compare", "CompareResult"]
+
+# settings that change results: a resumed comparison must keep them
+_RESULT_SETTINGS = (
+    "nn_data",
+    "erm_data",
+    "delta",
+    "erm_delta",
+    "model",
+    "hidden",
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "max_grad_norm",
+    "paper_sensitivity",
+    "dpmix_l",
+    "dpmix_T",
+    "dpmix_epochs",
+    "dpmix_lr",
+    "erm_lam",
+    "erm_product_k",
+    "max_train",
+)
+_ORDER = (
+    "nonprivate",
+    "erm",
+    "dpsgd-gaussian",
+    "dpmix-global",
+    "dpsgd-product-paper",
+    "dpmix-class",
+    "dpsgd-l2",
+    "dpsgd-product",
+)
+
+
+#: calibration jobs, slowest first (submitted in this order)
+_SLOW = {
+    m: i
+    for i, m in enumerate(
+        ("dpsgd-l2", "dpmix-class", "dpsgd-product", "dpsgd-product-paper", "dpsgd-gaussian")
+    )
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One planned run."""
+
+    mechanism: str
+    dataset: str
+    model: str
+    epsilon: float | None
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        eps = "none" if self.epsilon is None else f"{self.epsilon:g}"
+        return f"{self.mechanism}|{self.dataset}|{self.model}|eps={eps}|seed={self.seed}"
+
+
+@dataclass
+class CompareResult:
+    """What :func:`run_compare` did."""
+
+    out: Path
+    status: int
+    planned: int
+    finished: int
+    skipped: int
+    summary_table: str
+    plots: list[Path]
+    timings: dict[str, float]
+
+
+def _rank(mechanism: str) -> int:
+    for i, prefix in enumerate(_ORDER):
+        if mechanism.startswith(prefix):
+            return i
+    return len(_ORDER)
+
+
+def plan_runs(cfg: CompareConfig) -> list[RunSpec]:
+    """Every run of the comparison, in execution order."""
+    specs = []
+    for mech in cfg.mechanisms:
+        fam = family_of(mech)
+        if mech == "nonprivate-nn":
+            specs += [RunSpec(mech, cfg.nn_data, cfg.model, None, s) for s in cfg.seeds]
+        elif mech == "nonprivate-logreg":
+            specs += [RunSpec(mech, cfg.erm_data, "logreg", None, s) for s in cfg.seeds]
+        else:
+            data = cfg.erm_data if fam == "erm" else cfg.nn_data
+            model = "logreg" if fam == "erm" else cfg.model
+            specs += [RunSpec(mech, data, model, e, s) for e in cfg.epsilons for s in cfg.seeds]
+    return sorted(specs, key=lambda r: (_rank(r.mechanism), r.epsilon or 0.0, r.mechanism, r.seed))
+
+
+def _settings(cfg: CompareConfig) -> dict[str, Any]:
+    d = {k: getattr(cfg, k) for k in _RESULT_SETTINGS}
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+def _prepare_out(cfg: CompareConfig, out: Path, resume: bool) -> tuple[set[str], dict]:
+    """Create ``out`` (or check it for ``--resume``); return finished run ids and stored
+    accounting."""
+    results = out / "results.csv"
+    settings_path = out / "settings.json"
+    if resume:
+        if not out.is_dir():
+            raise ConfigError(f"--resume: {str(out)!r} is not a directory of an earlier run")
+        if settings_path.exists():
+            old = json.loads(settings_path.read_text(encoding="utf-8"))
+            new = _settings(cfg)
+            diff = sorted(k for k in new if old.get(k) != new[k])
+            if diff:
+                raise ConfigError(
+                    f"--resume: {out} was run with other settings ({', '.join(diff)}); "
+                    "use a new --out"
+                )
+    elif results.exists() and results.stat().st_size > 0:
+        raise ConfigError(
+            f"{results} exists: pass --resume to continue that comparison, or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    settings_path.write_text(json.dumps(_settings(cfg), indent=2), encoding="utf-8")
+    done = {r["run_id"] for r in read_rows(results)} if resume else set()
+    stored: dict = {}
+    acc_path = out / "accounting.json"
+    if resume and acc_path.exists():
+        try:
+            stored = json.loads(acc_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            stored = {}
+    return done, stored
+
+
+def _erm_delta(cfg: CompareConfig, data: ClassificationData) -> float:
+    return float(cfg.erm_delta) if cfg.erm_delta is not None else 1.0 / data.n_train**2
+
+
+def run_compare(
+    cfg: CompareConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    plots: bool = True,
+) -> CompareResult:
+    """Run a comparison into ``out`` and write its report.
+
+    Raises :class:`~product_noise.compare.config.ConfigError` for a bad configuration, before
+    anything is trained. On ``KeyboardInterrupt`` the report of the finished runs is written and
+    the status is 130.
+    """
+    t_start = time.perf_counter()
+    cfg.validate()
+    specs = plan_runs(cfg)
+    # ---------------------------------------------------------- data (errors before training)
+    nn_data = erm_data = None
+    if any(
+        family_of(s.mechanism) in ("dpsgd", "dpmix") or s.mechanism == "nonprivate-nn"
+        for s in specs
+    ):
+        nn_data = load_nn_data(cfg.nn_data, cfg.data_root, cfg.max_train)
+        if cfg.model == "cnn" and (nn_data.image_shape is None or nn_data.image_shape[1] % 4):
+            raise ConfigError(f"model 'cnn' needs square images; {cfg.nn_data!r} has none")
+        if "dpmix-class" in cfg.mechanisms:
+            smallest = int(np.bincount(nn_data.y_train).min())
+            if cfg.dpmix_l > smallest:
+                raise ConfigError(
+                    f"dpmix_l={cfg.dpmix_l} exceeds the smallest class ({smallest} examples)"
+                )
+        if cfg.dpmix_l > nn_data.n_train:
+            raise ConfigError(f"dpmix_l={cfg.dpmix_l} exceeds the {nn_data.n_train} examples")
+    if any(family_of(s.mechanism) == "erm" or s.mechanism == "nonprivate-logreg" for s in specs):
+        erm_data = load_erm_data(cfg.erm_data, cfg.data_root, cfg.max_train)
+    done, stored = _prepare_out(cfg, out, resume)
+    todo = [s for s in specs if s.run_id not in done]
+    workers = cfg.workers or min(2, os.cpu_count() or 1)
+
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small models: one thread is fastest, and leaves a core to workers
+    blas = threadpool_limits(1)  # idle BLAS threads spinning beside the workers cost a lot
+    accounting = Accounting(workers=workers if _needs_accounting(todo) else 1, stored=stored)
+    results = CsvAppender(out / "results.csv", RESULT_COLUMNS)
+    epochs_csv = CsvAppender(out / "epochs.csv", EPOCH_COLUMNS)
+    dims: dict[str, int] = {}
+    plan_cache: dict = {}
+    failures: list[str] = []
+    finished = 0
+    interrupted = False
+    timings = {
+        "train": 0.0,
+        "accounting (waiting + checks)": 0.0,
+        "harness (per-run overhead)": 0.0,
+    }
+    t_runs = time.perf_counter()
+    try:
+        # schedule every calibration now, the slowest kinds first
+        keys = {s.run_id: _key(cfg, s, nn_data, dims) for s in todo}
+        for s in sorted(todo, key=lambda s: _SLOW.get(s.mechanism, len(_SLOW))):
+            if keys[s.run_id] is not None:
+                accounting.submit(*keys[s.run_id])
+        bar: Any = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc="compare", unit="run", file=sys.stderr)
+        queue = list(todo)
+        while queue:
+            # the first run whose calibration is ready (or needs none); else wait for the first
+            spec = next(
+                (
+                    s
+                    for s in queue
+                    if keys[s.run_id] is None or accounting.ready(*keys[s.run_id][:2])
+                ),
+                queue[0],
+            )
+            queue.remove(spec)
+            if bar is not None:
+                bar.set_postfix_str(f"{spec.mechanism} ε={spec.epsilon} seed={spec.seed}")
+            t0 = time.perf_counter()
+            try:
+                outcome, wait = _execute(
+                    cfg, spec, nn_data, erm_data, accounting, dims, plan_cache, progress
+                )
+            except KeyboardInterrupt:
+                raise
+            except Exception as err:  # one failed run must not lose the others
+                failures.append(f"{spec.run_id}: {type(err).__name__}: {err}")
+                traceback.print_exc(file=sys.stderr)
+                if bar is not None:
+                    bar.update(1)
+                continue
+            row = _row(cfg, spec, outcome, nn_data, erm_data)
+            row["accounting_seconds"] = outcome.accounting_seconds + wait
+            row["seconds"] = time.perf_counter() - t0  # set before writing; includes the write
+            results.write(row)
+            for e in outcome.epochs:
+                epochs_csv.write(
+                    {
+                        "run_id": spec.run_id,
+                        "mechanism": spec.mechanism,
+                        "seed": spec.seed,
+                        "claimed_target_epsilon": row["claimed_target_epsilon"],
+                        "verified_target_epsilon": row["verified_target_epsilon"],
+                        **e,
+                    }
+                )
+            elapsed = time.perf_counter() - t0
+            timings["train"] += outcome.train_seconds
+            timings["accounting (waiting + checks)"] += row["accounting_seconds"]
+            timings["harness (per-run overhead)"] += max(
+                0.0, elapsed - outcome.train_seconds - row["accounting_seconds"]
+            )
+            finished += 1
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: writing the report of the finished runs", file=sys.stderr)
+    finally:
+        accounting.close(cancel=interrupted)
+        results.close()
+        epochs_csv.close()
+        torch.set_num_threads(threads)
+        blas.restore_original_limits()
+        _save_accounting(out, accounting)
+    timings["runs (wall)"] = time.perf_counter() - t_runs
+    t_rep = time.perf_counter()
+    rows = read_rows(out / "results.csv")
+    summary = summarize(rows, order=list(cfg.mechanisms))
+    paths: list[Path] = []
+    if plots and rows:
+        paths = write_plots(summary, read_rows(out / "epochs.csv"), out)
+    timings["report and plots"] = time.perf_counter() - t_rep
+    timings["total"] = time.perf_counter() - t_start
+    config_view = {k: v for k, v in asdict(cfg).items()}
+    config_view["workers (used)"] = workers
+    write_report(
+        out,
+        summary,
+        paths,
+        config=config_view,
+        timings=timings,
+        planned=len(specs),
+        finished=len(rows),
+        interrupted=interrupted,
+        failures=failures,
+    )
+    status = 130 if interrupted else (1 if failures else 0)
+    return CompareResult(
+        out=out,
+        status=status,
+        planned=len(specs),
+        finished=finished,
+        skipped=len(specs) - len(todo),
+        summary_table=format_summary(summary),
+        plots=paths,
+        timings=timings,
+    )
+
+
+def _needs_accounting(specs: list[RunSpec]) -> bool:
+    return any(family_of(s.mechanism) in ("dpsgd", "dpmix") for s in specs)
+
+
+def _save_accounting(out: Path, accounting: Accounting) -> None:
+    path = out / "accounting.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(accounting.results, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _nn_dim(cfg: CompareConfig, data: ClassificationData, dims: dict[str, int]) -> int:
+    if "nn" not in dims:
+        from .runners import count_parameters, make_model
+
+        dims["nn"] = count_parameters(make_model(cfg, data))
+    return dims["nn"]
+
+
+def _key(
+    cfg: CompareConfig,
+    spec: RunSpec,
+    data: ClassificationData | None,
+    dims: dict[str, int],
+) -> tuple[str, Any, Any] | None:
+    fam = family_of(spec.mechanism)
+    if fam == "dpsgd":
+        assert data is not None and spec.epsilon is not None
+        key = DPSGDKey(
+            spec.mechanism,
+            float(spec.epsilon),
+            float(cfg.delta),
+            _nn_dim(cfg, data, dims),
+            data.n_train,
+            cfg.batch_size,
+            cfg.epochs,
+            cfg.paper_sensitivity,
+        )
+        return "dpsgd", key, None
+    if fam == "dpmix":
+        assert data is not None and spec.epsilon is not None
+        key2 = DPMixKey(
+            spec.mechanism.split("-", 1)[1],
+            float(spec.epsilon),
+            float(cfg.delta),
+            cfg.dpmix_l,
+            cfg.dpmix_T or 2 * data.n_train,
+            data.n_train,
+            data.n_features,
+            data.num_classes,
+            data.bound,
+            tuple(int(c) for c in np.bincount(data.y_train, minlength=data.num_classes)),
+        )
+        return "dpmix", key2, data.y_train
+    return None
+
+
+def _execute(
+    cfg: CompareConfig,
+    spec: RunSpec,
+    nn_data: ClassificationData | None,
+    erm_data: ClassificationData | None,
+    accounting: Accounting,
+    dims: dict[str, int],
+    plan_cache: dict,
+    progress: bool,
+) -> tuple[Any, float]:
+    from . import runners
+
+    mech = spec.mechanism
+    fam = family_of(mech)
+    if mech == "nonprivate-nn":
+        assert nn_data is not None
+        return runners.run_dpsgd(cfg, nn_data, spec.seed, None, progress=progress), 0.0
+    if mech == "nonprivate-logreg":
+        assert erm_data is not None
+        return runners.run_logreg_reference(cfg, erm_data, spec.seed), 0.0
+    if fam == "erm":
+        assert erm_data is not None and spec.epsilon is not None
+        _, method, noise = mech.split("-", 2)
+        return (
+            runners.run_erm(
+                cfg,
+                erm_data,
+                method,
+                noise.replace("-", "_"),
+                float(spec.epsilon),
+                _erm_delta(cfg, erm_data),
+                spec.seed,
+                plan_cache,
+            ),
+            0.0,
+        )
+    key = _key(cfg, spec, nn_data, dims)
+    assert key is not None and nn_data is not None
+    before = accounting.wait_seconds
+    calib = accounting.get(*key)
+    wait = accounting.wait_seconds - before
+    if fam == "dpmix":
+        return runners.run_dpmix(cfg, nn_data, key[1].mixing, spec.seed, calib), wait
+    desc = f"{mech} ε={spec.epsilon:g} seed {spec.seed}"
+    return runners.run_dpsgd(cfg, nn_data, spec.seed, calib, progress=progress, desc=desc), wait
+
+
+def _row(
+    cfg: CompareConfig,
+    spec: RunSpec,
+    o: Any,
+    nn_data: ClassificationData | None,
+    erm_data: ClassificationData | None,
+) -> dict[str, Any]:
+    label = target_label(spec.mechanism)
+    fam = family_of(spec.mechanism)
+    data = erm_data if (fam == "erm" or spec.mechanism == "nonprivate-logreg") else nn_data
+    row: dict[str, Any] = {
+        "run_id": spec.run_id,
+        "mechanism": spec.mechanism,
+        "family": fam,
+        "dataset": spec.dataset,
+        "model": spec.model,
+        "seed": spec.seed,
+        "target_label": label or "none",
+        "claimed_target_epsilon": spec.epsilon if label == "claimed" else None,
+        "verified_target_epsilon": spec.epsilon if label == "verified" else None,
+        "claimed_epsilon": o.claimed.epsilon if o.claimed is not None else None,
+        "claimed_delta": o.claimed.delta if o.claimed is not None else None,
+        "verified_epsilon": o.verified.epsilon if o.verified is not None else None,
+        "verified_delta": o.verified.delta if o.verified is not None else None,
+        "expected_noise_norm": o.expected_noise_norm,
+        "drawn_noise_norm": o.drawn_noise_norm,
+        "noise_scale": o.noise_scale,
+        "dim": o.dim,
+        "steps": o.steps,
+        "n_train": data.n_train if data is not None else None,
+        "accuracy": o.accuracy,
+        "train_seconds": o.train_seconds,
+        "claimed_source": o.claimed.source if o.claimed is not None else "",
+        "verified_source": o.verified.source if o.verified is not None else "",
+        "notes": "; ".join(o.notes),
+    }
+    if o.verified is not None and math.isinf(o.verified.epsilon):
+        row["notes"] = ("verified ε is infinite at this δ; " + row["notes"]).rstrip("; ")
+    return row

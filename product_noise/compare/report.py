@@ -1,0 +1,521 @@
+"""Outputs of a comparison: ``results.csv`` (appended row by row), ``epochs.csv``, the summary
+table (Markdown), the PNG plots and ``report.md``.
+
+Every ε column is named by its label: ``claimed_…`` (what a paper or textbook formula states) or
+``verified_…`` (the exact privacy of the noise actually added). The target of a run is written in
+the column of the label it was calibrated for: ``claimed_target_epsilon`` for the paper's product
+noise and the classic Gaussian, ``verified_target_epsilon`` otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "EPOCH_COLUMNS",
+    "CsvAppender",
+    "read_rows",
+    "summarize",
+    "format_summary",
+    "write_plots",
+    "write_report",
+]
+
+RESULT_COLUMNS = (
+    "run_id",
+    "mechanism",
+    "family",
+    "dataset",
+    "model",
+    "seed",
+    "target_label",
+    "claimed_target_epsilon",
+    "verified_target_epsilon",
+    "claimed_epsilon",
+    "claimed_delta",
+    "verified_epsilon",
+    "verified_delta",
+    "expected_noise_norm",
+    "drawn_noise_norm",
+    "noise_scale",
+    "dim",
+    "steps",
+    "n_train",
+    "accuracy",
+    "seconds",
+    "train_seconds",
+    "accounting_seconds",
+    "claimed_source",
+    "verified_source",
+    "notes",
+)
+EPOCH_COLUMNS = (
+    "run_id",
+    "mechanism",
+    "seed",
+    "claimed_target_epsilon",
+    "verified_target_epsilon",
+    "epoch",
+    "train_loss",
+    "test_accuracy",
+    "claimed_epsilon",
+    "verified_epsilon",
+)
+
+
+class CsvAppender:
+    """Append rows to a CSV file, flushed and fsynced after each row (Ctrl-C keeps them)."""
+
+    def __init__(self, path: Path, columns: Iterable[str]) -> None:
+        self.path = Path(path)
+        self.columns = list(columns)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if not new:
+            with self.path.open(newline="", encoding="utf-8") as fh:
+                header = next(csv.reader(fh), [])
+            if header != self.columns:
+                raise ValueError(
+                    f"{self.path} has columns {header}, expected {self.columns}: "
+                    "it was written by another version; use a new --out"
+                )
+        self._fh = self.path.open("a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns, extrasaction="raise")
+        if new:
+            self._writer.writeheader()
+            self._flush()
+
+    def _flush(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._writer.writerow({k: _cell(row.get(k)) for k in self.columns})
+        self._flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ""
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    return v
+
+
+def _num(v: Any) -> float:
+    if v is None or v == "":
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV file written by :class:`CsvAppender` (empty if it does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ====================================================================== summary
+def _target(row: dict[str, Any]) -> float:
+    t = _num(row.get("claimed_target_epsilon"))
+    return t if not math.isnan(t) else _num(row.get("verified_target_epsilon"))
+
+
+def summarize(rows: list[dict[str, str]], order: list[str] | None = None) -> list[dict[str, Any]]:
+    """Mean ± std over seeds per (mechanism, dataset, model, target ε)."""
+    groups: dict[tuple, list[dict[str, str]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["mechanism"], r["dataset"], r["model"], _target(r))].append(r)
+    rank = {m: i for i, m in enumerate(order or [])}
+
+    def sort_key(k: tuple) -> tuple:
+        t = k[3]
+        return (rank.get(k[0], len(rank)), k[0], k[1], -1.0 if math.isnan(t) else t)
+
+    out = []
+    for key in sorted(groups, key=sort_key):
+        rs = groups[key]
+        acc = np.array([_num(r["accuracy"]) for r in rs])
+
+        def agg(col: str, rs: list[dict[str, str]] = rs) -> float:
+            vals = np.array([_num(r[col]) for r in rs])
+            vals = vals[~np.isnan(vals)]
+            if not vals.size:
+                return math.nan
+            return float(np.inf) if np.isinf(vals).any() else float(vals.mean())
+
+        out.append(
+            {
+                "mechanism": key[0],
+                "family": rs[0]["family"],
+                "dataset": key[1],
+                "model": key[2],
+                "target_label": rs[0]["target_label"],
+                "target_epsilon": key[3],
+                "claimed_epsilon": agg("claimed_epsilon"),
+                "claimed_delta": agg("claimed_delta"),
+                "verified_epsilon": agg("verified_epsilon"),
+                "verified_delta": agg("verified_delta"),
+                "expected_noise_norm": agg("expected_noise_norm"),
+                "accuracy_mean": float(acc.mean()),
+                "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+                "seconds": agg("seconds"),
+                "seeds": len(rs),
+            }
+        )
+    return out
+
+
+def _f(x: float, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:.{digits}g}"
+
+
+def format_summary(summary: list[dict[str, Any]]) -> str:
+    """The summary as a Markdown table (ε columns named by label)."""
+    head = (
+        "| mechanism | data / model | target ε (label) | claimed ε | verified ε | δ (verified) "
+        "| E‖n‖ per step | accuracy (mean ± std) | s/run | seeds |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    for s in summary:
+        target = (
+            "—"
+            if math.isnan(s["target_epsilon"])
+            else f"{_f(s['target_epsilon'])} ({s['target_label']})"
+        )
+        lines.append(
+            f"| {s['mechanism']} | {s['dataset']} / {s['model']} | {target} "
+            f"| {_f(s['claimed_epsilon'], 4)} | {_f(s['verified_epsilon'], 4)} "
+            f"| {_f(s['verified_delta'], 2)} | {_f(s['expected_noise_norm'], 3)} "
+            f"| {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} | {_f(s['seconds'], 2)} "
+            f"| {s['seeds']} |"
+        )
+    return "\n".join(lines)
+
+
+# ====================================================================== plots
+_FAMILY_TITLES = {
+    "dpsgd": "DP-SGD",
+    "dpmix": "DPMix",
+    "erm-output": "ERM: output perturbation",
+    "erm-objective": "ERM: objective perturbation",
+    "erm-amp": "ERM: AMP",
+    "erm-ppssgd": "ERM: PPSSGD",
+}
+
+
+def _panel_of(mechanism: str) -> str | None:
+    fam = mechanism.split("-", 1)[0]
+    if fam == "erm":
+        return "erm-" + mechanism.split("-")[1]
+    if fam in ("dpsgd", "dpmix"):
+        return fam
+    return None
+
+
+def _short(mechanism: str) -> str:
+    parts = mechanism.split("-")
+    return "-".join(parts[2:]) if parts[0] == "erm" else "-".join(parts[1:])
+
+
+def write_plots(
+    summary: list[dict[str, Any]], epoch_rows: list[dict[str, str]], out: Path
+) -> list[Path]:
+    """Write ``accuracy_vs_epsilon.png``, ``epsilon_vs_epoch.png`` and
+    ``noise_vs_epsilon.png`` into ``out``; returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    paths: list[Path] = []
+    ref_nn = next((s for s in summary if s["mechanism"] == "nonprivate-nn"), None)
+    ref_lr = next((s for s in summary if s["mechanism"] == "nonprivate-logreg"), None)
+    panels: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in summary:
+        p = _panel_of(s["mechanism"])
+        if p is not None:
+            panels[p].append(s)
+    names = [p for p in _FAMILY_TITLES if p in panels]
+
+    # ---------------------------------------------------------- accuracy vs verified ε
+    if names:
+        finite = [
+            v
+            for s in summary
+            for v in (s["verified_epsilon"], s["claimed_epsilon"], s["target_epsilon"])
+            if isinstance(v, float) and math.isfinite(v) and v > 0
+        ]
+        lo = min(finite) / 1.6 if finite else 0.1
+        hi_fin = max(finite) if finite else 10.0
+        inf_x = hi_fin * 3.0
+        ncols = min(3, len(names))
+        nrows = math.ceil(len(names) / ncols)
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False, sharey=True
+        )
+        for ax, name in zip(axes.flat, names):
+            rows = panels[name]
+            by_mech: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for s in rows:
+                by_mech[s["mechanism"]].append(s)
+            any_inf = False
+            for i, (mech, ss) in enumerate(by_mech.items()):
+                color = f"C{i}"
+                ss = sorted(ss, key=lambda s: s["target_epsilon"])
+                xs = np.array([s["verified_epsilon"] for s in ss], dtype=float)
+                ys = np.array([s["accuracy_mean"] for s in ss])
+                es = np.array([s["accuracy_std"] for s in ss])
+                plot_x = np.where(np.isinf(xs), inf_x, xs)
+                any_inf |= bool(np.isinf(xs).any())
+                fin = np.isfinite(xs)
+                ax.plot(plot_x[fin], ys[fin], "-", color=color, lw=1.4)
+                ax.errorbar(
+                    plot_x, ys, yerr=es, fmt="o", color=color, ms=5, capsize=2, label=_short(mech)
+                )
+                if np.isinf(xs).any():
+                    ax.plot(plot_x[~fin], ys[~fin], marker=">", ls="none", color=color, ms=9)
+                for s, px, y in zip(ss, plot_x, ys):
+                    c = s["claimed_epsilon"]
+                    if not (isinstance(c, float) and math.isfinite(c) and c > 0):
+                        continue
+                    v = s["verified_epsilon"]
+                    if math.isfinite(v) and abs(c - v) <= 0.01 * max(v, 1e-12):
+                        continue  # claimed = verified: one marker
+                    ax.plot([c, px], [y, y], ":", color=color, lw=1)
+                    ax.plot(c, y, "o", mfc="none", mec=color, ms=7)
+            if any_inf:
+                ax.axvline(inf_x, color="0.6", lw=0.8, ls="--")
+                ax.text(
+                    inf_x / 1.15,
+                    0.04,
+                    "verified ε = ∞ ▶",
+                    rotation=90,
+                    va="bottom",
+                    ha="right",
+                    fontsize=8,
+                    color="0.25",
+                )
+            ref = ref_lr if name.startswith("erm") else ref_nn
+            if ref is not None:
+                ax.axhline(ref["accuracy_mean"], color="k", lw=0.8, ls="--", label="non-private")
+            ax.set_xscale("log")
+            ax.set_xlim(lo, inf_x * 1.6)
+            if any_inf:
+                ticks = [t for t in (0.01, 0.1, 1, 10, 100, 1000) if lo <= t < inf_x / 2]
+                ax.set_xticks([*ticks, inf_x], [f"{t:g}" for t in ticks] + ["∞"])
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_ylim(0, 1.02)
+            ax.set_title(_FAMILY_TITLES[name], fontsize=11)
+            ax.set_xlabel("verified ε (filled); claimed ε (hollow, dotted to verified)")
+            ax.set_ylabel("test accuracy (mean ± std over seeds)")
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=8, loc="best")
+        for ax in list(axes.flat)[len(names) :]:
+            ax.axis("off")
+        fig.suptitle(
+            "Accuracy vs privacy: verified ε (filled) and claimed ε (hollow); "
+            "▶ at the right edge = verified ε is infinite",
+            fontsize=11,
+        )
+        fig.tight_layout()
+        p = out / "accuracy_vs_epsilon.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+
+    # ---------------------------------------------------------- ε vs epoch (DP-SGD)
+    curves: dict[tuple[str, float], dict[int, tuple[float, float]]] = defaultdict(dict)
+    for r in epoch_rows:
+        if not r["mechanism"].startswith("dpsgd"):
+            continue
+        t = _target(r)
+        curves[(r["mechanism"], t)][int(r["epoch"])] = (
+            _num(r["verified_epsilon"]),
+            _num(r["claimed_epsilon"]),
+        )
+    if curves:
+        targets = sorted({t for _, t in curves})
+        mechs = sorted({m for m, _ in curves})
+        fig, axes = plt.subplots(
+            1, len(targets), figsize=(4.6 * len(targets), 3.9), squeeze=False, sharey=True
+        )
+        all_fin = [
+            v
+            for c in curves.values()
+            for pair in c.values()
+            for v in pair
+            if math.isfinite(v) and v > 0
+        ]
+        top = max(all_fin) * 3 if all_fin else 10.0
+        bottom = min(all_fin) / 2 if all_fin else 1e-3
+        for ax, t in zip(axes.flat, targets):
+            for i, m in enumerate(mechs):
+                c = curves.get((m, t))
+                if not c:
+                    continue
+                ep = sorted(c)
+                ver = np.array([c[e][0] for e in ep])
+                cl = np.array([c[e][1] for e in ep])
+                ax.plot(
+                    ep,
+                    np.where(np.isinf(ver), top, ver),
+                    ["-", "-.", "--", ":"][i % 4],
+                    marker="osD^"[i % 4],
+                    ms=4,
+                    lw=1.6,
+                    color=f"C{i}",
+                    label=f"{_short(m)} verified",
+                )
+                if np.isinf(ver).any():
+                    ax.plot(
+                        np.array(ep)[np.isinf(ver)],
+                        np.full(int(np.isinf(ver).sum()), top),
+                        "^",
+                        color=f"C{i}",
+                        ms=7,
+                    )
+                if np.isfinite(cl).any():
+                    ax.plot(
+                        ep,
+                        cl,
+                        "--",
+                        marker="o",
+                        mfc="none",
+                        ms=6,
+                        color="0.2",
+                        label=f"{_short(m)} claimed",
+                    )
+            ax.axhline(t, color="0.5", lw=0.8, ls=":")
+            ax.axhline(top, color="0.6", lw=0.8, ls="--")
+            ax.text(1, top, "verified ε = ∞ (▲)", va="bottom", fontsize=8, color="0.3")
+            ax.set_yscale("log")
+            ax.set_ylim(bottom, top * 2.5)
+            ax.set_title(f"DP-SGD, target ε = {t:g}", fontsize=10)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.set_ylabel("ε at δ (labelled)")
+            ax.grid(alpha=0.3, which="both")
+        axes.flat[0].legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        p = out / "epsilon_vs_epoch.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+
+    # ---------------------------------------------------------- noise norm vs ε
+    fams: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in summary:
+        if s["family"] in ("dpsgd", "dpmix", "erm") and s["expected_noise_norm"] > 0:
+            fams[s["family"]].append(s)
+    if fams:
+        fig, axes = plt.subplots(1, len(fams), figsize=(5.2 * len(fams), 4.0), squeeze=False)
+        units = {
+            "dpsgd": "E‖n‖ per step (clip norm C = 1)",
+            "dpmix": "E‖n‖ per released record",
+            "erm": "E‖n‖ of the release (summed over parts)",
+        }
+        for ax, (fam, ss) in zip(axes.flat, fams.items()):
+            by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for s in ss:
+                by[s["mechanism"]].append(s)
+            for i, (m, rows) in enumerate(by.items()):
+                rows = sorted(rows, key=lambda s: s["target_epsilon"])
+                ls = ":" if m.endswith("product-paper") or m.endswith("classic-gaussian") else "-"
+                ax.plot(
+                    [s["target_epsilon"] for s in rows],
+                    [s["expected_noise_norm"] for s in rows],
+                    ls,
+                    marker="os^v<>dph*"[i % 10],
+                    color=matplotlib.colormaps["tab20"](i % 20),
+                    label=_short(m) if fam != "erm" else m[4:],
+                )
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            grid = sorted({s["target_epsilon"] for s in ss})
+            ax.set_xticks(grid, [f"{t:g}" for t in grid])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlabel("target ε (dotted: claimed target)")
+            ax.set_ylabel(units[fam])
+            ax.set_title(_FAMILY_TITLES.get(fam, "Convex ERM"), fontsize=11)
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=7, ncol=2 if fam == "erm" else 1)
+        fig.tight_layout()
+        p = out / "noise_vs_epsilon.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    return paths
+
+
+# ====================================================================== report.md
+def write_report(
+    out: Path,
+    summary: list[dict[str, Any]],
+    plots: list[Path],
+    *,
+    config: dict[str, Any],
+    timings: dict[str, float],
+    planned: int,
+    finished: int,
+    interrupted: bool,
+    failures: list[str],
+) -> Path:
+    """Write ``report.md``: status, summary table, plots, labels and settings."""
+    lines = ["# product-noise compare", ""]
+    status = "interrupted" if interrupted else "complete"
+    lines += [
+        f"Status: **{status}**, {finished} of {planned} planned runs in `results.csv`.",
+        "",
+        "Labels: **verified** = computed from the exact privacy of the noise actually added "
+        "(an upper bound on the true ε); **claimed** = what a paper or textbook formula states "
+        "for that noise (not a guarantee unless its theorem holds: the product-noise paper's "
+        "claim is known false). `inf` means no finite ε is certified at that δ. The target of "
+        "each run is labelled by what its calibration aimed at.",
+        "",
+        "## Summary (mean ± std over seeds)",
+        "",
+        format_summary(summary),
+        "",
+    ]
+    if failures:
+        lines += ["## Failed runs", ""] + [f"- {f}" for f in failures] + [""]
+    if plots:
+        lines += ["## Plots", ""]
+        for p in plots:
+            lines += [f"![{p.stem}]({p.name})", ""]
+    lines += ["## Timings", ""]
+    lines += [f"- {k}: {v:.1f} s" for k, v in timings.items()]
+    lines += ["", "## Settings", "", "```"]
+    lines += [f"{k} = {v}" for k, v in config.items()]
+    lines += ["```", ""]
+    path = out / "report.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines), encoding="utf-8")
+    tmp.replace(path)
+    return path
