@@ -38,7 +38,7 @@ DESCRIPTION = textwrap.dedent(
 
     With no arguments: digits (1,797 8×8 images) for the networks and DPMix, breast cancer
     (569 × 30) for convex ERM (both ship with scikit-learn), ε ∈ {1, 3, 8}, seeds {0, 1, 2};
-    about 4 minutes on 2 CPU cores. --quick (ε ∈ {1, 8}, 2 seeds, short training) takes under a
+    about 4 minutes on 2 CPU cores. --quick (ε = 3, 2 seeds, short training) takes about a
     minute. Writes results.csv (one row per run, appended as runs finish), epochs.csv,
     report.md and PNG plots into --out and prints the summary table."""
 )
