@@ -201,7 +201,7 @@ def train(
             loss = crit(out, yb) if len(yb) else (out.sum() * 0.0)
             loss.backward()
             opt.step()
-            loss_sum += float(loss) * len(yb)
+            loss_sum += float(loss.detach()) * len(yb)
             s, c = _metric(out.detach(), yb, config.metric)
             m_sum += s
             n += c

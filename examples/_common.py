@@ -1,0 +1,341 @@
+"""Shared command line of the DP-SGD example scripts (argument parsing and wiring only).
+
+Each script (``mnist.py``, ``cifar10.py``, ``adult.py``, ``imdb.py``, ``movielens.py``) declares
+its official defaults as a :class:`Defaults`, adds its dataset flags, loads its data with
+:mod:`product_noise.data.dpsgd`, builds its model from :mod:`product_noise.models` and calls
+:func:`run`, which trains with :func:`product_noise.train.train`, prints one labelled line per
+epoch and writes ``<out>/<dataset>_<noise>.json``/``.csv`` (and a PNG with ``--plot``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from product_noise.data.dpsgd import DPSGDData  # noqa: E402
+from product_noise.models import count_parameters  # noqa: E402
+from product_noise.train import TrainConfig, save_history, train  # noqa: E402
+
+__all__ = ["Defaults", "build_parser", "parse", "run", "format_epoch", "entry"]
+
+SCRIPT_NOISES = ("product", "gaussian", "none")
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The official script's defaults for one dataset (``product_noise_paper.md`` §8)."""
+
+    dataset: str
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    max_grad_norm: float
+    epsilon0: float
+    k: float
+    sigma: float
+    momentum: float = 0.0
+    lr_schedule: str | None = None
+    metric: str = "accuracy"
+    data_root: str = "data"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except for flags whose default depends on the noise (None) or is off."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser(defaults: Defaults, description: str) -> argparse.ArgumentParser:
+    """Opacus-style flags with ``defaults`` filled in; scripts add their dataset flags."""
+    d = defaults
+    p = argparse.ArgumentParser(description=description, formatter_class=_HelpFormatter)
+    p.add_argument(
+        "--noise",
+        choices=SCRIPT_NOISES,
+        default=None,
+        help="noise added to the summed clipped gradients (default product); 'none' trains "
+        "without DP",
+    )
+    p.add_argument("--disable-dp", action="store_true", help="alias for --noise none")
+    p.add_argument(
+        "--epsilon0",
+        type=float,
+        default=None,
+        help=f"product noise: the paper's per-step ε₀ (default {d.epsilon0})",
+    )
+    p.add_argument(
+        "-k",
+        type=float,
+        default=None,
+        help=(
+            "product noise: the constant k of the paper's theorem, which sets t(M, k) and the "
+            f"claimed per-step δ₀ (not a sample count; default {d.k:g})"
+        ),
+    )
+    p.add_argument(
+        "--sigma",
+        type=float,
+        default=None,
+        help=f"Gaussian noise: Opacus' noise multiplier σ/C (default {d.sigma})",
+    )
+    p.add_argument(
+        "--sensitivity",
+        choices=("paper", "add_remove"),
+        default="paper",
+        help="product noise: Δ = 2C as the official code ('paper') or Δ = C ('add_remove')",
+    )
+    p.add_argument(
+        "-c",
+        "--max-per-sample-grad-norm",
+        "--max-per-sample-grad_norm",
+        dest="max_grad_norm",
+        type=float,
+        default=d.max_grad_norm,
+        help="clip norm C",
+    )
+    p.add_argument("--lr", type=float, default=d.lr, help="learning rate")
+    p.add_argument(
+        "--optimizer", choices=("sgd", "adam"), default=d.optimizer, help="base optimizer"
+    )
+    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
+    p.add_argument("-n", "--epochs", type=int, default=d.epochs, help="epochs")
+    p.add_argument(
+        "-b",
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help="expected (Poisson) batch size",
+    )
+    p.add_argument("--delta", type=float, default=1e-5, help="target δ of the reported ε")
+    p.add_argument(
+        "--data-root", default=d.data_root, help="directory of the upstream files (no download)"
+    )
+    p.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of init, sampling, noise, splits")
+    p.add_argument("--out", default=f"runs/{d.dataset}", help="directory for JSON/CSV results")
+    p.add_argument(
+        "--privacy-every",
+        type=int,
+        default=1,
+        help="compute the privacy figures every N epochs (and at the last epoch)",
+    )
+    p.add_argument(
+        "--plot",
+        action="store_true",
+        help="after training, draw <out>/<dataset>.png from every result JSON in --out",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    return p
+
+
+def parse(
+    parser: argparse.ArgumentParser, defaults: Defaults, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """Parse ``argv`` and resolve the noise choice (errors exit with code 2)."""
+    args = parser.parse_args(argv)
+    if args.disable_dp:
+        if args.noise not in (None, "none"):
+            parser.error(f"--disable-dp contradicts --noise {args.noise}")
+        args.noise = "none"
+    elif args.noise is None:
+        args.noise = "product"
+    if args.noise == "product":
+        if args.sigma is not None:
+            parser.error(
+                "--sigma is Opacus' Gaussian noise multiplier and does not apply to product "
+                "noise, which is calibrated by --epsilon0 and -k (use --noise gaussian --sigma)"
+            )
+        args.epsilon0 = defaults.epsilon0 if args.epsilon0 is None else args.epsilon0
+        args.k = defaults.k if args.k is None else args.k
+        if args.epsilon0 <= 0:
+            parser.error(f"--epsilon0 must be > 0, got {args.epsilon0}")
+        if args.k <= 1:
+            parser.error(f"-k must be > 1, got {args.k}")
+    else:
+        for flag, value in (("--epsilon0", args.epsilon0), ("-k", args.k)):
+            if value is not None:
+                parser.error(f"{flag} applies to product noise only (got --noise {args.noise})")
+        args.epsilon0, args.k = defaults.epsilon0, defaults.k
+        if args.noise == "gaussian":
+            args.sigma = defaults.sigma if args.sigma is None else args.sigma
+            if args.sigma <= 0:
+                parser.error(f"--sigma must be > 0, got {args.sigma}")
+        elif args.sigma is not None:
+            parser.error("--sigma applies to Gaussian noise only (got --noise none)")
+    for flag, value in (
+        ("--epochs", args.epochs),
+        ("--batch-size", args.batch_size),
+        ("--privacy-every", args.privacy_every),
+    ):
+        if value < 1:
+            parser.error(f"{flag} must be ≥ 1, got {value}")
+    for flag, value in (("--lr", args.lr), ("-c", args.max_grad_norm)):
+        if not value > 0:
+            parser.error(f"{flag} must be > 0, got {value}")
+    if not 0 < args.delta < 1:
+        parser.error(f"--delta must be in (0, 1), got {args.delta}")
+    return args
+
+
+def make_config(args: argparse.Namespace, defaults: Defaults) -> TrainConfig:
+    """The :class:`TrainConfig` of the parsed arguments."""
+    return TrainConfig(
+        noise=args.noise,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        momentum=args.momentum,
+        lr_schedule=defaults.lr_schedule,
+        max_grad_norm=args.max_grad_norm,
+        sigma=args.sigma if args.noise == "gaussian" else None,
+        epsilon0=args.epsilon0,
+        k=args.k,
+        sensitivity=args.sensitivity,
+        delta=args.delta,
+        metric=defaults.metric,
+        seed=args.seed,
+        device=args.device,
+        poisson_sampling=True,
+        privacy_every=args.privacy_every,
+    )
+
+
+def _fmt_eps(x: Any) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    return f"{x:.4g}"
+
+
+def format_epoch(row: dict[str, Any], metric: str, epochs: int) -> str:
+    """One line per epoch: metrics, time, and every privacy figure with its label."""
+    m = "acc" if metric == "accuracy" else "RMSE"
+    parts = [
+        f"epoch {row['epoch']}/{epochs}",
+        f"train {m} {row[f'train_{metric}']:.4f} loss {row['train_loss']:.4f}",
+        f"test {m} {row[f'test_{metric}']:.4f} loss {row['test_loss']:.4f}",
+        f"{row['seconds']:.1f} s",
+    ]
+    if row["noise"] == "none":
+        parts.append("non-private (no privacy guarantee)")
+    elif "verified_epsilon" in row:
+        delta = row.get("verified_delta", row.get("delta"))
+        if row["noise"] == "product":
+            c_eps, c_delta = row.get("claimed_epsilon"), row.get("claimed_delta")
+            if c_eps is None or (isinstance(c_eps, float) and math.isnan(c_eps)):
+                claimed = "claimed ε' n/a (paper's composition undefined this early)"
+            else:
+                claimed = f"claimed ε'={_fmt_eps(c_eps)} δ'={c_delta:.3g} (paper, unsound)"
+            parts.append(
+                f"{claimed}; verified ε={_fmt_eps(row['verified_epsilon'])} at δ={delta:g}"
+            )
+        else:
+            parts.append(f"verified ε={_fmt_eps(row['verified_epsilon'])} at δ={delta:g}")
+    else:
+        parts.append("privacy not computed this epoch (--privacy-every)")
+    return " | ".join(parts)
+
+
+def run(
+    args: argparse.Namespace,
+    defaults: Defaults,
+    data: DPSGDData,
+    model_fn: Callable[[], nn.Module],
+    *,
+    model_name: str,
+) -> dict[str, Any]:
+    """Train, print, save; return ``{"history", "json", "csv", "dim", "info", "png"}``."""
+    config = make_config(args, defaults)
+    config.extra = {
+        "dataset": defaults.dataset,
+        "data": data.name,
+        "model": model_name,
+        "n_train": data.n_train,
+        "n_test": data.n_test,
+        "data_info": data.info,
+    }
+    torch.manual_seed(args.seed)
+    model = model_fn()
+    dim = count_parameters(model)
+    config.extra["dim"] = dim
+    say = (lambda *_a, **_k: None) if args.quiet else print
+    say(
+        f"{defaults.dataset}: {model_name} with M = {dim:,} parameters; "
+        f"{data.n_train:,} train / {data.n_test:,} test ({data.info.get('source', '')})"
+    )
+    if data.info.get("note"):
+        say(f"NOTE: {data.info['note']}")
+    if args.noise == "product":
+        say(
+            f"noise: product (paper's calibration ε₀={args.epsilon0:g}, k={args.k:g}, "
+            f"sensitivity {args.sensitivity}); 'claimed' = the paper's composition (unsound), "
+            "'verified' = exact accountant of the noise actually added"
+        )
+    elif args.noise == "gaussian":
+        say(f"noise: Gaussian, σ = {args.sigma:g} (Opacus' accountant, 'verified')")
+    else:
+        say("noise: none (non-private baseline)")
+
+    with warnings.catch_warnings():
+        # Opacus' hooks on a first layer whose input needs no gradient: expected, harmless
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        history = train(
+            model,
+            data.train,
+            data.test,
+            config,
+            progress=not args.no_progress,
+            on_epoch=lambda row: say(format_epoch(row, defaults.metric, args.epochs)),
+        )
+    name = f"{defaults.dataset}_{args.noise}"
+    json_path, csv_path = save_history(history, args.out, name, config)
+    say(f"results: {json_path} {csv_path}")
+    png = None
+    if args.plot:
+        from product_noise.plots import plot_three_panels
+
+        files = sorted(Path(args.out).glob(f"{defaults.dataset}_*.json"))
+        png = plot_three_panels(files, Path(args.out) / f"{defaults.dataset}.png")
+        say(f"plot: {png}")
+    return {
+        "history": history,
+        "json": json_path,
+        "csv": csv_path,
+        "dim": dim,
+        "info": data.info,
+        "png": png,
+    }
+
+
+def entry(main: Callable[[Sequence[str] | None], Any]) -> None:
+    """Run ``main`` as a command: a missing or malformed data file exits with its message."""
+    from product_noise.data.loaders import DatasetNotFoundError
+
+    try:
+        main(None)
+    except (DatasetNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
