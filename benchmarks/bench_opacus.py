@@ -21,23 +21,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from product_noise import PrivacyEngine
 from product_noise.mechanisms import ProductNoise
+from product_noise.models import SampleConvNet
 from product_noise.opacus import ProductVerifiedAccountant
-
-
-class SampleConvNet(nn.Module):
-    """Opacus' MNIST example network (26,010 parameters)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 8, 2, padding=3)
-        self.conv2 = nn.Conv2d(16, 32, 4, 2)
-        self.fc1 = nn.Linear(32 * 4 * 4, 32)
-        self.fc2 = nn.Linear(32, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2, 1)
-        x = nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2, 1)
-        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
 
 
 def step_time(noise: str, steps: int, batch: int) -> float:

@@ -195,9 +195,10 @@ class SphericalMechanism(Mechanism):
         u = min(max(u, 1e-300), 1 - 1e-16)
         return float(self.law.radius_ppf(np.array(u)))
 
-    def sample_like(
-        self, tensors: Sequence[torch.Tensor], *, generator: torch.Generator | None = None
+    def _normals_like(
+        self, tensors: Sequence[torch.Tensor], generator: torch.Generator | None
     ) -> list[torch.Tensor]:
+        """Standard normals shaped like ``tensors`` (same dtype/device); checks their size is M."""
         import torch
 
         total = sum(int(t.numel()) for t in tensors)
@@ -205,10 +206,17 @@ class SphericalMechanism(Mechanism):
             raise ValueError(
                 f"the tensors hold {total} values but this mechanism has dimension M={self.dim}"
             )
-        gs = [
+        return [
             torch.randn(t.shape, dtype=t.dtype, device=t.device, generator=generator)
             for t in tensors
         ]
+
+    def sample_like(
+        self, tensors: Sequence[torch.Tensor], *, generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        import torch
+
+        gs = self._normals_like(tensors, generator)
         # one global norm over all tensors (per-tensor norms combined in float64)
         norm = float(torch.stack([torch.linalg.vector_norm(g).double() for g in gs]).norm())
         radius = self._torch_radius(generator)

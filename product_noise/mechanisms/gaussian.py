@@ -163,19 +163,7 @@ class Gaussian(SphericalMechanism):
     def sample_like(
         self, tensors: Sequence[torch.Tensor], *, generator: torch.Generator | None = None
     ) -> list[torch.Tensor]:
-        import torch
-
-        total = sum(int(t.numel()) for t in tensors)
-        if total != self.dim:
-            raise ValueError(
-                f"the tensors hold {total} values but this mechanism has dimension M={self.dim}"
-            )
-        return [
-            torch.randn(t.shape, dtype=t.dtype, device=t.device, generator=generator).mul_(
-                self.sigma
-            )
-            for t in tensors
-        ]
+        return [g.mul_(self.sigma) for g in self._normals_like(tensors, generator)]
 
     def config(self) -> dict[str, Any]:
         return {**super().config()}
