@@ -1,8 +1,9 @@
 """One DP-SGD training loop shared by the example scripts and the comparison harness.
 
 It wires a model and datasets to :class:`product_noise.PrivacyEngine` with the chosen noise
-(``"product"`` at the paper's per-step calibration, ``"gaussian"`` with Opacus' noise multiplier,
-``"l2"``, or ``"none"`` for non-private training), trains with tqdm progress, and logs per epoch:
+(``"product"`` at the paper's per-step calibration or at an explicit noise multiplier,
+``"gaussian"`` with Opacus' noise multiplier, ``"l2"``, or ``"none"`` for non-private
+training), trains with tqdm progress, and logs per epoch:
 train/test loss and metric (accuracy, or RMSE for rating models) and every privacy figure with its
 label (``verified`` from the exact accountant; ``claimed`` from the paper's composition for product
 noise). Results are plain dictionaries, written as JSON and CSV by :func:`save_history`.
@@ -37,9 +38,14 @@ NOISES = ("product", "gaussian", "l2", "none")
 class TrainConfig:
     """Hyperparameters of one run (defaults: the official MNIST script).
 
-    ``noise`` chooses the mechanism; ``sigma`` is Opacus' noise multiplier for ``"gaussian"``
-    (and θ/C for ``"l2"``); ``epsilon0``/``k``/``sensitivity`` are the paper's per-step
-    calibration of product noise.
+    ``noise`` chooses the mechanism; ``sigma`` is the noise multiplier (scale/C): Opacus' σ/C
+    for ``"gaussian"``, θ/C for ``"l2"``. Product noise is calibrated by the paper's per-step
+    ``epsilon0``/``k``/``sensitivity`` unless ``sigma`` is given: then its scale is ``sigma``·C
+    (e.g. from :func:`~product_noise.opacus.engine.calibrate_verified_noise_multiplier`) and
+    ``epsilon0``/``k``/``sensitivity`` are not used (no claimed figure).
+
+    ``privacy_every``: privacy figures every that many epochs (and after the last); 0 for
+    none (when the caller accounts the run itself, e.g. from ``engine.accountant.history``).
     """
 
     noise: str = "product"
@@ -78,12 +84,13 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be None or 'cos', got {self.lr_schedule!r}")
         if self.noise in ("gaussian", "l2") and self.sigma is None:
             raise ValueError(f"noise={self.noise!r} needs sigma (the noise multiplier)")
-        if self.noise == "product" and self.sigma is not None:
-            raise ValueError(
-                "sigma is Opacus' Gaussian noise multiplier; product noise is calibrated by "
-                "epsilon0 and k (the paper's per-step calibration)"
-            )
-        if self.noise == "product":
+        if self.noise == "none" and self.sigma is not None:
+            raise ValueError("sigma (the noise multiplier) does not apply to noise='none'")
+        if self.sigma is not None:
+            check_positive("sigma", self.sigma)
+        if self.privacy_every < 0 or int(self.privacy_every) != self.privacy_every:
+            raise ValueError(f"privacy_every must be an integer ≥ 0, got {self.privacy_every}")
+        if self.noise == "product" and self.sigma is None:
             check_positive("epsilon0", self.epsilon0)
             if self.k <= 1:
                 raise ValueError(f"k must be > 1, got {self.k}")
@@ -130,8 +137,14 @@ def train(
     *,
     progress: bool = True,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    engine: Any | None = None,
 ) -> list[dict[str, Any]]:
-    """Train ``model`` with the configured noise and return the per-epoch history."""
+    """Train ``model`` with the configured noise and return the per-epoch history.
+
+    ``on_epoch`` is called with each epoch's row as soon as it is complete. ``engine`` is the
+    :class:`product_noise.PrivacyEngine` to attach (a new one by default): pass one to read its
+    accountants and mechanism after training. Rows count optimizer ``steps`` cumulatively.
+    """
     config.validate()
     torch.manual_seed(config.seed)
     device = config.device
@@ -147,19 +160,22 @@ def train(
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen)
     test_loader = DataLoader(test_set, batch_size=1024)
 
-    engine = None
-    if config.noise != "none":
-        from .opacus import PrivacyEngine
+    if config.noise == "none":
+        engine = None
+    else:
+        if engine is None:
+            from .opacus import PrivacyEngine
 
-        engine = PrivacyEngine()
+            engine = PrivacyEngine()
         kw: dict[str, Any] = {}
-        if config.noise == "product":
+        if config.noise == "product" and config.sigma is None:
             kw = {"epsilon0": config.epsilon0, "k": config.k, "sensitivity": config.sensitivity}
         else:
             kw = {"noise_multiplier": config.sigma}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PrivacyWarning)
             warnings.filterwarnings("ignore", message="Secure RNG turned off")
+            warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
             model, opt, train_loader = engine.make_private(
                 module=model,
                 optimizer=opt,
@@ -181,6 +197,7 @@ def train(
 
     crit = nn.CrossEntropyLoss()
     history: list[dict[str, Any]] = []
+    steps = 0
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
@@ -192,24 +209,30 @@ def train(
         batches = train_loader
         if progress and tqdm is not None:
             batches = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", leave=False)
-        for xb, yb in batches:
-            # an empty Poisson batch still takes a (noise-only) step: skipping it would reveal
-            # that the batch was empty, which depends on the data under add/remove adjacency
-            xb, yb = xb.to(device), yb.to(device)
-            opt.zero_grad()
-            out = model(xb)
-            loss = crit(out, yb) if len(yb) else (out.sum() * 0.0)
-            loss.backward()
-            opt.step()
-            loss_sum += float(loss.detach()) * len(yb)
-            s, c = _metric(out.detach(), yb, config.metric)
-            m_sum += s
-            n += c
+        with warnings.catch_warnings():
+            # Opacus' hooks on a first layer whose input needs no gradient (harmless)
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            for xb, yb in batches:
+                # an empty Poisson batch still takes a (noise-only) step: skipping it would
+                # reveal that the batch was empty, which depends on the data under add/remove
+                # adjacency
+                xb, yb = xb.to(device), yb.to(device)
+                opt.zero_grad()
+                out = model(xb)
+                loss = crit(out, yb) if len(yb) else (out.sum() * 0.0)
+                loss.backward()
+                opt.step()
+                steps += 1
+                loss_sum += float(loss.detach()) * len(yb)
+                s, c = _metric(out.detach(), yb, config.metric)
+                m_sum += s
+                n += c
         if scheduler is not None:
             scheduler.step()
         test_loss, test_metric = evaluate(model, test_loader, config.metric, device)
         row: dict[str, Any] = {
             "epoch": epoch,
+            "steps": steps,
             "noise": config.noise,
             "dim": dim,
             "train_loss": loss_sum / max(n, 1),
@@ -221,7 +244,8 @@ def train(
         if engine is not None:
             row["expected_noise_norm"] = engine.current_mechanism().expected_norm
             row["delta"] = config.delta
-            if epoch % config.privacy_every == 0 or epoch == config.epochs:
+            every = config.privacy_every
+            if every and (epoch % every == 0 or epoch == config.epochs):
                 for fig in engine.get_privacy_report(config.delta):
                     row[f"{fig.label}_epsilon"] = fig.epsilon
                     row[f"{fig.label}_delta"] = fig.delta

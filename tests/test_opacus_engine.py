@@ -943,3 +943,43 @@ def test_distributed_gloo_two_processes(tmp_path):
         assert a["steps"] == b["steps"] == DIST_STEPS
         assert all(torch.equal(x, y) for x, y in zip(a["params"], b["params"])), a["config"]
         assert all(not torch.equal(x, y) for x, y in zip(a["initial"], a["params"]))
+
+
+def test_verified_calibration_coarse_search_is_safe_and_within_rtol():
+    """calibrate_verified_noise_multiplier searches on the coarse (1e-3) pessimistic grid, whose
+    ε bounds the 1e-4 grid's from above: the answer's coarse ε is in [(1 − rtol)·target, target],
+    its reported (1e-4) ε is ≤ that, and a start from Opacus' Gaussian multiplier needs few
+    PLD builds."""
+    from product_noise.accounting.pld import verified_epsilon
+    from product_noise.mechanisms import MECHANISMS
+    from product_noise.opacus.engine import calibrate_verified_noise_multiplier
+
+    fam, dim, q, steps, target, delta = MECHANISMS["gaussian"], 20, 0.1, 20, 2.0, 1e-5
+    built: list[float] = []
+
+    def factory(nm: float):
+        built.append(nm)
+        return fam(dim, nm, 1.0)
+
+    nm = calibrate_verified_noise_multiplier(
+        fam, target, delta, dim=dim, sample_rate=q, steps=steps, rtol=0.05,
+        mechanism_factory=factory,
+    )  # fmt: skip
+
+    def eps(disc: float) -> float:
+        return verified_epsilon(
+            fam(dim, nm, 1.0).privacy_profile(),
+            sampling_prob=q,
+            num_steps=steps,
+            delta=delta,
+            value_discretization_interval=disc,
+        )
+
+    coarse, fine = eps(1e-3), eps(1e-4)
+    assert 0.95 * target <= coarse <= target
+    assert fine <= coarse
+    assert len(built) <= 8
+    with pytest.raises(ValueError, match="rtol"):
+        calibrate_verified_noise_multiplier(
+            fam, target, delta, dim=dim, sample_rate=q, steps=steps, rtol=1.5
+        )

@@ -11,11 +11,12 @@ Everything here is deterministic in its key, so one computation serves every see
 * DPMix (:class:`DPMixKey`): σ for a verified target ε, the verified figure of the release and
   the thesis' claimed figure (:class:`dpmix.DPMix`; the harness checks the release metadata).
 
-Verified calibration of joint noise (:func:`calibrate_verified`) searches ``ln(scale)`` by
-safeguarded secant steps on ``ln ε`` with the pessimistic PLD at a 1e-3 grid (an upper bound on
-the 1e-4 grid's ε), and stops when the verified ε lies in ``[(1 − rtol)·target, target]``. The
-final figure is then the accountant's own (1e-4 grid). The privacy profile of a mechanism is
-evaluated once per (family, M, scale) and shared by all these computations.
+Verified calibration of joint noise is the engine's
+(:func:`~product_noise.opacus.engine.calibrate_verified_noise_multiplier`: a search on the
+pessimistic 1e-3 PLD grid, an upper bound on the 1e-4 grid's ε, stopping when the verified ε
+lies in ``[(1 − RTOL)·target, target]``, checked on the 1e-4 grid). The final figure is then the
+accountant's own (1e-4 grid). The privacy profile of a mechanism is evaluated once per
+(family, M, scale) and shared by all these computations.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from ..privacy import PrivacyFigure
 __all__ = [
     "DPSGDKey",
     "DPMixKey",
-    "calibrate_verified",
     "compute_dpsgd",
     "compute_dpmix",
     "Accounting",
@@ -44,6 +44,8 @@ __all__ = [
 
 #: grid of the calibration search and of the per-epoch curve (pessimistic, so an upper bound)
 COARSE_DISCRETIZATION = 1e-3
+#: the verified calibration stops once ε is within this fraction below the target
+RTOL = 0.05
 
 
 def figure_to_dict(fig: PrivacyFigure | None) -> dict[str, Any] | None:
@@ -166,88 +168,6 @@ def _verified_accountant(memo: _ProfileMemo, discretization: float) -> Any:
     return _Memoised()
 
 
-# ====================================================================== verified calibration
-def calibrate_verified(
-    family: str,
-    target_epsilon: float,
-    delta: float,
-    *,
-    dim: int,
-    sample_rate: float,
-    steps: int,
-    guess: float = 1.0,
-    slope: float = -1.0,
-    rtol: float = 0.05,
-    memo: _ProfileMemo | None = None,
-    max_evals: int = 40,
-) -> tuple[float, float, int]:
-    """Noise multiplier (scale/C) of ``family`` whose verified ε over ``steps`` is in
-    ``[(1 − rtol)·target, target]`` (on the coarse grid; the accountant's 1e-4 grid is lower).
-
-    ``guess`` is the first scale tried and ``slope`` the first estimate of ``d ln ε / d ln σ``.
-    Returns ``(noise_multiplier, verified ε on the coarse grid, evaluations)``.
-    Raises ``ValueError`` if no scale ≤ 1e15 reaches the target.
-    """
-    from ..accounting.pld import verified_epsilon
-
-    memo = memo or _ProfileMemo()
-    aim = math.log(target_epsilon * (1.0 - rtol / 2.0))
-    evals = 0
-
-    def eps_of(x: float) -> float:
-        nonlocal evals
-        evals += 1
-        mech = memo.mechanism(family, dim, math.exp(x))
-        return verified_epsilon(
-            mech.privacy_profile(),
-            sampling_prob=sample_rate,
-            num_steps=steps,
-            delta=delta,
-            value_discretization_interval=COARSE_DISCRETIZATION,
-        )
-
-    lo: tuple[float, float] | None = None  # (x, ε) with ε > target
-    hi: tuple[float, float] | None = None  # (x, ε) with ε ≤ target
-    x = math.log(guess)
-    # slope: the first estimate of d ln ε / d ln(scale), refined by secant steps
-    last: tuple[float, float] | None = None
-    big = math.log(1e3)
-    while evals < max_evals:
-        e = eps_of(x)
-        if e <= target_epsilon:
-            hi = (x, e)
-            if e >= target_epsilon * (1.0 - rtol):
-                return math.exp(x), e, evals
-        else:
-            lo = (x, e)
-        if math.isfinite(e) and e > 0 and last is not None and math.isfinite(last[1]):
-            if x != last[0] and last[1] > 0 and e != last[1]:
-                s = (math.log(e) - math.log(last[1])) / (x - last[0])
-                if s < 0:
-                    slope = max(min(s, -0.05), -20.0)
-        if math.isfinite(e) and e > 0:
-            last = (x, e)
-        if lo is not None and hi is not None:
-            if hi[0] - lo[0] < 1e-6:
-                return math.exp(hi[0]), hi[1], evals
-            w = hi[0] - lo[0]
-            if math.isfinite(lo[1]) and hi[1] > 0:
-                t = (math.log(lo[1]) - aim) / (math.log(lo[1]) - math.log(hi[1]))
-                x = lo[0] + min(max(t, 0.1), 0.9) * w
-            else:
-                x = lo[0] + 0.5 * w
-        elif hi is None:  # too little noise so far
-            x = x + (big if not math.isfinite(e) else min((math.log(e) - aim) / -slope, big))
-            if x > math.log(1e15):
-                raise ValueError(
-                    f"no {family} noise ≤ 1e15·C reaches verified ε = {target_epsilon}"
-                )
-        else:  # too much noise so far
-            x = x - (big if e <= 0 else min((aim - math.log(e)) / -slope, big))
-    assert hi is not None, "calibration did not bracket the target"
-    return math.exp(hi[0]), hi[1], evals
-
-
 # ====================================================================== DP-SGD
 def _paper_noise_multiplier(key: DPSGDKey, eps0: float, k: float) -> float:
     from ..mechanisms.product import paper_t
@@ -313,31 +233,24 @@ def compute_dpsgd(key: DPSGDKey) -> dict[str, Any]:
             "sensitivity": key.paper_sensitivity,
         }
     else:
-        from opacus.accountants.utils import get_noise_multiplier
+        from ..mechanisms import MECHANISMS
+        from ..opacus.engine import calibrate_verified_noise_multiplier
 
-        # a start near the answer: the Gaussian multiplier, spread over the norm of M values
-        g = get_noise_multiplier(
-            target_epsilon=key.epsilon,
-            target_delta=key.delta,
-            sample_rate=q,
-            steps=total,
-            accountant="rdp",
-            epsilon_tolerance=0.05,
-        )
-        if family == "l2":  # E‖n‖ = Mθ against the Gaussian's ≈ σ√M
-            guess, slope = g / math.sqrt(key.dim), -1.0
-        else:  # product noise: far more noise, and a steep ε(σ) (heavy tail)
-            guess, slope = g * math.sqrt(key.dim) * 1e5, -4.0
-        nm, _, evals = calibrate_verified(
-            family,
+        def counted(nm: float) -> _MemoMechanism:
+            nonlocal evals
+            evals += 1
+            return memo.mechanism(family, key.dim, nm)
+
+        nm = calibrate_verified_noise_multiplier(
+            MECHANISMS[family],
             key.epsilon,
             key.delta,
             dim=key.dim,
             sample_rate=q,
             steps=total,
-            guess=guess,
-            slope=slope,
-            memo=memo,
+            rtol=RTOL,
+            coarse_discretization=COARSE_DISCRETIZATION,
+            mechanism_factory=counted,
         )
         out["noise"] = {"noise": family, "noise_multiplier": nm}
     out["calibration_seconds"] = time.perf_counter() - t0

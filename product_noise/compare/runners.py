@@ -17,9 +17,11 @@ import numpy as np
 import torch
 from scipy import special
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
-from ..privacy import PrivacyFigure, PrivacyWarning
+from ..models import count_parameters
+from ..privacy import PrivacyFigure
+from ..train import TrainConfig, train
 from .accounting import figure_from_dict
 from .config import CompareConfig
 from .data import ClassificationData
@@ -97,11 +99,6 @@ def make_model(cfg: CompareConfig, data: ClassificationData) -> nn.Module:
     )
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters: the noise dimension M."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def _inputs(cfg: CompareConfig, data: ClassificationData, X: np.ndarray) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     if cfg.model == "cnn" and data.image_shape is not None:
@@ -149,21 +146,29 @@ def _check_history(engine: Any, calib: dict[str, Any]) -> None:
                 raise AccountingMismatch(f"claimed accountant {k}={claimed.config[k]} != {v}")
 
 
-def _epoch(
-    model: nn.Module, loader: Any, opt: torch.optim.Optimizer, crit: nn.Module, steps: int
-) -> tuple[float, int, int]:
-    loss_sum, n = 0.0, 0
-    for xb, yb in loader:
-        opt.zero_grad()
-        out = model(xb)
-        # an empty Poisson batch still takes a noise-only step (as product_noise.train)
-        loss = crit(out, yb) if len(yb) else out.sum() * 0.0
-        loss.backward()
-        opt.step()
-        steps += 1
-        loss_sum += float(loss.detach()) * len(yb)
-        n += len(yb)
-    return loss_sum, n, steps
+def _train_config(cfg: CompareConfig, seed: int, calib: dict[str, Any] | None) -> TrainConfig:
+    """The :class:`~product_noise.train.TrainConfig` of one run (``calib`` None: no noise)."""
+    common = dict(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        momentum=cfg.momentum,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=seed,
+        privacy_every=0,  # the privacy per epoch comes from the cached accounting
+    )
+    if calib is None:
+        return TrainConfig(noise="none", lr=min(cfg.lr, 0.05), **common)
+    n0 = calib["noise"]
+    if "epsilon0" in n0:  # the paper's calibration
+        return TrainConfig(
+            noise=n0["noise"],
+            lr=cfg.lr,
+            epsilon0=n0["epsilon0"],
+            k=n0["k"],
+            sensitivity=n0["sensitivity"],
+            **common,
+        )
+    return TrainConfig(noise=n0["noise"], lr=cfg.lr, sigma=n0["noise_multiplier"], **common)
 
 
 def run_dpsgd(
@@ -176,59 +181,39 @@ def run_dpsgd(
     desc: str = "",
 ) -> Outcome:
     """Train the network with DP-SGD (``calib`` from :func:`~.accounting.compute_dpsgd`), or
-    without noise when ``calib`` is None; test accuracy after every epoch."""
+    without noise when ``calib`` is None, by :func:`product_noise.train.train`; test accuracy
+    after every epoch."""
+    from ..opacus import PrivacyEngine
+
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     model = make_model(cfg, data)
     dim = count_parameters(model)
-    Xtr, ytr = _inputs(cfg, data, data.X_train), torch.from_numpy(data.y_train)
-    Xte, yte = _inputs(cfg, data, data.X_test), torch.from_numpy(data.y_test)
-    gen = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        TensorDataset(Xtr, ytr), batch_size=cfg.batch_size, shuffle=True, generator=gen
-    )
-    private = calib is not None
-    lr = cfg.lr if private else min(cfg.lr, 0.05)
-    opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum)
+    train_set = TensorDataset(_inputs(cfg, data, data.X_train), torch.from_numpy(data.y_train))
+    test_set = TensorDataset(_inputs(cfg, data, data.X_test), torch.from_numpy(data.y_test))
     engine = None
-    if private:
-        from ..opacus import PrivacyEngine
-
+    if calib is not None:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PrivacyWarning)
             warnings.filterwarnings("ignore", message="Secure RNG turned off")
-            warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
             engine = PrivacyEngine()
-            model, opt, loader = engine.make_private(
-                module=model,
-                optimizer=opt,
-                data_loader=loader,
-                max_grad_norm=cfg.max_grad_norm,
-                poisson_sampling=True,
-                noise_generator=torch.Generator().manual_seed(seed + 1),
-                **calib["noise"],
-            )
-    crit = nn.CrossEntropyLoss()
-    epochs: list[dict[str, Any]] = []
-    steps = 0
-    it: Any = range(1, cfg.epochs + 1)
+    bar: Any = None
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(it, desc=desc or "epochs", unit="epoch", leave=False)
-    for epoch in it:
-        model.train()
-        with warnings.catch_warnings():
-            # Opacus' hooks on a first layer whose input needs no gradient (harmless)
-            warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            loss_sum, n, steps = _epoch(model, loader, opt, crit, steps)
-        epochs.append(
-            {
-                "epoch": epoch,
-                "train_loss": loss_sum / max(n, 1),
-                "test_accuracy": _accuracy(model, Xte, yte),
-            }
-        )
+        bar = tqdm(total=cfg.epochs, desc=desc or "epochs", unit="epoch", leave=False)
+    history = train(
+        model,
+        train_set,
+        test_set,
+        _train_config(cfg, seed, calib),
+        progress=False,
+        on_epoch=None if bar is None else (lambda _row: bar.update(1)),
+        engine=engine,
+    )
+    if bar is not None:
+        bar.close()
+    epochs = [{k: row[k] for k in ("epoch", "train_loss", "test_accuracy")} for row in history]
+    steps = history[-1]["steps"]
     outcome = Outcome(accuracy=epochs[-1]["test_accuracy"], dim=dim, steps=steps, epochs=epochs)
     outcome.train_seconds = time.perf_counter() - t0
     if engine is None:

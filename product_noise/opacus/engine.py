@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -595,39 +596,145 @@ def calibrate_verified_noise_multiplier(
     sample_rate: float,
     steps: int,
     value_discretization_interval: float = 1e-4,
+    rtol: float = 0.01,
+    coarse_discretization: float = 1e-3,
+    guess: float | None = None,
+    slope: float | None = None,
+    mechanism_factory: Callable[[float], Any] | None = None,
+    max_evals: int = 60,
 ) -> float:
-    """Smallest noise multiplier (scale/C) whose verified ε over ``steps`` is ≤ the target.
+    """Smallest noise multiplier (scale/C), up to ``rtol``, whose verified ε over ``steps`` is
+    ≤ the target at ``value_discretization_interval`` (the grid the accountant reports on).
 
-    Bisection on ``ln(scale)``; each evaluation builds the verified PLD. The returned value is
-    on the safe side of the bracket.
+    The search runs on the coarser pessimistic PLD grid ``coarse_discretization`` (its ε is an
+    upper bound on the finer grid's, so it can only overestimate ε: every scale it accepts is
+    safe): safeguarded secant steps on ``ln ε`` against ``ln(scale)``, stopping as soon as the
+    coarse ε lies in ``[(1 − rtol)·target, target]``. The answer is then checked once on the
+    reporting grid; should that check ever fail, the search continues on the reporting grid.
+
+    ``guess`` is the first scale tried and ``slope`` the first estimate of ``d ln ε / d ln σ``
+    (by default derived from Opacus' Gaussian calibration and the family). ``mechanism_factory``
+    builds the mechanism at a noise multiplier (default ``family(dim, nm, 1.0)``; a caching
+    factory lets the caller share privacy-profile evaluations). Raises ``ValueError`` if no
+    scale ≤ 1e15 reaches the target.
     """
 
-    def eps_of(log_nm: float) -> float:
-        mech = family(dim, math.exp(log_nm), 1.0)
-        return verified_epsilon(
-            mech.privacy_profile(),
-            sampling_prob=sample_rate,
-            num_steps=steps,
-            delta=target_delta,
-            value_discretization_interval=value_discretization_interval,
-        )
+    def _initial_noise_multiplier(
+        name: str, target_epsilon: float, target_delta: float, dim: int, q: float, steps: int
+    ) -> tuple[float, float]:
+        """A first scale near the answer and a first slope ``d ln ε / d ln σ``: Opacus' (RDP)
+        Gaussian multiplier, spread over the noise norm of ``dim`` values."""
+        try:
+            g = float(
+                get_noise_multiplier(
+                    target_epsilon=target_epsilon,
+                    target_delta=target_delta,
+                    sample_rate=q,
+                    steps=steps,
+                    accountant="rdp",
+                    epsilon_tolerance=0.05,
+                )
+            )
+        except Exception:  # noqa: BLE001 - only a starting point
+            return 1.0, -1.0
+        if name == "l2":  # E‖n‖ = Mθ against the Gaussian's ≈ σ√M
+            return g / math.sqrt(dim), -1.0
+        if name == "product":  # far more noise, and a steep ε(σ) (heavy tail)
+            return g * math.sqrt(dim) * 1e5, -4.0
+        return g, -1.0
 
-    lo, hi = math.log(0.1), math.log(10.0)
-    while eps_of(hi) > target_epsilon:
-        lo, hi = hi, hi + math.log(10.0)
-        if hi > math.log(1e15):
-            raise ValueError("no finite noise reaches this target epsilon")
-    while eps_of(lo) <= target_epsilon and lo > math.log(1e-6):
-        hi, lo = lo, lo - math.log(10.0)
-    for _ in range(40):
-        if hi - lo < 1e-3:
-            break
-        mid = 0.5 * (lo + hi)
-        if eps_of(mid) > target_epsilon:
-            lo = mid
-        else:
-            hi = mid
-    return math.exp(hi)
+    def _secant_search(
+        eps_of: Callable[[float], float],
+        target: float,
+        rtol: float,
+        x: float,
+        slope: float,
+        max_evals: int,
+        name: str,
+    ) -> tuple[float, int]:
+        """``(x, evaluations)``: ``x = ln(scale)`` with ``eps_of(x)`` in
+        ``[(1 − rtol)·target, target]``, or the smallest safe ``x`` found when the bracket
+        closes or the evaluations run out."""
+        aim = math.log(target * (1.0 - rtol / 2.0))
+        lo: tuple[float, float] | None = None  # (x, ε) with ε > target
+        hi: tuple[float, float] | None = None  # (x, ε) with ε ≤ target
+        last: tuple[float, float] | None = None
+        big, top = math.log(1e3), math.log(1e15)
+        evals = 0
+        while evals < max_evals:
+            e = eps_of(x)
+            evals += 1
+            if e <= target:
+                if hi is None or x < hi[0]:
+                    hi = (x, e)
+                if e >= target * (1.0 - rtol):
+                    return x, evals
+            elif lo is None or x > lo[0]:
+                lo = (x, e)
+            if math.isfinite(e) and e > 0:
+                if last is not None and x != last[0] and e != last[1]:
+                    s = (math.log(e) - math.log(last[1])) / (x - last[0])
+                    if s < 0:
+                        slope = max(min(s, -0.05), -20.0)
+                last = (x, e)
+            if lo is not None and hi is not None:
+                w = hi[0] - lo[0]
+                if w < 1e-6:
+                    break
+                if math.isfinite(lo[1]) and hi[1] > 0:
+                    t = (math.log(lo[1]) - aim) / (math.log(lo[1]) - math.log(hi[1]))
+                    x = lo[0] + min(max(t, 0.1), 0.9) * w
+                else:
+                    x = lo[0] + 0.5 * w
+            elif hi is None:  # too little noise so far
+                x += big if not math.isfinite(e) else min((math.log(e) - aim) / -slope, big)
+                if x > top:
+                    raise ValueError(
+                        f"no {name or 'joint'} noise ≤ 1e15·C reaches epsilon = {target}"
+                    )
+            else:  # too much noise so far
+                x -= big if e <= 0 else min((aim - math.log(e)) / -slope, big)
+        if hi is None:
+            raise ValueError(f"calibration did not reach epsilon = {target} in {max_evals} steps")
+        return hi[0], evals
+
+    target_epsilon = check_epsilon(target_epsilon, "target_epsilon")
+    target_delta = check_delta(target_delta, "target_delta")
+    if not 0 < rtol < 1:
+        raise ValueError(f"rtol must be in (0, 1), got {rtol}")
+    make = mechanism_factory or (lambda nm: family(dim, nm, 1.0))
+    name = getattr(family, "name", "")
+    if guess is None or slope is None:
+        g0, s0 = _initial_noise_multiplier(
+            name, target_epsilon, target_delta, dim, sample_rate, steps
+        )
+        guess = g0 if guess is None else guess
+        slope = s0 if slope is None else slope
+    coarse = max(coarse_discretization, value_discretization_interval)
+
+    def eps_at(disc: float) -> Callable[[float], float]:
+        def eps_of(x: float) -> float:
+            return verified_epsilon(
+                make(math.exp(x)).privacy_profile(),
+                sampling_prob=sample_rate,
+                num_steps=steps,
+                delta=target_delta,
+                value_discretization_interval=disc,
+            )
+
+        return eps_of
+
+    x, evals = _secant_search(
+        eps_at(coarse), target_epsilon, rtol, math.log(guess), slope, max_evals, name
+    )
+    if coarse == value_discretization_interval:
+        return math.exp(x)
+    fine = eps_at(value_discretization_interval)
+    if fine(x) <= target_epsilon:
+        return math.exp(x)
+    # the coarse grid did not dominate here: search again on the reporting grid, from above
+    x, _ = _secant_search(fine, target_epsilon, rtol, x + 0.01, slope, max_evals, name)
+    return math.exp(x)
 
 
 def calibrate_paper_epsilon0(
