@@ -533,6 +533,12 @@ from .compare.cli import make_command as _compare_command  # noqa: E402
 
 register(_compare_command(Command))
 
+# convex ERM: dataset preprocessing and the hyperparameter x epsilon grid search
+from .erm.cli import make_gridsearch_command, make_preprocess_command  # noqa: E402
+
+register(make_preprocess_command(Command))
+register(make_gridsearch_command(Command))
+
 
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
