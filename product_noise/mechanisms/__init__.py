@@ -21,7 +21,7 @@ from .gaussian import (
     classic_gaussian_sigma,
     gaussian_delta,
 )
-from .l2 import L2Mechanism
+from .l2 import GammaNorm, L2Mechanism
 from .product import ProductNoise, claimed_delta, optimal_q, paper_t, solve_k
 from .spherical import SGG, uniform_direction
 
@@ -32,6 +32,7 @@ __all__ = [
     "Gaussian",
     "ProductNoise",
     "L2Mechanism",
+    "GammaNorm",
     "SGG",
     "MECHANISMS",
     "calibrate",
