@@ -313,6 +313,8 @@ class DPMix:
         if Xn.ndim < 2:
             raise ValueError(f"X must have shape (n, features...), got {Xn.shape}")
         n = Xn.shape[0]
+        if n == 0:
+            raise ValueError(f"X has no records (shape {Xn.shape}): nothing to publish")
         feat_shape = Xn.shape[1:]
         X2 = _float_features(np.ascontiguousarray(Xn.reshape(n, -1)))
         if not np.isfinite(X2).all():

@@ -4,7 +4,9 @@ Each script (``mnist.py``, ``cifar10.py``, ``adult.py``, ``imdb.py``, ``movielen
 its official defaults as a :class:`Defaults`, adds its dataset flags, loads its data with
 :mod:`product_noise.data.dpsgd`, builds its model from :mod:`product_noise.models` and calls
 :func:`run`, which trains with :func:`product_noise.train.train`, prints one labelled line per
-epoch and writes ``<out>/<dataset>_<noise>.json``/``.csv`` (and a PNG with ``--plot``).
+epoch and writes ``<out>/<dataset>_<noise>.json``/``.csv`` (and a PNG with ``--plot``). A
+checkpoint ``<out>/<dataset>_<noise>.ckpt.pt`` is written (atomically) after every epoch;
+``--resume`` continues an interrupted run from it with the same privacy accounting.
 """
 
 from __future__ import annotations
@@ -142,6 +144,12 @@ def build_parser(defaults: Defaults, description: str) -> argparse.ArgumentParse
         "--plot",
         action="store_true",
         help="after training, draw <out>/<dataset>.png from every result JSON in --out",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from <out>/<dataset>_<noise>.ckpt.pt (written after every epoch) with "
+        "the same settings: finished epochs and their privacy accounting are kept",
     )
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -298,6 +306,14 @@ def run(
     else:
         say("noise: none (non-private baseline)")
 
+    name = f"{defaults.dataset}_{args.noise}"
+    ckpt = Path(args.out) / f"{name}.ckpt.pt"
+    if args.resume:
+        say(
+            f"resuming from {ckpt}"
+            if ckpt.exists()
+            else f"--resume: no checkpoint {ckpt} yet; starting at epoch 1"
+        )
     with warnings.catch_warnings():
         # Opacus' hooks on a first layer whose input needs no gradient: expected, harmless
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
@@ -309,8 +325,9 @@ def run(
             config,
             progress=not args.no_progress,
             on_epoch=lambda row: say(format_epoch(row, defaults.metric, args.epochs)),
+            checkpoint=ckpt,
+            resume=args.resume,
         )
-    name = f"{defaults.dataset}_{args.noise}"
     json_path, csv_path = save_history(history, args.out, name, config)
     say(f"results: {json_path} {csv_path}")
     png = None
@@ -331,11 +348,20 @@ def run(
 
 
 def entry(main: Callable[[Sequence[str] | None], Any]) -> None:
-    """Run ``main`` as a command: a missing or malformed data file exits with its message."""
+    """Run ``main`` as a command: a missing or malformed data file (or a checkpoint of other
+    settings, or NaN in training) exits 1 with its message; Ctrl-C exits 130 and says how to
+    resume."""
     from product_noise.data.loaders import DatasetNotFoundError
 
     try:
         main(None)
-    except (DatasetNotFoundError, ValueError) as err:
+    except (DatasetNotFoundError, ValueError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: the finished epochs are in the checkpoint in --out; run the same "
+            "command with --resume to continue",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None

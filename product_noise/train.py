@@ -92,7 +92,7 @@ class TrainConfig:
             raise ValueError(f"privacy_every must be an integer ≥ 0, got {self.privacy_every}")
         if self.noise == "product" and self.sigma is None:
             check_positive("epsilon0", self.epsilon0)
-            if self.k <= 1:
+            if check_positive("k", self.k) <= 1:
                 raise ValueError(f"k must be > 1, got {self.k}")
         return self
 
@@ -138,14 +138,30 @@ def train(
     progress: bool = True,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     engine: Any | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> list[dict[str, Any]]:
     """Train ``model`` with the configured noise and return the per-epoch history.
 
     ``on_epoch`` is called with each epoch's row as soon as it is complete. ``engine`` is the
     :class:`product_noise.PrivacyEngine` to attach (a new one by default): pass one to read its
     accountants and mechanism after training. Rows count optimizer ``steps`` cumulatively.
+
+    ``checkpoint``: a file written (atomically: temporary file, then rename) after every epoch
+    with the engine's checkpoint API: model, optimizer, accountants, noise generator, the
+    sampling and global RNG states and the history so far. With ``resume=True`` and an existing
+    ``checkpoint`` the run continues after its last finished epoch with the same privacy
+    accounting, and gives the history an uninterrupted run gives (``seconds`` aside); without
+    the file it starts at epoch 1. A checkpoint of another configuration raises
+    :class:`ValueError` before anything is trained.
     """
     config.validate()
+    _check_sets(train_set, test_set)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint= (the file to continue from)")
+    saved = None
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        saved = _read_train_state(Path(checkpoint), config)
     torch.manual_seed(config.seed)
     device = config.device
     model = model.to(device)
@@ -198,11 +214,22 @@ def train(
     crit = nn.CrossEntropyLoss()
     history: list[dict[str, Any]] = []
     steps = 0
+    first = 1
+    if saved is not None:
+        assert checkpoint is not None
+        _load_checkpoint(Path(checkpoint), engine, model, opt)
+        history = list(saved["history"])
+        steps = int(saved["steps"])
+        first = int(saved["epoch"]) + 1
+        if scheduler is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        gen.set_state(saved["loader_rng"])
+        torch.set_rng_state(saved["torch_rng"])
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
         tqdm = None  # type: ignore[assignment]
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(first, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
         loss_sum, m_sum, n = 0.0, 0.0, 0
@@ -220,6 +247,12 @@ def train(
                 opt.zero_grad()
                 out = model(xb)
                 loss = crit(out, yb) if len(yb) else (out.sum() * 0.0)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"non-finite training loss at epoch {epoch}, step {steps + 1}: the data "
+                        "or the model produce NaN/inf (no step taken with it; the checkpoint of "
+                        "the last finished epoch, if any, is intact)"
+                    )
                 loss.backward()
                 opt.step()
                 steps += 1
@@ -251,9 +284,99 @@ def train(
                     row[f"{fig.label}_delta"] = fig.delta
                     row[f"{fig.label}_source"] = fig.source
         history.append(row)
+        if checkpoint is not None:
+            state = {
+                "config": _identity(config),
+                "epoch": epoch,
+                "steps": steps,
+                "history": history,
+                "scheduler": None if scheduler is None else scheduler.state_dict(),
+                "loader_rng": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+            }
+            _save_checkpoint(Path(checkpoint), engine, model, opt, state)
         if on_epoch is not None:
             on_epoch(row)
     return history
+
+
+def _check_sets(train_set: Dataset, test_set: Dataset) -> None:
+    """Empty sets and train/test examples of different shapes fail here, before training."""
+    for name, ds in (("train_set", train_set), ("test_set", test_set)):
+        try:
+            n = len(ds)  # type: ignore[arg-type]
+        except TypeError:
+            raise ValueError(f"{name} must be a map-style dataset with a length") from None
+        if n == 0:
+            raise ValueError(f"{name} is empty")
+    x_train, x_test = train_set[0][0], test_set[0][0]
+    if isinstance(x_train, torch.Tensor) and isinstance(x_test, torch.Tensor):
+        if x_train.shape != x_test.shape:
+            raise ValueError(
+                f"train_set examples have shape {tuple(x_train.shape)} but test_set examples "
+                f"have shape {tuple(x_test.shape)}"
+            )
+
+
+def _identity(config: TrainConfig) -> dict[str, Any]:
+    """The settings a resumed run must share with its checkpoint (all but the device)."""
+    d = asdict(config)
+    d.pop("device")
+    return d
+
+
+def _read_train_state(path: Path, config: TrainConfig) -> dict[str, Any]:
+    """The training state stored in checkpoint ``path``, checked against ``config``."""
+    try:
+        ckpt = torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as err:  # truncated or not a checkpoint
+        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+    state = ckpt.get("train_state") if isinstance(ckpt, dict) else None
+    keys = ("config", "epoch", "steps", "history", "scheduler", "loader_rng", "torch_rng")
+    if not isinstance(state, dict) or any(k not in state for k in keys):
+        raise ValueError(f"checkpoint {path} has no training state (not written by train())")
+    if state["config"] != _identity(config):
+        old, new = state["config"], _identity(config)
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise ValueError(
+            f"checkpoint {path} was written with other settings ({', '.join(diff)}); "
+            "resume with the same settings or remove it"
+        )
+    return state
+
+
+def _save_checkpoint(
+    path: Path, engine: Any, model: nn.Module, opt: torch.optim.Optimizer, state: dict[str, Any]
+) -> None:
+    """Write the checkpoint to a temporary file and rename it over ``path`` (atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if engine is not None:
+        engine.save_checkpoint(
+            path=tmp, module=model, optimizer=opt, checkpoint_dict={"train_state": state}
+        )
+    else:
+        torch.save(
+            {
+                "module_state_dict": model.state_dict(),
+                "optimizer_state_dict": opt.state_dict(),
+                "train_state": state,
+            },
+            tmp,
+        )
+    tmp.replace(path)
+
+
+def _load_checkpoint(path: Path, engine: Any, model: nn.Module, opt: torch.optim.Optimizer) -> None:
+    if engine is not None:
+        engine.load_checkpoint(path=path, module=model, optimizer=opt)
+        return
+    ckpt = torch.load(path, weights_only=False, map_location="cpu")
+    try:
+        model.load_state_dict(ckpt["module_state_dict"])
+        opt.load_state_dict(ckpt["optimizer_state_dict"])
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise ValueError(f"checkpoint {path} does not fit this model/optimizer: {err}") from err
 
 
 def save_history(
@@ -264,14 +387,23 @@ def save_history(
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / f"{name}.json"
     csv_path = out / f"{name}.csv"
-    tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"config": asdict(config), "history": history}, indent=2))
-    tmp.replace(json_path)
     keys: list[str] = []
     for row in history:
         keys.extend(k for k in row if k not in keys)
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
+    # both files are written in full to temporary files first, then renamed: a failure leaves
+    # the earlier results (a matching JSON/CSV pair) as they were
+    tmp_json = json_path.with_suffix(".json.tmp")
+    tmp_csv = csv_path.with_suffix(".csv.tmp")
+    try:
+        tmp_json.write_text(json.dumps({"config": asdict(config), "history": history}, indent=2))
+        with tmp_csv.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(history)
+    except BaseException:
+        tmp_json.unlink(missing_ok=True)
+        tmp_csv.unlink(missing_ok=True)
+        raise
+    tmp_json.replace(json_path)
+    tmp_csv.replace(csv_path)
     return json_path, csv_path

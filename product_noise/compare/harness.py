@@ -160,7 +160,9 @@ def _prepare_out(cfg: CompareConfig, out: Path, resume: bool) -> tuple[set[str],
             f"{results} exists: pass --resume to continue that comparison, or choose another --out"
         )
     out.mkdir(parents=True, exist_ok=True)
-    settings_path.write_text(json.dumps(_settings(cfg), indent=2), encoding="utf-8")
+    tmp = settings_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_settings(cfg), indent=2), encoding="utf-8")
+    tmp.replace(settings_path)
     done = {r["run_id"] for r in read_rows(results)} if resume else set()
     stored: dict = {}
     acc_path = out / "accounting.json"

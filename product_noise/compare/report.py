@@ -10,6 +10,7 @@ noise and the classic Gaussian, ``verified_target_epsilon`` otherwise.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections import defaultdict
@@ -78,6 +79,8 @@ class CsvAppender:
     def __init__(self, path: Path, columns: Iterable[str]) -> None:
         self.path = Path(path)
         self.columns = list(columns)
+        if self.path.exists():
+            _drop_torn_tail(self.path)
         new = not self.path.exists() or self.path.stat().st_size == 0
         if not new:
             with self.path.open(newline="", encoding="utf-8") as fh:
@@ -126,13 +129,25 @@ def _num(v: Any) -> float:
         return math.nan
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line left unfinished by a hard kill (no newline): that run did not finish."""
+    with path.open("rb+") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV file written by :class:`CsvAppender` (empty if it does not exist)."""
+    """Complete rows of a CSV file written by :class:`CsvAppender` (empty if it does not
+    exist); an unfinished last line (the process was killed while writing it) is ignored."""
     path = Path(path)
     if not path.exists():
         return []
     with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        text = fh.read()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    return [r for r in csv.DictReader(io.StringIO(text, newline="")) if None not in r.values()]
 
 
 # ====================================================================== summary

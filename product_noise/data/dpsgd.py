@@ -135,6 +135,8 @@ def _mnist_tensors(img_path: Path, lab_path: Path) -> tuple[torch.Tensor, torch.
         raise ValueError(f"{img_path}: expected IDX images of shape (N, 28, 28), got {img.shape}")
     if lab.ndim != 1 or lab.shape[0] != img.shape[0]:
         raise ValueError(f"{lab_path}: labels {lab.shape} do not match images {img.shape}")
+    if lab.size and int(lab.max()) > 9:
+        raise ValueError(f"{lab_path}: labels must be digits 0..9, found {int(lab.max())}")
     mean, std = MNIST_MEAN_STD
     x = (torch.from_numpy(img.astype(np.float32) / 255.0) - mean) / std
     return x.unsqueeze(1), torch.from_numpy(lab.astype(np.int64))
@@ -215,6 +217,10 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: expected 'data' of shape (N, 3072) and N labels, got {data.shape} and "
             f"{labels.shape}"
         )
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(
+            f"{path}: CIFAR-10 labels must lie in 0..9, found {labels.min()}..{labels.max()}"
+        )
     return data, labels
 
 
@@ -254,6 +260,14 @@ _ADULT_CONT = (0, 2, 4, 10, 11, 12)
 _ADULT_CAT = (1, 3, 5, 6, 7, 8, 9, 13)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _read_adult_rows(path: Path) -> list[list[str]]:
     rows = []
     with path.open(encoding="latin-1") as fh:
@@ -267,6 +281,14 @@ def _read_adult_rows(path: Path) -> list[list[str]]:
                     f"{path}, line {lineno}: expected 15 comma-separated fields, got {len(parts)}"
                     f". Expected layout: {_ADULT_LAYOUT}"
                 )
+            bad = [i for i in _ADULT_CONT if not _is_number(parts[i])]
+            if bad or parts[14].rstrip(".") not in ("<=50K", ">50K"):
+                what = (
+                    f"non-numeric value {parts[bad[0]]!r} in column {bad[0] + 1}"
+                    if bad
+                    else f"label {parts[14]!r} is neither '<=50K' nor '>50K'"
+                )
+                raise ValueError(f"{path}, line {lineno}: {what}. Expected layout: {_ADULT_LAYOUT}")
             rows.append(parts)
     if not rows:
         raise ValueError(f"{path}: no data rows. Expected layout: {_ADULT_LAYOUT}")

@@ -28,6 +28,8 @@ import gzip
 import hashlib
 import json
 import struct
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +145,41 @@ def _open_text(path: Path):
     return open(path, encoding="latin-1")
 
 
+def _build_named(build: Callable[[], Dataset], files: Sequence[Path]) -> Dataset:
+    """Run ``build``; a parse error that does not name its file gets the file names."""
+    try:
+        return build()
+    except DatasetNotFoundError:
+        raise
+    except (ValueError, EOFError, OSError, struct.error, UnicodeDecodeError, zlib.error) as err:
+        msg = str(err)
+        if not any(str(f) in msg for f in files):
+            msg = f"{', '.join(str(f) for f in files)}: {msg}"
+        raise ValueError(msg) from err
+
+
+def _read_cache(name: str, path: Path) -> Dataset:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        parts = {}
+        for part in ("X_train", "X_test"):
+            if f"{part}_data" in z:
+                parts[part] = sparse.csr_matrix(
+                    (z[f"{part}_data"], z[f"{part}_indices"], z[f"{part}_indptr"]),
+                    shape=tuple(z[f"{part}_shape"]),
+                )
+            else:
+                parts[part] = z[part]
+        return Dataset(
+            name,
+            parts["X_train"],
+            z["y_train"],
+            parts["X_test"],
+            z["y_test"],
+            {**meta, "cache": str(path)},
+        )
+
+
 def _cached(
     name: str,
     cache_dir: str | Path | None,
@@ -151,7 +188,7 @@ def _cached(
     build: Callable[[], Dataset],
 ) -> Dataset:
     if cache_dir is None:
-        return build()
+        return _build_named(build, files)
     stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     key = hashlib.sha256(
         json.dumps([_CACHE_VERSION, name, stamp, params], sort_keys=True, default=str).encode()
@@ -159,26 +196,11 @@ def _cached(
     cdir = Path(cache_dir)
     path = cdir / f"{name}-{key}.npz"
     if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            parts = {}
-            for part in ("X_train", "X_test"):
-                if f"{part}_data" in z:
-                    parts[part] = sparse.csr_matrix(
-                        (z[f"{part}_data"], z[f"{part}_indices"], z[f"{part}_indptr"]),
-                        shape=tuple(z[f"{part}_shape"]),
-                    )
-                else:
-                    parts[part] = z[part]
-            return Dataset(
-                name,
-                parts["X_train"],
-                z["y_train"],
-                parts["X_test"],
-                z["y_test"],
-                {**meta, "cache": str(path)},
-            )
-    ds = build()
+        try:
+            return _read_cache(name, path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+            pass  # a damaged cache file is rebuilt from the upstream files
+    ds = _build_named(build, files)
     cdir.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, Any] = {"y_train": ds.y_train, "y_test": ds.y_test}
     for part in ("X_train", "X_test"):
@@ -214,7 +236,7 @@ _ADULT_CAT = (1, 3, 5, 6, 7, 8, 9, 13)
 def _read_adult(path: Path) -> list[list[str]]:
     rows = []
     with _open_text(path) as fh:
-        for line in fh:
+        for lineno, line in enumerate(fh, 1):
             line = line.strip()
             if not line or line.startswith("|"):
                 continue
@@ -223,7 +245,15 @@ def _read_adult(path: Path) -> list[list[str]]:
                 raise ValueError(f"{path}: expected 15 comma-separated fields, got {len(parts)}")
             if "?" in parts:
                 continue
+            try:
+                [float(parts[i]) for i in _ADULT_CONT]
+            except ValueError as err:
+                raise ValueError(f"{path}, line {lineno}: {err}") from None
+            if parts[14].rstrip(".") not in ("<=50K", ">50K"):
+                raise ValueError(f"{path}, line {lineno}: label {parts[14]!r} is not <=50K/>50K")
             rows.append(parts)
+    if not rows:
+        raise ValueError(f"{path}: no data rows")
     return rows
 
 
@@ -346,13 +376,16 @@ def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (optionally gzipped): magic ``0x0000 08 nd``, big-endian dims, uint8."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        head = fh.read(4)
-        if len(head) != 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
-            raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {head.hex()})")
-        nd = head[3]
-        dims = struct.unpack(">" + "I" * nd, fh.read(4 * nd))
-        data = np.frombuffer(fh.read(), dtype=np.uint8)
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(4)
+            if len(head) != 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {head.hex()})")
+            nd = head[3]
+            dims = struct.unpack(">" + "I" * nd, fh.read(4 * nd))
+            data = np.frombuffer(fh.read(), dtype=np.uint8)
+    except (EOFError, struct.error, gzip.BadGzipFile, zlib.error) as err:
+        raise ValueError(f"{path}: truncated or damaged IDX file ({err})") from None
     if data.size != int(np.prod(dims)):
         raise ValueError(f"{path}: header says {dims} but holds {data.size} values")
     return data.reshape(dims)

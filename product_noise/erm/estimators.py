@@ -210,6 +210,11 @@ def _as_generator(random_state: Any) -> np.random.Generator:
     raise TypeError(f"random_state must be None, an int or a Generator, got {random_state!r}")
 
 
+def _fitted_state(est: Any) -> dict[str, Any]:
+    """The fitted attributes (scikit-learn's trailing underscore) of ``est``."""
+    return {k: v for k, v in vars(est).items() if k.endswith("_") and not k.startswith("_")}
+
+
 class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
     """Shared implementation; see the module docstring."""
 
@@ -297,7 +302,19 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self
+
+        On any error the estimator keeps the fitted state it had before (or stays unfitted).
         """
+        before = _fitted_state(self)
+        try:
+            return self._fit(X, y)
+        except BaseException:
+            for name in list(_fitted_state(self)):
+                delattr(self, name)
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, X: Any, y: Any) -> _PrivateLinearClassifier:
         self._check_params()
         X, y = validate_data(
             self, X, y, accept_sparse="csr", dtype=np.float64, ensure_all_finite=True

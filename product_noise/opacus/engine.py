@@ -19,6 +19,7 @@ Change one import in an Opacus training loop::
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Callable
@@ -29,9 +30,14 @@ from opacus import PrivacyEngine as _OpacusPrivacyEngine
 from opacus.accountants.utils import get_noise_multiplier
 from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
 from opacus.optimizers import DPOptimizer, get_optimizer_class
+from opacus.utils.uniform_sampler import (
+    DistributedUniformWithReplacementSampler,
+    UniformWithReplacementSampler,
+)
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data.distributed import DistributedSampler
 
 from .._validation import check_delta, check_epsilon, check_positive, check_positive_int
 from ..accounting.claimed import paper_composition_at_steps
@@ -55,12 +61,44 @@ SENSITIVITY_CONVENTIONS: dict[str, float] = {"add_remove": 1.0, "paper": 2.0}
 #: error messages, vary from run to run with string hashing)
 NOISE_CHOICES = ("gaussian", *(name for name in MECHANISMS if name != "gaussian"))
 _GAUSSIAN_ACCOUNTANTS = ("prv", "rdp", "gdp")
+#: samplers that Poisson sampling replaces by its own equivalent (shuffled or not, sharded)
+_PLAIN_SAMPLERS = (SequentialSampler, RandomSampler, DistributedSampler)
 
 
 def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     if isinstance(optimizer, DPOptimizer):
         optimizer = optimizer.original_optimizer
     return [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+
+
+def _check_data_loader(data_loader: Any, poisson_sampling: bool) -> None:
+    """Refuse, before anything is wrapped, a loader DP-SGD cannot use as given."""
+    if not isinstance(data_loader, DataLoader):
+        raise TypeError(
+            f"data_loader must be a torch.utils.data.DataLoader, got {type(data_loader).__name__}"
+        )
+    try:
+        n, batches = len(data_loader.dataset), len(data_loader)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(
+            "data_loader: its dataset has no length (an IterableDataset?); DP-SGD's sampling "
+            "and accounting need a map-style dataset of known size"
+        ) from None
+    if n == 0 or batches == 0:
+        raise ValueError(f"data_loader is empty ({n} examples, {batches} batches)")
+    if not poisson_sampling:
+        return
+    bs = data_loader.batch_sampler
+    if isinstance(bs, (UniformWithReplacementSampler, DistributedUniformWithReplacementSampler)):
+        return  # already Poisson (a DPDataLoader)
+    if bs is None or type(bs) is not BatchSampler or not isinstance(bs.sampler, _PLAIN_SAMPLERS):
+        used = type(bs).__name__ if type(bs) is not BatchSampler else type(bs.sampler).__name__
+        raise ValueError(
+            f"data_loader uses a {used}, which poisson_sampling=True would silently replace by "
+            "Poisson sampling; pass a DataLoader with batch_size (and shuffle) only, or "
+            "poisson_sampling=False to keep your sampler (the accountant assumes Poisson "
+            "sampling either way)"
+        )
 
 
 class PrivacyEngine(_OpacusPrivacyEngine):
@@ -86,6 +124,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         self.claimed_accountant: PaperClaimedAccountant | None = None
         self._optimizer: DPOptimizer | None = None
         self._generator: torch.Generator | None = None
+        self._new_wrapper: Any = None
 
     # ================================================================== validation
     def _resolve_noise(
@@ -220,9 +259,35 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             ``"add_remove"`` (Δ = C, Opacus' convention, default) or ``"paper"`` (Δ = 2C, as the
             official code). It sets σ in the paper's calibration. The verified accountant always
             reports DP for the add/remove relation (shift C) with Poisson sampling, whatever σ is.
+
+        Before anything is wrapped it refuses an empty ``data_loader``, a dataset without a
+        length, a per-layer clip list of the wrong length and, with ``poisson_sampling=True``,
+        a custom sampler or batch sampler that Poisson sampling would silently replace. If
+        Opacus fails after wrapping the module, the hooks are removed again: the module,
+        optimizer, loader and engine are left as they were.
+
+        With ``poisson_sampling=False`` and more than one batch per epoch a
+        :class:`PrivacyWarning` says that every accountant (Opacus' and the verified one) still
+        assumes Poisson sampling, which fixed shuffled batches do not provide.
         """
         if criterion is None:
             criterion = nn.CrossEntropyLoss()
+        _check_data_loader(data_loader, poisson_sampling)
+        if not poisson_sampling and len(data_loader) > 1:
+            warnings.warn(
+                "poisson_sampling=False: the accountants (verified included) assume Poisson "
+                f"sampling at rate 1/{len(data_loader)}; fixed shuffled batches are not covered "
+                "by that proof, so the reported ε is not a guarantee for this loader",
+                PrivacyWarning,
+                stacklevel=2,
+            )
+        if clipping == "per_layer":
+            n_tensors = len(_trainable(optimizer))
+            if not isinstance(max_grad_norm, (list, tuple)) or len(max_grad_norm) != n_tensors:
+                raise ValueError(
+                    f"clipping='per_layer' needs max_grad_norm as a list of {n_tensors} clip "
+                    f"norms (one per trainable parameter tensor), got {max_grad_norm!r}"
+                )
         nm, config = self._resolve_noise(
             noise=noise,
             optimizer=optimizer,
@@ -264,6 +329,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         self.noise = family
         self.noise_config = config
         self._generator = noise_generator
+        self._new_wrapper = None
         try:
             result = super().make_private(
                 module=module,
@@ -296,8 +362,20 @@ class PrivacyEngine(_OpacusPrivacyEngine):
                 self._optimizer,
                 self.claimed_accountant,
             ) = saved
+            # Opacus wraps the module before it prepares the loader and the optimizer: a later
+            # failure must not leave the user's module with per-sample-gradient hooks
+            if self._new_wrapper is not None:
+                self._new_wrapper.cleanup()
             raise
+        finally:
+            self._new_wrapper = None
         return result
+
+    def _prepare_model(self, module: nn.Module, **kwargs: Any) -> Any:
+        wrapped = super()._prepare_model(module, **kwargs)
+        if wrapped is not module:  # created in this call (not a pre-existing wrapper)
+            self._new_wrapper = wrapped
+        return wrapped
 
     def _prepare_optimizer(self, *, optimizer: torch.optim.Optimizer, **kwargs: Any) -> DPOptimizer:
         if self.noise == "gaussian":
@@ -382,6 +460,11 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             opt.max_grad_norm,
         )
 
+    def get_epsilon(self, delta: float) -> float:
+        """The accountant's ε at ``delta`` (checked to lie in (0, 1) first, for every
+        accountant: Opacus' own fail with unrelated messages, e.g. ZeroDivisionError at 0)."""
+        return super().get_epsilon(check_delta(delta))
+
     def get_privacy_report(self, delta: float) -> list[PrivacyFigure]:
         """Every applicable privacy figure, each labelled ``claimed`` or ``verified``.
 
@@ -445,6 +528,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             raise ValueError(f"accounting must be 'verified' or 'claimed', got {accounting!r}")
         if criterion is None:
             criterion = nn.CrossEntropyLoss()
+        _check_data_loader(data_loader, kwargs.get("poisson_sampling", True))
         common = dict(
             module=module,
             optimizer=optimizer,
@@ -558,32 +642,82 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             if self.noise == "gaussian":  # a plain Opacus checkpoint: Opacus' own behaviour
                 if start is not None:
                     path.seek(start)
-                return super().load_checkpoint(
-                    path=path, module=module, optimizer=optimizer, **kwargs
-                )
+                return self._load_all_or_nothing(path, module, optimizer, None, kwargs)
             raise ValueError(f"{path!s} is not a product-noise checkpoint (no 'product_noise' key)")
-        if state["noise_config"].get("noise") != self.noise_config.get("noise") or state.get(
-            "noise_config", {}
-        ).get("dim") != self.noise_config.get("dim"):
+        if not isinstance(state, dict) or not isinstance(state.get("noise_config"), dict):
+            raise ValueError(f"{path!s}: damaged checkpoint ('product_noise' has no noise_config)")
+        if _config_identity(state["noise_config"]) != _config_identity(self.noise_config):
             raise ValueError(
-                "checkpoint noise configuration "
-                f"{state['noise_config']} does not match this engine's {self.noise_config}"
+                f"checkpoint {path!s}: noise configuration {state['noise_config']} does not "
+                f"match this engine's {self.noise_config}"
             )
         if start is not None:
             path.seek(start)
-        rest = super().load_checkpoint(path=path, module=module, optimizer=optimizer, **kwargs)
-        rest.pop("product_noise", None)
-        if state.get("claimed_accountant") is not None and self.claimed_accountant is not None:
-            self.claimed_accountant.load_state_dict(state["claimed_accountant"])
-        if state.get("generator_state") is not None and self._generator is not None:
-            self._generator.set_state(state["generator_state"])
+        return self._load_all_or_nothing(path, module, optimizer, state, kwargs)
+
+    def _load_all_or_nothing(
+        self,
+        path: Any,
+        module: nn.Module,
+        optimizer: DPOptimizer | None,
+        state: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Opacus' load plus our state; if any part fails (wrong keys or shapes, another
+        optimizer), restore the module, optimizer, accountants and generator as they were."""
         opt = optimizer if optimizer is not None else self._optimizer
-        # joint noise: the scale is part of the noise configuration and is restored; the
-        # Gaussian path keeps Opacus' semantics (noise_multiplier is not restored)
-        if self.noise != "gaussian" and opt is not None and "noise_multiplier" in state:
-            opt.noise_multiplier = state["noise_multiplier"]
-            opt.max_grad_norm = state["max_grad_norm"]
-        return rest
+        snapshot = (
+            copy.deepcopy(module.state_dict()),
+            None if optimizer is None else copy.deepcopy(optimizer.state_dict()),
+            copy.deepcopy(self.accountant.state_dict()),
+            None
+            if self.claimed_accountant is None
+            else copy.deepcopy(self.claimed_accountant.state_dict()),
+            None if self._generator is None else self._generator.get_state(),
+            None if opt is None else (opt.noise_multiplier, opt.max_grad_norm),
+        )
+        try:
+            rest = super().load_checkpoint(path=path, module=module, optimizer=optimizer, **kwargs)
+            if state is None:
+                return rest
+            rest.pop("product_noise", None)
+            if state.get("claimed_accountant") is not None and self.claimed_accountant is not None:
+                self.claimed_accountant.load_state_dict(state["claimed_accountant"])
+            if state.get("generator_state") is not None and self._generator is not None:
+                self._generator.set_state(state["generator_state"])
+            # joint noise: the scale is part of the noise configuration and is restored; the
+            # Gaussian path keeps Opacus' semantics (noise_multiplier is not restored)
+            if self.noise != "gaussian" and opt is not None and "noise_multiplier" in state:
+                opt.noise_multiplier = float(state["noise_multiplier"])
+                opt.max_grad_norm = state["max_grad_norm"]
+            return rest
+        except Exception as err:
+            module.load_state_dict(snapshot[0])
+            if optimizer is not None:
+                optimizer.load_state_dict(snapshot[1])
+            self.accountant.load_state_dict(snapshot[2])
+            if snapshot[3] is not None:
+                self.claimed_accountant.load_state_dict(snapshot[3])  # type: ignore[union-attr]
+            if snapshot[4] is not None:
+                self._generator.set_state(snapshot[4])  # type: ignore[union-attr]
+            if snapshot[5] is not None:
+                opt.noise_multiplier, opt.max_grad_norm = snapshot[5]  # type: ignore[union-attr]
+            if isinstance(err, KeyError):
+                err = ValueError(f"missing key {err}")
+            raise ValueError(
+                f"checkpoint {path!s} does not fit this model/optimizer "
+                f"({type(err).__name__}: {err}); nothing was loaded"
+            ) from err
+
+
+def _config_identity(config: dict[str, Any]) -> tuple:
+    """What must agree between a checkpoint and the engine: the noise, M and, for the paper's
+    calibration, its constants (else the claimed accountant would continue another run)."""
+    paper = config.get("paper")
+    key = None
+    if isinstance(paper, dict):
+        key = tuple(paper.get(n) for n in ("epsilon0", "k", "q", "claimed_delta0"))
+    return (config.get("noise"), config.get("dim"), key)
 
 
 # ====================================================================== calibration helpers
