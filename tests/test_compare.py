@@ -11,7 +11,13 @@ import pytest
 
 from product_noise.cli import main
 from product_noise.compare import plan_runs, quick_config
-from product_noise.compare.config import ConfigError, expand_mechanisms, load_toml
+from product_noise.compare.config import (
+    CompareConfig,
+    ConfigError,
+    expand_mechanisms,
+    load_toml,
+    target_label,
+)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -202,6 +208,26 @@ def test_mechanism_groups() -> None:
         "dpsgd-product",
         "dpsgd-l2",
     ]
-    assert len(expand_mechanisms(["all"])) == 20
+    assert len(expand_mechanisms(["all"])) == 26
+    assert expand_mechanisms(["baselines"]) == [
+        "adlm-paper",
+        "adlm",
+        "ldp-paper",
+        "ldp",
+        "dpgen-paper",
+        "dpgen",
+    ]
+    default = expand_mechanisms(["default"])
+    assert len(default) == 24 and not any(m.startswith("dpgen") for m in default)
+
+
+def test_baselines_need_images() -> None:
+    """AdLM and the generator named on a non-image dataset: error; from a group: left out."""
+    with pytest.raises(ConfigError, match="needs image data"):
+        CompareConfig(mechanisms=["adlm"], dataset="breast_cancer").validate()
+    cfg = CompareConfig(mechanisms=["baselines"], dataset="breast_cancer").validate()
+    assert cfg.mechanisms == ["ldp-paper", "ldp"]
+    assert cfg.dropped == ["adlm-paper", "adlm", "dpgen-paper", "dpgen"]
+    assert target_label("ldp-paper") == "claimed" and target_label("ldp") == "verified"
     with pytest.raises(ConfigError):
         expand_mechanisms(["erm-output-laplace"])

@@ -8,3 +8,24 @@ source *claims* (label ``claimed``) and the figure computed for what the code ac
 ``input_noise``   local-DP Gaussian input perturbation (normalize, add noise once per record)
 ``dpgen``         DP image generation with error-feedback DP-SGD (Ma & Zhang, 2026)
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name → submodule (imported on first use: the modules pull in torch and scikit-learn)
+_EXPORTS = {
+    "AdLMClassifier": "adlm",
+    "GaussianInputPerturbation": "input_noise",
+    "DPGenerator": "dpgen",
+}
+__all__ = [*_EXPORTS, "adlm", "input_noise", "dpgen"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in ("adlm", "input_noise", "dpgen"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,11 +17,18 @@ Mechanism names
                           ``amp``, ``ppssgd``; noise ``gaussian``, ``gamma`` (pure ε),
                           ``product-paper`` (claimed target), ``product`` (verified target),
                           ``l2``, ``classic-gaussian`` (claimed target)
+``adlm-paper``            AdLM as its code runs it: the *claimed* ε₁+ε₂+ε₃ hits the target
+``adlm``                  AdLM's honest variant at the verified target
+``ldp-paper``             local-DP input noise, the blog's calibration (claimed target)
+``ldp``                   local-DP input noise, Δ = √2, analytic, labels by randomized response
+``dpgen-paper``           DP image generator (error-feedback DP-SGD) at the lineage's claimed ε
+``dpgen``                 DP image generator at the joint per-step (verified) target
 ``nonprivate-nn``         the DP-SGD/DPMix network trained without noise (reference)
 ``nonprivate-logreg``     non-private logistic regression (reference)
 
 Groups: ``dpsgd``, ``dpmix``, ``erm`` (output/objective/AMP × gaussian/gamma/product-paper/
-product), ``nonprivate``, ``all`` (the default).
+product), ``baselines`` (AdLM, local-DP input noise, DP generator), ``nonprivate``,
+``default`` (everything except the slow DP generator; the default), ``all``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ __all__ = [
     "DPMIX_MECHANISMS",
     "ERM_METHODS",
     "ERM_NOISES",
+    "BASELINE_MECHANISMS",
     "NONPRIVATE_MECHANISMS",
     "GROUPS",
     "NN_DATASETS",
@@ -60,6 +68,10 @@ DPMIX_MECHANISMS = ("dpmix-global", "dpmix-class")
 ERM_METHODS = ("output", "objective", "amp", "ppssgd")
 ERM_NOISES = ("gaussian", "gamma", "product-paper", "product", "l2", "classic-gaussian")
 NONPRIVATE_MECHANISMS = ("nonprivate-nn", "nonprivate-logreg")
+BASELINE_MECHANISMS = ("adlm-paper", "adlm", "ldp-paper", "ldp", "dpgen-paper", "dpgen")
+#: baseline families (see :mod:`product_noise.compare.baselines`); ``IMAGE_FAMILIES`` need images
+BASELINE_FAMILIES = ("adlm", "ldp", "dpgen")
+IMAGE_FAMILIES = ("adlm", "dpgen")
 _DEFAULT_ERM = tuple(
     f"erm-{m}-{n}"
     for m in ("output", "objective", "amp")
@@ -70,12 +82,17 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "dpsgd": DPSGD_MECHANISMS,
     "dpmix": DPMIX_MECHANISMS,
     "erm": _DEFAULT_ERM,
+    "baselines": BASELINE_MECHANISMS,
     "nonprivate": NONPRIVATE_MECHANISMS,
 }
 GROUPS["all"] = (
-    DPSGD_MECHANISMS + DPMIX_MECHANISMS + _DEFAULT_ERM + NONPRIVATE_MECHANISMS  # type: ignore
+    DPSGD_MECHANISMS + DPMIX_MECHANISMS + _DEFAULT_ERM + BASELINE_MECHANISMS + NONPRIVATE_MECHANISMS  # type: ignore
 )
-KNOWN_MECHANISMS = DPSGD_MECHANISMS + DPMIX_MECHANISMS + ALL_ERM + NONPRIVATE_MECHANISMS
+#: the default: everything but the DP generator (minutes per run)
+GROUPS["default"] = tuple(m for m in GROUPS["all"] if not m.startswith("dpgen"))
+KNOWN_MECHANISMS = (
+    DPSGD_MECHANISMS + DPMIX_MECHANISMS + ALL_ERM + BASELINE_MECHANISMS + NONPRIVATE_MECHANISMS
+)
 
 #: datasets for the networks (DP-SGD, DPMix); ``digits`` ships with scikit-learn
 NN_DATASETS = ("digits", "breast_cancer", "adult", "kddcup99", "mnist", "synthetic_l")
@@ -94,10 +111,12 @@ ERM_DATASETS = (
 #: datasets read from --data-root
 NEEDS_ROOT = ("adult", "kddcup99", "mnist", "realsim", "rcv1")
 MODELS = ("mlp", "cnn")
+#: network datasets with an image shape (AdLM and the DP generator need one)
+IMAGE_DATASETS = ("digits", "mnist")
 
 
 def family_of(mechanism: str) -> str:
-    """``"dpsgd"``, ``"dpmix"``, ``"erm"`` or ``"nonprivate"``."""
+    """``"dpsgd"``, ``"dpmix"``, ``"erm"``, ``"nonprivate"`` or a baseline family."""
     return mechanism.split("-", 1)[0]
 
 
@@ -108,7 +127,7 @@ def target_label(mechanism: str) -> str | None:
     """
     if family_of(mechanism) == "nonprivate":
         return None
-    if mechanism.endswith("product-paper") or mechanism.endswith("classic-gaussian"):
+    if mechanism.endswith("-paper") or mechanism.endswith("classic-gaussian"):
         return "claimed"
     return "verified"
 
@@ -171,6 +190,11 @@ class CompareConfig:
     erm_lam, erm_product_k :
         Convex ERM regularisation λ (averaged objective) and the paper's ``k`` for
         ``product-paper`` noise.
+    baseline_epochs : int, optional
+        Training epochs of AdLM and of the classifier trained on input-noised records (``None``:
+        each baseline's own default, 30).
+    dpgen_steps : int, optional
+        Generator steps of the DP image generator (``None``: its own default).
     max_train : int, optional
         Use at most this many training examples (a seeded subset; for large datasets).
     workers : int
@@ -179,7 +203,7 @@ class CompareConfig:
 
     epsilons: list[float] = field(default_factory=lambda: [1.0, 3.0, 8.0])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    mechanisms: list[str] = field(default_factory=lambda: ["all"])
+    mechanisms: list[str] = field(default_factory=lambda: ["default"])
     dataset: str | None = None
     nn_dataset: str = "digits"
     erm_dataset: str = "breast_cancer"
@@ -200,9 +224,13 @@ class CompareConfig:
     dpmix_lr: float = 3e-3
     erm_lam: float = 1e-2
     erm_product_k: float = 1000.0
+    baseline_epochs: int | None = None
+    dpgen_steps: int | None = None
     max_train: int | None = None
     workers: int = 0
     name: str = "default"
+    #: mechanisms a group selected but the dataset cannot run (set by :meth:`validate`)
+    dropped: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -229,7 +257,7 @@ class CompareConfig:
 
     def needs_nn_data(self) -> bool:
         """Whether a network family is selected."""
-        return bool(self.families() & {"dpsgd", "dpmix", "nn-reference"})
+        return bool(self.families() & {"dpsgd", "dpmix", "nn-reference", *BASELINE_FAMILIES})
 
     def needs_erm_data(self) -> bool:
         """Whether a convex-ERM family is selected."""
@@ -238,7 +266,22 @@ class CompareConfig:
     # ------------------------------------------------------------------ checks
     def validate(self) -> CompareConfig:
         """Check every setting; raise :class:`ConfigError` naming the first bad one."""
+        explicit = {str(m).strip().lower().replace("_", "-") for m in self.mechanisms}
         self.mechanisms = expand_mechanisms(self.mechanisms)
+        if self.nn_data not in IMAGE_DATASETS:
+            # AdLM and the DP generator need images: named explicitly → error; from a group →
+            # left out (listed in ``dropped``)
+            imaging = [m for m in self.mechanisms if family_of(m) in IMAGE_FAMILIES]
+            named = [m for m in imaging if m in explicit]
+            if named:
+                raise ConfigError(
+                    f"{named[0]} needs image data; dataset {self.nn_data!r} is not one of "
+                    f"{', '.join(IMAGE_DATASETS)}"
+                )
+            self.dropped = imaging
+            self.mechanisms = [m for m in self.mechanisms if m not in imaging]
+            if not self.mechanisms:
+                raise ConfigError("no mechanism selected for this dataset")
         if not self.epsilons:
             raise ConfigError("the ε grid is empty")
         eps = []
@@ -273,7 +316,7 @@ class CompareConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
-        for name in ("dpmix_T", "max_train"):
+        for name in ("dpmix_T", "max_train", "baseline_epochs", "dpgen_steps"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
@@ -335,6 +378,8 @@ def quick_config() -> CompareConfig:
         seeds=[0, 1],
         epochs=2,
         dpmix_epochs=5,
+        baseline_epochs=8,
+        dpgen_steps=20,
         name="quick",
     )
 
@@ -387,7 +432,7 @@ def load_toml(path: str | Path, base: CompareConfig | None = None) -> CompareCon
             flat[name] = value
 
     take(data, "")
-    known = {f.name for f in fields(CompareConfig)}
+    known = {f.name for f in fields(CompareConfig)} - {"dropped"}
     unknown = sorted(set(flat) - known)
     if unknown:
         raise ConfigError(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .accounting import Accounting, DPMixKey, DPSGDKey
-from .config import CompareConfig, ConfigError, family_of, target_label
+from .config import BASELINE_FAMILIES, CompareConfig, ConfigError, family_of, target_label
 from .data import ClassificationData, load_erm_data, load_nn_data
 from .report import (
     EPOCH_COLUMNS,
@@ -58,6 +58,8 @@ _RESULT_SETTINGS = (
     "erm_lam",
     "erm_product_k",
     "max_train",
+    "baseline_epochs",
+    "dpgen_steps",
 )
 _ORDER = (
     "nonprivate",
@@ -68,6 +70,9 @@ _ORDER = (
     "dpmix-class",
     "dpsgd-l2",
     "dpsgd-product",
+    "ldp",
+    "adlm",
+    "dpgen",
 )
 
 
@@ -128,7 +133,8 @@ def plan_runs(cfg: CompareConfig) -> list[RunSpec]:
             specs += [RunSpec(mech, cfg.erm_data, "logreg", None, s) for s in cfg.seeds]
         else:
             data = cfg.erm_data if fam == "erm" else cfg.nn_data
-            model = "logreg" if fam == "erm" else cfg.model
+            # the baselines train their own networks (AdLM's, the generator's, the LDP MLP)
+            model = "logreg" if fam == "erm" else fam if fam in BASELINE_FAMILIES else cfg.model
             specs += [RunSpec(mech, data, model, e, s) for e in cfg.epsilons for s in cfg.seeds]
     return sorted(specs, key=lambda r: (_rank(r.mechanism), r.epsilon or 0.0, r.mechanism, r.seed))
 
@@ -198,11 +204,18 @@ def run_compare(
     # ---------------------------------------------------------- data (errors before training)
     nn_data = erm_data = None
     if any(
-        family_of(s.mechanism) in ("dpsgd", "dpmix") or s.mechanism == "nonprivate-nn"
+        family_of(s.mechanism) in ("dpsgd", "dpmix", *BASELINE_FAMILIES)
+        or s.mechanism == "nonprivate-nn"
         for s in specs
     ):
         nn_data = load_nn_data(cfg.nn_data, cfg.data_root, cfg.max_train)
-        if cfg.model == "cnn" and (nn_data.image_shape is None or nn_data.image_shape[1] % 4):
+        uses_model = any(family_of(s.mechanism) in ("dpsgd", "dpmix") for s in specs)
+        uses_model = uses_model or "nonprivate-nn" in cfg.mechanisms
+        if (
+            uses_model
+            and cfg.model == "cnn"
+            and (nn_data.image_shape is None or nn_data.image_shape[1] % 4)
+        ):
             raise ConfigError(f"model 'cnn' needs square images; {cfg.nn_data!r} has none")
         if "dpmix-class" in cfg.mechanisms:
             smallest = int(np.bincount(nn_data.y_train).min())
@@ -424,6 +437,11 @@ def _execute(
     if mech == "nonprivate-logreg":
         assert erm_data is not None
         return runners.run_logreg_reference(cfg, erm_data, spec.seed), 0.0
+    if fam in BASELINE_FAMILIES:
+        from .baselines import run_baseline
+
+        assert nn_data is not None and spec.epsilon is not None
+        return run_baseline(cfg, nn_data, mech, float(spec.epsilon), spec.seed), 0.0
     if fam == "erm":
         assert erm_data is not None and spec.epsilon is not None
         _, method, noise = mech.split("-", 2)

@@ -240,6 +240,7 @@ _FAMILY_TITLES = {
     "erm-objective": "ERM: objective perturbation",
     "erm-amp": "ERM: AMP",
     "erm-ppssgd": "ERM: PPSSGD",
+    "baselines": "Seed baselines (AdLM, local-DP input noise, DP generator)",
 }
 
 
@@ -249,11 +250,15 @@ def _panel_of(mechanism: str) -> str | None:
         return "erm-" + mechanism.split("-")[1]
     if fam in ("dpsgd", "dpmix"):
         return fam
+    if fam in ("adlm", "ldp", "dpgen"):
+        return "baselines"
     return None
 
 
 def _short(mechanism: str) -> str:
     parts = mechanism.split("-")
+    if parts[0] not in ("erm", "dpsgd", "dpmix"):
+        return mechanism  # the baselines share one panel: keep the family in the label
     return "-".join(parts[2:]) if parts[0] == "erm" else "-".join(parts[1:])
 
 
