@@ -5,6 +5,12 @@ Subcommands
 ``mechanisms``  every noise law at equal (ε, δ): E‖n‖, claimed and verified δ (CSV + Markdown)
 ``calibrate``   one mechanism for one (ε, δ, M): its scale, E‖n‖, E‖n‖², verified and claimed figure
 ``audit``       an empirical lower bound on δ(ε) by sampling, next to the claimed and verified δ
+``dpmix``       DPMix: verified ε of a release next to the thesis' claimed ε, or σ for a target
+``compare``     every mechanism trained side by side at equal target ε (the main job)
+``preprocess``  load and cache the convex-ERM datasets from local upstream files
+``gridsearch``  the paper's convex-ERM grid search (hyperparameters × ε)
+``audit-training``  canary audits of real DP-SGD and DPMix runs: an ε lower bound next to the
+                verified and claimed ε
 
 Every privacy figure printed is labelled ``claimed`` or ``verified``
 (:mod:`product_noise.privacy`); bad input prints one ``error: ...`` line on stderr and exits 2.
@@ -538,6 +544,11 @@ from .erm.cli import make_gridsearch_command, make_preprocess_command  # noqa: E
 
 register(make_preprocess_command(Command))
 register(make_gridsearch_command(Command))
+
+# empirical canary audits of real training runs; heavy imports happen in run
+from .training_audit import make_command as _audit_training_command  # noqa: E402
+
+register(_audit_training_command(Command))
 
 
 # ---------------------------------------------------------------- entry point
