@@ -398,10 +398,12 @@ def test_example_faithful_and_honest(tmp_path: Path, capsys: pytest.CaptureFixtu
     common += ["--no-progress"]
     r = ex.main(["--faithful", *common])
     out = capsys.readouterr().out
-    assert "claimed (ε = 150" in out and "verified (ε = 1019" in out
+    assert "claimed (ε = 150" in out and "verified (ε = inf" in out
+    assert "images alone: verified (ε = 1019" in out
     saved = json.loads(r["json"].read_text())
     assert saved["claimed"]["epsilon"] == 150.0 and saved["delta"] == BLOG_DELTA
-    assert saved["verified"]["epsilon"] == pytest.approx(1020, rel=5e-3)
+    assert saved["verified"]["epsilon"] == math.inf  # labels in the clear
+    assert saved["verified_images_only"]["epsilon"] == pytest.approx(1020, rel=5e-3)
     assert saved["blog_label_claimed_epsilon"] == pytest.approx(78.288, abs=1e-3)
     assert saved["n_train"] == 48 and 0.0 <= saved["accuracy"] <= 1.0
     h = ex.main(["--epsilon", "8", *common])
