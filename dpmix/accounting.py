@@ -57,6 +57,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from product_noise._validation import check_delta, check_epsilon, check_positive, check_positive_int
+from product_noise.accounting.search import smallest_noise
 from product_noise.privacy import PrivacyFigure, PrivacyWarning
 
 __all__ = [
@@ -575,24 +576,14 @@ def calibrate_noise_multiplier(
         rdp = T * rdp_native(alphas, n, l, s, forward_diff_max=64)
         return epsilon_from_rdp(alphas, rdp, delta)[0]
 
-    lo, hi = 0.05, 1.0
-    while eps(hi) > target_epsilon:
-        lo, hi = hi, hi * 2.0
-        if hi > 1e6:
-            raise ValueError(
-                f"target_epsilon={target_epsilon} is not reachable (l={l}, T={T}, n={n}, "
-                f"delta={delta})"
-            )
-    while eps(lo) <= target_epsilon:
-        hi, lo = lo, lo / 2.0
-        if lo < 1e-4:
-            return hi
-    while hi / lo > 1 + rtol:
-        mid = math.sqrt(lo * hi)
-        if eps(mid) > target_epsilon:
-            lo = mid
-        else:
-            hi = mid
+    hi = smallest_noise(
+        eps,
+        target_epsilon,
+        rtol=rtol,
+        low=1e-4,
+        high=1e6,
+        what=f"l={l}, T={T}, n={n}, delta={delta}",
+    )
     if verify:
         # dp_accounting at the native optimum and its neighbours: ε over a subset of orders is
         # >= ε over all orders, so passing here implies passing with every order

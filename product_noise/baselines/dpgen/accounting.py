@@ -71,6 +71,7 @@ from product_noise._validation import (
     check_positive,
     check_positive_int,
 )
+from product_noise.accounting.search import smallest_noise
 from product_noise.privacy import PrivacyFigure
 
 __all__ = [
@@ -280,32 +281,17 @@ def calibrate_noise_multiplier(
     ratio = joint_sensitivity(b, clip_norm, error_clip) / (2.0 * float(clip_norm))
     if target not in ("verified", "claimed"):
         raise ValueError(f"target must be 'verified' or 'claimed', got {target!r}")
-    if not (0 < rtol < 0.5):
-        raise ValueError(f"rtol must lie in (0, 0.5), got {rtol!r}")
 
     def eps(s: float) -> float:
         if target == "verified":
             return verified_epsilon(s, ndis, steps, delta)
         return claimed_epsilon(s * ratio, ndis, b, steps, delta)[0]
 
-    # bracket from σ = 1 outwards (small σ make large PLD grids: evaluated only if needed)
-    lo, hi = 0.5, 1.0
-    while eps(hi) > target_epsilon:
-        lo, hi = hi, hi * 2.0
-        if hi > 1e4:
-            raise ValueError(
-                f"target_epsilon={target_epsilon} is not reachable with noise multiplier <= 1e4 "
-                f"(ndis={ndis}, steps={steps}, delta={delta}, {target} accountant)"
-            )
-    if hi == 1.0:
-        while eps(lo) <= target_epsilon:
-            if lo <= MIN_NOISE_MULTIPLIER:
-                return MIN_NOISE_MULTIPLIER
-            hi, lo = lo, max(lo / 2.0, MIN_NOISE_MULTIPLIER)
-    while hi / lo > 1 + rtol:
-        mid = math.sqrt(lo * hi)
-        if eps(mid) > target_epsilon:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    return smallest_noise(
+        eps,
+        target_epsilon,
+        rtol=rtol,
+        low=MIN_NOISE_MULTIPLIER,
+        high=1e4,
+        what=f"ndis={ndis}, steps={steps}, delta={delta}, {target} accountant",
+    )
