@@ -26,7 +26,8 @@ Sensitivity
     :mod:`.accounting`); noise std ``σ_n = σ·Δ``.
 Accounting (:mod:`.accounting`)
     **verified**: one Poisson-subsampled Gaussian per generator step (``q = 1/ndis``,
-    multiplier ``σ``) composed over ``T`` steps with ``dp_accounting``'s PLD accountant.
+    multiplier ``σ``, substitution relation: the other shards' outputs are a shared component)
+    composed over ``T`` steps with ``dp_accounting``'s PLD accountant.
     **claimed**: the lineage's accountant (``B·T`` independent per-sample Gaussians with
     ``σ_ps = σ_n/(2C1)``, WBK Thm 9 via the same formula as autodp, classic conversion); it
     reproduces DPAC's ε = 9.99 and ignores the error feedback. The paper's own privacy theorem
