@@ -81,19 +81,25 @@ class Generator(nn.Module):
         return torch.sigmoid(self.out(self.blocks(h)))
 
 
+def _conv_trunk(width: int) -> list[nn.Module]:
+    """Two stride-2 3×3 convolutions with LeakyReLU, flattened: ``side → side/4`` (critic and
+    encoder share it)."""
+    return [
+        nn.Conv2d(1, width, 3, stride=2, padding=1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+    ]
+
+
 class Discriminator(nn.Module):
     """Conditional WGAN critic with a projection head; no batch norm (per-sample independent)."""
 
     def __init__(self, side: int = 28, num_classes: int = 10, width: int = 16) -> None:
         super().__init__()
         _check_side(side)
-        self.features = nn.Sequential(
-            nn.Conv2d(1, width, 3, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Flatten(),
-        )
+        self.features = nn.Sequential(*_conv_trunk(width))
         feat = 2 * width * (side // 4) ** 2
         self.head = nn.Linear(feat, 1)
         self.embed = nn.Embedding(num_classes, feat)
@@ -110,12 +116,7 @@ class Encoder(nn.Module):
         super().__init__()
         _check_side(side)
         self.net = nn.Sequential(
-            nn.Conv2d(1, width, 3, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Flatten(),
-            nn.Linear(2 * width * (side // 4) ** 2, latent_dim),
+            *_conv_trunk(width), nn.Linear(2 * width * (side // 4) ** 2, latent_dim)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
