@@ -16,6 +16,7 @@ __all__ = [
     "check_dimension",
     "check_probability",
     "check_positive_int",
+    "check_confidence",
 ]
 
 
@@ -56,6 +57,16 @@ def check_probability(name: str, value: object, *, allow_zero: bool = False) -> 
         interval = "[0, 1]" if allow_zero else "(0, 1]"
         raise ValueError(f"{name} must lie in {interval}, got {value!r}")
     return v
+
+
+def check_confidence(confidence: object) -> float:
+    """Check a confidence level strictly inside (0, 1) (a ``ValueError`` for non-numbers too)."""
+    if isinstance(confidence, bool) or not isinstance(confidence, Real):
+        raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
+    c = float(confidence)
+    if not (0.0 < c < 1.0):
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
+    return c
 
 
 def check_positive_int(name: str, value: object, *, minimum: int = 1) -> int:

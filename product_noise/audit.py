@@ -78,7 +78,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ._validation import check_epsilon, check_positive_int
+from ._validation import check_confidence, check_epsilon, check_positive_int
 
 __all__ = [
     "AuditResult",
@@ -365,15 +365,6 @@ def _check_tests(tests: Any) -> tuple[str, ...]:
     return out
 
 
-def _check_confidence(confidence: Any) -> float:
-    if isinstance(confidence, bool) or not isinstance(confidence, Real):
-        raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
-    c = float(confidence)
-    if not (0.0 < c < 1.0):
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
-    return c
-
-
 def _check_n_samples(n_samples: Any) -> int:
     if isinstance(n_samples, bool) or not isinstance(n_samples, Integral):
         if isinstance(n_samples, float) and n_samples.is_integer():
@@ -436,7 +427,7 @@ def audit_mechanism(
         empty or names an unknown test, or ``batch_size < 1``.
     """
     epsilon = check_epsilon(epsilon)
-    confidence = _check_confidence(confidence)
+    confidence = check_confidence(confidence)
     n = _check_n_samples(n_samples)
     tests = _check_tests(tests)
     for attr in ("dim", "sensitivity", "sample"):

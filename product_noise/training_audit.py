@@ -87,13 +87,18 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._validation import check_delta, check_epsilon, check_positive, check_positive_int
+from ._validation import (
+    check_confidence,
+    check_delta,
+    check_epsilon,
+    check_positive,
+    check_positive_int,
+)
 from .audit import clopper_pearson_lower, clopper_pearson_upper
 from .privacy import PrivacyFigure, PrivacyWarning
 
@@ -190,15 +195,6 @@ def _log_ratio(lo: float, hi: float, delta: float) -> float:
     return max(0.0, math.log((lo - delta) / hi))
 
 
-def _check_confidence(confidence: Any) -> float:
-    if isinstance(confidence, bool) or not isinstance(confidence, Real):
-        raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
-    c = float(confidence)
-    if not 0.0 < c < 1.0:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
-    return c
-
-
 def _check_scores(name: str, scores: Any) -> np.ndarray:
     arr = np.asarray(scores, dtype=float)
     if arr.ndim != 1:
@@ -260,7 +256,7 @@ def epsilon_lower_bound(
         than 4 scores per world (at least one per split).
     """
     delta = check_delta(delta)
-    confidence = _check_confidence(confidence)
+    confidence = check_confidence(confidence)
     if isinstance(selection_fraction, bool) or not 0.0 < float(selection_fraction) < 1.0:
         raise ValueError(
             f"selection_fraction must lie strictly between 0 and 1, got {selection_fraction!r}"
@@ -924,7 +920,7 @@ def audit_training(
         learning_rate = check_positive("learning_rate", learning_rate)
     except TypeError as exc:
         raise ValueError(str(exc)) from exc
-    confidence = _check_confidence(confidence)
+    confidence = check_confidence(confidence)
     if noise_multiplier is not None:
         if mechanism == "product-paper":
             raise ValueError(
@@ -1149,7 +1145,7 @@ def _run(args: Any) -> int:
         trials = _QUICK_TRIALS if args.quick else _DEFAULT_TRIALS
     check_positive_int("trials", trials, minimum=_MIN_TRIALS)
     check_delta(args.delta)
-    _check_confidence(args.confidence)
+    check_confidence(args.confidence)
     if args.steps is not None:
         check_positive_int("steps", args.steps)
     if args.epsilon is not None:
