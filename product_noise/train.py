@@ -29,7 +29,7 @@ from ._validation import check_delta, check_positive, check_positive_int
 from .models import count_parameters
 from .privacy import PrivacyWarning
 
-__all__ = ["TrainConfig", "train", "evaluate", "save_history", "NOISES"]
+__all__ = ["TrainConfig", "train", "evaluate", "fit_minibatch", "save_history", "NOISES"]
 
 NOISES = ("product", "gaussian", "l2", "none")
 
@@ -377,6 +377,46 @@ def _load_checkpoint(path: Path, engine: Any, model: nn.Module, opt: torch.optim
         opt.load_state_dict(ckpt["optimizer_state_dict"])
     except (KeyError, RuntimeError, ValueError) as err:
         raise ValueError(f"checkpoint {path} does not fit this model/optimizer: {err}") from err
+
+
+def fit_minibatch(
+    model: nn.Module,
+    X: torch.Tensor,
+    loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    progress: bool = False,
+    desc: str = "train",
+) -> int:
+    """Non-private Adam over shuffled mini-batches of ``X``; returns the number of steps.
+
+    Used on data that is already private (a release, noised records, synthetic images):
+    post-processing, no privacy cost. ``loss_of(logits, idx)`` gives the loss of the batch
+    ``X[idx]``; the shuffle comes from a generator seeded with ``seed`` (the caller seeds the
+    model's initialisation).
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    epoch_iter: Any = range(epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epoch_iter = tqdm(epoch_iter, desc=desc, leave=False)
+    model.train()
+    steps = 0
+    for _ in epoch_iter:
+        order = torch.randperm(X.shape[0], generator=gen)
+        for s in range(0, X.shape[0], batch_size):
+            idx = order[s : s + batch_size]
+            loss = loss_of(model(X[idx]), idx)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+    return steps
 
 
 def save_history(

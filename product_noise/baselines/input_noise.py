@@ -732,36 +732,33 @@ def train_classifier(
     import torch
     from torch import nn
 
+    from ..train import fit_minibatch
+
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     lr = check_positive("lr", lr)
     torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
     xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
     T = None if transition is None else torch.from_numpy(transition.astype(np.float32))
-    gen = torch.Generator().manual_seed(seed)
-    steps = 0
-    epoch_iter: Any = range(epochs)
-    if progress:
-        from tqdm.auto import tqdm
 
-        epoch_iter = tqdm(epoch_iter, desc=desc, leave=False)
-    model.train()
-    for _ in epoch_iter:
-        perm = torch.randperm(xt.shape[0], generator=gen)
-        for s in range(0, xt.shape[0], batch_size):
-            idx = perm[s : s + batch_size]
-            logits = model(xt[idx])
-            if T is not None:  # P[released label] = softmax(logits) @ T
-                logp = torch.log(torch.softmax(logits, 1) @ T + 1e-12)
-                loss = nn.functional.nll_loss(logp, yt[idx])
-            else:
-                loss = nn.functional.cross_entropy(logits, yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            steps += 1
+    def loss_of(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        if T is not None:  # P[released label] = softmax(logits) @ T
+            logp = torch.log(torch.softmax(logits, 1) @ T + 1e-12)
+            return nn.functional.nll_loss(logp, yt[idx])
+        return nn.functional.cross_entropy(logits, yt[idx])
+
+    steps = fit_minibatch(
+        model,
+        xt,
+        loss_of,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        progress=progress,
+        desc=desc,
+    )
     model.eval()
     with torch.no_grad():
         xe = torch.from_numpy(np.ascontiguousarray(X_test, dtype=np.float32))

@@ -21,7 +21,7 @@ from torch.utils.data import TensorDataset
 
 from ..models import count_parameters
 from ..privacy import PrivacyFigure
-from ..train import TrainConfig, train
+from ..train import TrainConfig, fit_minibatch, train
 from .accounting import figure_from_dict
 from .config import CompareConfig
 from .data import ClassificationData
@@ -256,22 +256,21 @@ def _train_on_release(
     X = _inputs(cfg, data, Xs)
     Y = torch.from_numpy(np.ascontiguousarray(Ys, dtype=np.float32))
     hard = Y.argmax(1)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.dpmix_lr)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(cfg.dpmix_epochs):
-        model.train()
-        order = torch.randperm(X.shape[0], generator=gen)
-        for s in range(0, X.shape[0], cfg.batch_size):
-            b = order[s : s + cfg.batch_size]
-            logits = model(X[b])
-            loss = (
-                kl_soft_label_loss(logits, Y[b])
-                if soft
-                else nn.functional.cross_entropy(logits, hard[b])
-            )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+
+    def loss_of(logits: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if soft:
+            return kl_soft_label_loss(logits, Y[b])
+        return nn.functional.cross_entropy(logits, hard[b])
+
+    fit_minibatch(
+        model,
+        X,
+        loss_of,
+        epochs=cfg.dpmix_epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.dpmix_lr,
+        seed=seed,
+    )
     return _accuracy(model, _inputs(cfg, data, data.X_test), torch.from_numpy(data.y_test))
 
 

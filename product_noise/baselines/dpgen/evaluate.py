@@ -22,6 +22,7 @@ from scipy import linalg
 from torch import nn
 
 from product_noise._validation import check_positive_int
+from product_noise.train import fit_minibatch
 
 from .generator import as_images
 from .models import SmallCNN
@@ -60,17 +61,15 @@ def train_classifier(
     batch_size = check_positive_int("batch_size", batch_size)
     torch.manual_seed(seed)
     model = SmallCNN(x.shape[2], num_classes)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(x.shape[0], generator=gen)
-        for s in range(0, x.shape[0], batch_size):
-            b = order[s : s + batch_size]
-            loss = nn.functional.cross_entropy(model(x[b]), y[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    fit_minibatch(
+        model,
+        x,
+        lambda logits, idx: nn.functional.cross_entropy(logits, y[idx]),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+    )
     return model.eval()
 
 
