@@ -872,6 +872,9 @@ def run_for_compare(
     notes.append("evaluated on the clean test records scaled to unit norm (not released)")
 
     t0 = time.perf_counter()
+    import torch
+
+    torch.manual_seed(seed)  # the model's initialisation: a run is reproducible from its seed
     model = (model_factory or _default_model)(Xtr.shape[1], n_classes)
     acc, steps = train_classifier(
         model,
