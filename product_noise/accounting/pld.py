@@ -201,7 +201,9 @@ def subsampled_add_delta(
     pos = (eps >= 0) & (eps < -_log1m(q))
     neg = eps < 0
     e_pos, e_neg = eps[pos], -eps[neg]
-    beta = np.maximum(q * np.exp(e_pos) - np.expm1(e_pos), 0.0)  # 1 - α (1 - q)
+    # β = 1 - α (1 - q), as -expm1(ε + ln(1 - q)): the form q e^ε - (e^ε - 1) cancels to 0 at
+    # large ε (at q = 1 it dropped the whole ADD tail beyond ε ≈ 37)
+    beta = np.maximum(-np.expm1(e_pos + _log1m(q)), 0.0)
     with np.errstate(divide="ignore"):
         arg_pos = e_pos + math.log(q) - np.log(beta)
     arg_pos = np.where(beta > 0, arg_pos, 0.0)  # finite arguments only; the weight is 0 there
