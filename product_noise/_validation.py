@@ -13,6 +13,7 @@ __all__ = [
     "check_epsilon",
     "check_delta",
     "check_positive",
+    "check_nonnegative",
     "check_dimension",
     "check_probability",
     "check_positive_int",
@@ -33,6 +34,14 @@ def check_positive(name: str, value: object, *, allow_inf: bool = False) -> floa
         raise ValueError(f"{name} must be a finite positive number, got {value!r}")
     if v <= 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
+    return v
+
+
+def check_nonnegative(name: str, value: object) -> float:
+    """Return ``value`` as a float after checking it is finite and >= 0."""
+    v = _as_float(name, value)
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return v
 
 

@@ -8,6 +8,9 @@ The package never prints a bare ε. Every figure carries a label:
 ``verified``
     computed from the exact privacy profile of the noise actually added (and composed with a
     numerical accountant); an upper bound on the true privacy loss up to stated numerical error.
+``estimate``
+    an approximation that is not a bound in either direction (e.g. the Gaussian-DP central limit
+    approximation of Opacus' ``gdp`` accountant). Shown for comparison only; never verified.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-__all__ = ["PrivacyFigure", "Label", "CLAIMED", "VERIFIED", "PrivacyWarning"]
+__all__ = ["PrivacyFigure", "Label", "CLAIMED", "VERIFIED", "ESTIMATE", "PrivacyWarning"]
 
-Label = Literal["claimed", "verified"]
+Label = Literal["claimed", "verified", "estimate"]
 CLAIMED: Label = "claimed"
 VERIFIED: Label = "verified"
+ESTIMATE: Label = "estimate"
+_LABELS = (CLAIMED, VERIFIED, ESTIMATE)
 
 
 class PrivacyWarning(UserWarning):
@@ -42,7 +47,7 @@ class PrivacyFigure:
     epsilon, delta:
         The privacy parameters. ``epsilon`` may be ``inf`` (no finite ε at this δ).
     label:
-        ``"claimed"`` or ``"verified"`` (see module docstring).
+        ``"claimed"``, ``"verified"`` or ``"estimate"`` (see module docstring).
     source:
         One line saying how the figure was obtained.
     """
@@ -54,8 +59,8 @@ class PrivacyFigure:
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        if self.label not in ("claimed", "verified"):
-            raise ValueError(f"label must be 'claimed' or 'verified', got {self.label!r}")
+        if self.label not in _LABELS:
+            raise ValueError(f"label must be one of {_LABELS}, got {self.label!r}")
 
     def __str__(self) -> str:
         return f"{self.label} (ε = {_fmt(self.epsilon)}, δ = {self.delta:.3g}) [{self.source}]"

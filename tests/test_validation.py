@@ -297,7 +297,7 @@ def test_profile_shift_positive():
 
 
 def test_privacy_figure_label():
-    with pytest.raises(ValueError, match="label must be 'claimed' or 'verified'"):
+    with pytest.raises(ValueError, match="label must be one of"):
         PrivacyFigure(1.0, 1e-5, "proven", "nowhere")
     assert "claimed" in str(PrivacyFigure(1.0, 1e-5, "claimed", "paper"))
     assert math.isinf(PrivacyFigure(math.inf, 1e-5, "verified", "x").epsilon)

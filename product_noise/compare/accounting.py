@@ -81,14 +81,21 @@ class DPSGDKey:
     paper_sensitivity: str = "paper"
 
     @property
-    def steps_per_epoch(self) -> int:
-        """Poisson batches per epoch (``len`` of the non-private loader)."""
+    def num_batches(self) -> int:
+        """``len`` of the non-private loader."""
         return math.ceil(self.n / self.batch_size)
 
     @property
+    def steps_per_epoch(self) -> int:
+        """Poisson batches per epoch (``len`` of the loader the engine returns)."""
+        from ..opacus.engine import poisson_steps_per_epoch
+
+        return poisson_steps_per_epoch(self.num_batches)
+
+    @property
     def sample_rate(self) -> float:
-        """The engine's sampling rate ``1/len(loader)``."""
-        return 1.0 / self.steps_per_epoch
+        """The Poisson sampler's rate ``1/len(loader)`` of the non-private loader."""
+        return 1.0 / self.num_batches
 
     @property
     def steps(self) -> int:
@@ -213,9 +220,9 @@ def compute_dpsgd(key: DPSGDKey) -> dict[str, Any]:
         out["noise"] = {"noise": "gaussian", "noise_multiplier": nm}
     elif key.mechanism == "dpsgd-product-paper":
         from ..mechanisms.product import claimed_delta
-        from ..opacus.engine import calibrate_paper_epsilon0
+        from ..opacus.engine import calibrate_paper_epsilon0, expected_batch_size
 
-        batch = max(int(key.n * q), 1)
+        batch = expected_batch_size(key.n, q)
         eps0, k = calibrate_paper_epsilon0(
             key.epsilon, key.delta, dim=key.dim, batch_size=batch, num_samples=key.n, steps=total
         )

@@ -39,21 +39,37 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from .._validation import check_delta, check_epsilon, check_positive, check_positive_int
+from .._validation import (
+    check_delta,
+    check_epsilon,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+)
 from ..accounting.claimed import paper_composition_at_steps
 from ..accounting.pld import verified_epsilon
 from ..mechanisms import MECHANISMS, ProductNoise, SphericalMechanism
 from ..mechanisms.product import claimed_delta, paper_t, solve_k
-from ..privacy import PrivacyFigure, PrivacyWarning
-from .accountants import PaperClaimedAccountant, ProductVerifiedAccountant
-from .optimizers import JointNoiseMixin, joint_optimizer_class
+from ..privacy import ESTIMATE, VERIFIED, PrivacyFigure, PrivacyWarning
+from .accountants import (
+    PaperClaimedAccountant,
+    ProductVerifiedAccountant,
+    SphericalVerifiedAccountant,
+)
+from .optimizers import JointNoiseMixin, check_finite_gradients, joint_optimizer_class
 
 try:  # torch >= 2.4
     from torch.distributed.fsdp import FSDPModule as _FSDPModule
 except ImportError:  # pragma: no cover
     _FSDPModule = ()  # type: ignore[assignment]
 
-__all__ = ["PrivacyEngine", "SENSITIVITY_CONVENTIONS", "NOISE_CHOICES"]
+__all__ = [
+    "PrivacyEngine",
+    "SENSITIVITY_CONVENTIONS",
+    "NOISE_CHOICES",
+    "poisson_steps_per_epoch",
+    "expected_batch_size",
+]
 
 #: how the paper's per-step calibration maps the clip norm C to the sensitivity Δ
 SENSITIVITY_CONVENTIONS: dict[str, float] = {"add_remove": 1.0, "paper": 2.0}
@@ -61,6 +77,11 @@ SENSITIVITY_CONVENTIONS: dict[str, float] = {"add_remove": 1.0, "paper": 2.0}
 #: error messages, vary from run to run with string hashing)
 NOISE_CHOICES = ("gaussian", *(name for name in MECHANISMS if name != "gaussian"))
 _GAUSSIAN_ACCOUNTANTS = ("prv", "rdp", "gdp")
+#: Opacus accountants whose ε is a proven upper bound (PRV: Gopi et al. 2021, its upper ε; RDP:
+#: Mironov et al. 2019 with the conversion of Balle et al. 2020). ``gdp`` is the central-limit
+#: approximation of Dong, Roth & Su (2022), not a bound: its figure is an ``estimate``, and the
+#: verified figure and every calibration then come from the package's PLD route.
+_SOUND_OPACUS_ACCOUNTANTS = ("prv", "rdp")
 #: samplers that Poisson sampling replaces by its own equivalent (shuffled or not, sharded)
 _PLAIN_SAMPLERS = (SequentialSampler, RandomSampler, DistributedSampler)
 
@@ -69,6 +90,43 @@ def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     if isinstance(optimizer, DPOptimizer):
         optimizer = optimizer.original_optimizer
     return [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+
+
+def _sample_rate(data_loader: DataLoader) -> float:
+    """The sampling rate of one step: the Poisson sampler's own rate for a loader that has one
+    (Opacus' ``DPDataLoader``), else ``1/len(data_loader)`` (the rate ``DPDataLoader`` draws
+    at when it replaces this loader, and the rate the accountants assume for fixed batches).
+
+    Opacus steps its accountant with ``1/len(DPDataLoader)``, and ``len`` is ``int(1/q)``: with
+    93 batches that is 1/92, not the 1/93 the sampler uses. This is the one source of truth."""
+    rate = getattr(getattr(data_loader, "batch_sampler", None), "sample_rate", None)
+    return float(rate) if rate is not None else 1.0 / len(data_loader)
+
+
+def poisson_steps_per_epoch(num_batches: int) -> int:
+    """Length of the Poisson loader Opacus builds from a loader of ``num_batches`` batches:
+    ``int(1/q)`` with ``q = 1/num_batches``, which is ``num_batches - 1`` for some sizes
+    (93, 99, 105, ...: 1/(1/93) rounds to 92.999...)."""
+    return int(1.0 / (1.0 / num_batches))
+
+
+def expected_batch_size(num_samples: int, sample_rate: float) -> int:
+    """The paper's batch size ``B`` for Poisson sampling: ``round(n q)``, at least 1 (``int``
+    truncated 930 · (1/93) to 9)."""
+    return max(round(num_samples * sample_rate), 1)
+
+
+def _steps_per_epoch(data_loader: DataLoader, poisson_sampling: bool) -> int:
+    """Steps in one pass over the loader ``make_private`` will return."""
+    if poisson_sampling and getattr(data_loader.batch_sampler, "sample_rate", None) is None:
+        return poisson_steps_per_epoch(len(data_loader))
+    return len(data_loader)
+
+
+def _check_max_grad_norm(max_grad_norm: float | list[float]) -> None:
+    norms = max_grad_norm if isinstance(max_grad_norm, (list, tuple)) else [max_grad_norm]
+    for c in norms:
+        check_positive("max_grad_norm", c)
 
 
 def _check_data_loader(data_loader: Any, poisson_sampling: bool) -> None:
@@ -156,7 +214,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         if noise == "gaussian":
             if noise_multiplier is None:
                 raise ValueError("noise='gaussian' needs noise_multiplier")
-            return float(noise_multiplier), {"noise": "gaussian"}
+            return check_nonnegative("noise_multiplier", noise_multiplier), {"noise": "gaussian"}
         if self.secure_mode:
             raise ValueError(
                 f"secure_mode=True is not supported with noise={noise!r}: the joint spherical "
@@ -273,6 +331,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         if criterion is None:
             criterion = nn.CrossEntropyLoss()
         _check_data_loader(data_loader, poisson_sampling)
+        _check_max_grad_norm(max_grad_norm)
         if not poisson_sampling and len(data_loader) > 1:
             warnings.warn(
                 "poisson_sampling=False: the accountants (verified included) assume Poisson "
@@ -353,6 +412,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
                 self._attach_accountants(result[1], result[-1], config)
             else:
                 self.claimed_accountant = None
+                self._attach_gaussian_checks(result[1], result[-1])
         except BaseException:
             (
                 self.accountant,
@@ -402,10 +462,25 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         opt.noise_family = MECHANISMS[self.noise]
         return opt
 
+    def _attach_gaussian_checks(self, optimizer: DPOptimizer, data_loader: DataLoader) -> None:
+        """Opacus' Gaussian optimizer, unchanged, with two fixes: its accountant is stepped at
+        the sampler's real rate, and a non-finite clipped gradient raises before any noise is
+        added (as on the joint-noise path) instead of turning the parameters into NaN."""
+        optimizer.attach_step_hook(
+            self.accountant.get_optimizer_hook_fn(sample_rate=_sample_rate(data_loader))
+        )
+        add_noise = optimizer.add_noise
+
+        def checked_add_noise() -> None:
+            check_finite_gradients(optimizer.params)
+            add_noise()
+
+        optimizer.add_noise = checked_add_noise  # type: ignore[method-assign]
+
     def _attach_accountants(
         self, optimizer: DPOptimizer, data_loader: DataLoader, config: dict[str, Any]
     ) -> None:
-        sample_rate = 1 / len(data_loader)
+        sample_rate = _sample_rate(data_loader)
         verified_hook = self.accountant.get_optimizer_hook_fn(sample_rate=sample_rate)
         paper = config.get("paper")
         if paper is None:
@@ -413,7 +488,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             optimizer.attach_step_hook(verified_hook)
             return
         n = len(data_loader.dataset)  # type: ignore[arg-type]
-        batch = int(n * sample_rate)
+        batch = expected_batch_size(n, sample_rate)
         claimed = PaperClaimedAccountant()
         claimed.configure(
             epsilon0=paper["epsilon0"],
@@ -461,37 +536,60 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         )
 
     def get_epsilon(self, delta: float) -> float:
-        """The accountant's ε at ``delta`` (checked to lie in (0, 1) first, for every
-        accountant: Opacus' own fail with unrelated messages, e.g. ZeroDivisionError at 0)."""
-        return super().get_epsilon(check_delta(delta))
+        """The verified ε at ``delta``: 0 before any step, else the ``verified`` figure of
+        :meth:`get_privacy_report` (for ``accountant="gdp"`` that is the PLD bound, not GDP's
+        approximation). ``delta`` is checked to lie in (0, 1) first, for every accountant."""
+        return self._verified_figure(check_delta(delta)).epsilon
 
     def get_privacy_report(self, delta: float) -> list[PrivacyFigure]:
-        """Every applicable privacy figure, each labelled ``claimed`` or ``verified``.
+        """Every applicable privacy figure, each labelled.
 
-        * Gaussian: Opacus' accountant (``verified``; the subsampled Gaussian is accounted
-          exactly by PRV up to its stated error, RDP/GDP as Opacus computes them).
-        * Joint noise: the verified accountant; for the paper's calibration also the paper's
-          composition (``claimed``).
+        * ``verified``, always first: for Gaussian noise Opacus' accountant when its figure is
+          a proven upper bound (``prv``, ``rdp``); for ``gdp`` the package's pessimistic PLD
+          composition of the same steps. For joint noise the verified PLD accountant.
+        * ``estimate``: Opacus' ``gdp`` figure, a central-limit approximation (neither an upper
+          nor a lower bound), for comparison only.
+        * ``claimed``: for the product-noise paper's calibration, the paper's composition.
         """
         delta = check_delta(delta)
-        figures: list[PrivacyFigure] = []
+        figures = [self._verified_figure(delta)]
         if self.noise == "gaussian":
-            eps = self.accountant.get_epsilon(delta)
-            figures.append(
-                PrivacyFigure(
-                    float(eps),
-                    delta,
-                    "verified",
-                    f"Opacus {self.accountant.mechanism()} accountant (subsampled Gaussian)",
+            if self.accountant.mechanism() not in _SOUND_OPACUS_ACCOUNTANTS:
+                eps = self.accountant.get_epsilon(delta) if len(self.accountant) else 0.0
+                figures.append(
+                    PrivacyFigure(
+                        float(eps),
+                        delta,
+                        ESTIMATE,
+                        f"Opacus {self.accountant.mechanism()} accountant: GDP central-limit "
+                        "approximation, not a bound",
+                    )
                 )
-            )
             return figures
-        figures.append(self.accountant.verified_figure(delta))  # type: ignore[attr-defined]
         if self.claimed_accountant is not None:
             fig = self.claimed_accountant.claimed_figure()
             if fig is not None:
                 figures.append(fig)
         return figures
+
+    def _verified_figure(self, delta: float) -> PrivacyFigure:
+        if self.noise != "gaussian":
+            return self.accountant.verified_figure(delta)  # type: ignore[attr-defined]
+        name = self.accountant.mechanism()
+        if name in _SOUND_OPACUS_ACCOUNTANTS:
+            eps = self.accountant.get_epsilon(delta) if len(self.accountant) else 0.0
+            return PrivacyFigure(
+                float(eps), delta, VERIFIED, f"Opacus {name} accountant (subsampled Gaussian)"
+            )
+        # GDP is an approximation: compose the same steps with the verified PLD route
+        if any(nm == 0 for nm, _, _ in self.accountant.history):
+            return PrivacyFigure(math.inf, delta, VERIFIED, "a step without noise (σ = 0)")
+        verified = SphericalVerifiedAccountant()
+        dim = self.current_mechanism().dim if self._optimizer is not None else 1
+        verified.history = [("gaussian", dim, nm, q, n) for nm, q, n in self.accountant.history]
+        fig = verified.verified_figure(delta)
+        source = "pessimistic PLD (dp-accounting) of the subsampled Gaussian steps"
+        return PrivacyFigure(fig.epsilon, delta, VERIFIED, source, fig.extra)
 
     # ================================================================== with epsilon
     def make_private_with_epsilon(  # type: ignore[override]
@@ -537,11 +635,23 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             max_grad_norm=max_grad_norm,
             **kwargs,
         )
-        sample_rate = 1 / len(data_loader)
-        steps = int(epochs / sample_rate)
+        sample_rate = _sample_rate(data_loader)
+        steps = epochs * _steps_per_epoch(data_loader, kwargs.get("poisson_sampling", True))
         if noise == "gaussian":
             if accounting != "verified" or k is not None or q is not None:
                 raise ValueError("accounting=, k= and q= apply to joint noise only")
+            if self.accountant.mechanism() not in _SOUND_OPACUS_ACCOUNTANTS:
+                # never calibrate on GDP's approximation: use the verified PLD route
+                nm = calibrate_verified_noise_multiplier(
+                    MECHANISMS["gaussian"],
+                    target_epsilon,
+                    target_delta,
+                    dim=max(sum(int(p.numel()) for p in _trainable(optimizer)), 1),
+                    sample_rate=sample_rate,
+                    steps=steps,
+                    rtol=min(epsilon_tolerance / target_epsilon, 0.5),
+                )
+                return self.make_private(noise="gaussian", noise_multiplier=nm, **common)
             nm = get_noise_multiplier(
                 target_epsilon=target_epsilon,
                 target_delta=target_delta,
@@ -558,7 +668,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             if noise != "product":
                 raise ValueError("accounting='claimed' exists for product noise only")
             n = len(data_loader.dataset)  # type: ignore[arg-type]
-            batch = max(int(n * sample_rate), 1)
+            batch = expected_batch_size(n, sample_rate)
             eps0, k_used = calibrate_paper_epsilon0(
                 target_epsilon,
                 target_delta,

@@ -32,6 +32,7 @@ from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processe
 from ..mechanisms import SphericalMechanism
 
 __all__ = [
+    "check_finite_gradients",
     "JointNoiseMixin",
     "JointDPOptimizer",
     "JointDPPerLayerOptimizer",
@@ -43,6 +44,30 @@ __all__ = [
     "REJECTED_OPTIMIZERS",
     "joint_optimizer_class",
 ]
+
+
+def check_finite_gradients(params: list[torch.Tensor]) -> None:
+    """Raise ``FloatingPointError`` if a clipped, summed gradient (``p.summed_grad``) is NaN/inf.
+
+    Called before any noise is drawn, so a failed step changes neither the parameters, the
+    noise generator nor the accountant.
+    """
+    summed = [p.summed_grad for p in params if getattr(p, "summed_grad", None) is not None]
+    if not summed:
+        return
+    # NaN/inf anywhere propagates into the sum of the sums: one cheap check per step
+    if not bool(torch.isfinite(torch.stack([s.sum() for s in summed]).sum())):
+        bad = [
+            tuple(p.shape)
+            for p in params
+            if getattr(p, "summed_grad", None) is not None
+            and not torch.isfinite(p.summed_grad).all()
+        ]
+        raise FloatingPointError(
+            f"non-finite (NaN or inf) clipped gradient for parameters of shape {bad}: the "
+            "loss or a per-sample gradient is NaN/inf. Noise was not added and the step was "
+            "not taken; check the loss and the input data."
+        )
 
 
 class JointNoiseMixin:
@@ -75,14 +100,7 @@ class JointNoiseMixin:
         summed = [p.summed_grad for p in params]
         for s in summed:
             _check_processed_flag(s)
-        # NaN/inf anywhere propagates into the sum of the sums: one cheap check per step
-        if not bool(torch.isfinite(torch.stack([s.sum() for s in summed]).sum())):
-            bad = [tuple(p.shape) for p, s in zip(params, summed) if not torch.isfinite(s).all()]
-            raise FloatingPointError(
-                f"non-finite (NaN or inf) clipped gradient for parameters of shape {bad}: the "
-                "loss or a per-sample gradient is NaN/inf. Noise was not added and the step was "
-                "not taken; check the loss and the input data."
-            )
+        check_finite_gradients(params)
         scale = self.noise_multiplier * self.max_grad_norm  # type: ignore[attr-defined]
         if scale == 0:
             noises = [torch.zeros_like(s) for s in summed]
