@@ -36,7 +36,7 @@ from scipy import optimize, special
 from .._validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..privacy import PrivacyFigure, PrivacyWarning
 from .base import SphericalMechanism
-from .spherical import SGG, _gauss_legendre
+from .spherical import MIN_EXACT_DIM, SGG, _gauss_legendre
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -177,27 +177,7 @@ def revealed_scale_delta(
     eps = np.atleast_1d(np.asarray(epsilon, dtype=float))
     if np.any(eps < 0) or not np.all(np.isfinite(eps)):
         raise ValueError("epsilon must be finite and >= 0 for the privacy profile")
-    a, b = 0.5, 0.5 * (dim - 1.0)
-    p_cut = 1e-20
-    levels = np.array([p_cut, 1e-16, 1e-12, 1e-9, 1e-6, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.3, 0.5])
-    lo = special.betaincinv(a, b, levels)
-    hi = special.betainccinv(a, b, levels[:-1])
-    pts = np.unique(np.log(np.concatenate([lo, hi])))
-    pts = pts[np.isfinite(pts)]
-    edges = [pts[0]]
-    for e in pts[1:]:
-        n = max(1, int(math.ceil((e - edges[-1]) / hmax)))
-        edges.extend(np.linspace(edges[-1], e, n + 1)[1:])
-    edges = np.asarray(edges)
-    x, w = _gauss_legendre(order)
-    half = 0.5 * (edges[1:, None] - edges[:-1, None])
-    t = (edges[:-1, None] + half * (x[None, :] + 1.0)).ravel()
-    wt = (half * w[None, :]).ravel()
-    bb = np.exp(t)
-    log_pdf = (
-        (a - 1.0) * t + (b - 1.0) * np.log1p(-np.minimum(bb, 1 - 1e-300)) - special.betaln(a, b)
-    )
-    weights = wt * np.exp(log_pdf + t)
+    bb, weights, dropped = _beta_nodes(0.5, 0.5 * (dim - 1.0), hmax, order)
     mu = shift / (sigma * np.sqrt(bb))
     out = np.empty_like(eps)
     for i in range(0, len(eps), chunk):
@@ -206,8 +186,62 @@ def revealed_scale_delta(
             e + special.log_ndtr(-mu / 2 - e / mu)
         )
         out[i : i + chunk] = np.clip(vals, 0.0, 1.0) @ weights
-    out = np.clip(out + 2.0 * p_cut, 0.0, 1.0)
+    out = np.clip(out + dropped, 0.0, 1.0)
     return float(out[0]) if np.ndim(epsilon) == 0 else out
+
+
+_BETA_CUT = 1e-20
+_BETA_LEVELS = np.array([1e-16, 1e-12, 1e-9, 1e-6, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.2, 0.3, 0.4])
+
+
+def _half_nodes(
+    a: float, b: float, mass: float, hmax: float, order: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes ``t = ln x`` and weights for ``x ~ Beta(a, b)`` on
+    ``(x_cut, 1/2]``, where ``P[x <= x_cut] = 1e-20`` and ``mass = P[x <= 1/2]``; panels are split
+    at quantiles of ``x`` and are at most ``hmax`` wide in ``t``."""
+    levels = np.concatenate([[_BETA_CUT], _BETA_LEVELS[_BETA_LEVELS < mass]])
+    pts = np.log(special.betaincinv(a, b, levels))
+    pts = np.unique(
+        np.concatenate([pts[np.isfinite(pts) & (pts < -math.log(2.0))], [-math.log(2)]])
+    )
+    edges = [pts[0]]
+    for e in pts[1:]:
+        n = max(1, int(math.ceil((e - edges[-1]) / hmax)))
+        edges.extend(np.linspace(edges[-1], e, n + 1)[1:])
+    edges_arr = np.asarray(edges)
+    x, w = _gauss_legendre(order)
+    half = 0.5 * (edges_arr[1:, None] - edges_arr[:-1, None])
+    t = (edges_arr[:-1, None] + half * (x[None, :] + 1.0)).ravel()
+    wt = (half * w[None, :]).ravel()
+    # density of ln x: x^a (1 - x)^(b-1) / B(a, b), with 1 - x = -expm1(t) accurate near x = 1/2
+    log_pdf = a * t + (b - 1.0) * np.log(-np.expm1(t)) - special.betaln(a, b)
+    return t, wt * np.exp(log_pdf)
+
+
+def _beta_nodes(
+    a: float, b: float, hmax: float, order: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Nodes ``B`` and weights for ``E[h(B)]``, ``B ~ Beta(a, b)``, and the probability left out.
+
+    The lower half ``B <= 1/2`` is integrated in ``ln B`` and the upper half in ``ln(1 − B)``
+    (``1 − B ~ Beta(b, a)``), so both endpoint singularities (``b < 1`` at M = 2) are smooth in
+    their variable. Each half loses ``1e-20`` at its far end; a half whose whole mass is below
+    that (the upper half for large M) is left out. The mass left out is returned so that the
+    caller can add it to δ (the integrand lies in [0, 1]).
+    """
+    lower_mass = float(special.betainc(a, b, 0.5))
+    upper_mass = float(special.betainc(b, a, 0.5))
+    nodes, weights, dropped = [], [], 0.0
+    for first, second, mass, upper in ((a, b, lower_mass, False), (b, a, upper_mass, True)):
+        if mass <= _BETA_CUT:
+            dropped += mass
+            continue
+        t, w = _half_nodes(first, second, mass, hmax, order)
+        nodes.append(-np.expm1(t) if upper else np.exp(t))
+        weights.append(w)
+        dropped += _BETA_CUT
+    return np.concatenate(nodes), np.concatenate(weights), dropped
 
 
 class ProductNoise(SphericalMechanism):
@@ -274,6 +308,26 @@ class ProductNoise(SphericalMechanism):
             "claimed_delta": claimed_delta(epsilon0, dim, k, q),
         }
         return mech
+
+    def delta(self, epsilon: float | np.ndarray) -> float | np.ndarray:
+        """Verified δ(ε): the exact spherical profile for M ≥ 4; below, where that integral is
+        not resolved, the revealed-scale bound (exact for its own law, never optimistic)."""
+        if self.dim < MIN_EXACT_DIM:
+            return revealed_scale_delta(epsilon, self.dim, self.sigma, self.sensitivity)
+        return super().delta(epsilon)
+
+    def delta_at_shift(self, epsilon: float | np.ndarray, shift: float) -> float | np.ndarray:
+        if self.dim < MIN_EXACT_DIM:
+            return revealed_scale_delta(epsilon, self.dim, self.sigma, shift)
+        return super().delta_at_shift(epsilon, shift)
+
+    @classmethod
+    def _delta_for_scale(
+        cls, epsilon: float, dim: int, sensitivity: float, scale: float, sup: bool
+    ) -> float:
+        if dim < MIN_EXACT_DIM:
+            return float(revealed_scale_delta(epsilon, dim, scale, sensitivity))
+        return super()._delta_for_scale(epsilon, dim, sensitivity, scale, sup)
 
     def privacy_profile(self):
         """Profile for composition: the revealed-scale bound (rigorous for every shift ≤ Δ and
