@@ -445,8 +445,9 @@ def thesis_rdp(
     n, l, _ = _check_sampling(n, l, 1)
     delta_sq = check_positive("delta_sq", delta_sq)
     s2 = delta_sq / l**2
-    t2 = min(4.0 * math.expm1(s2), 2.0 * math.exp(s2)) if s2 < 700 else math.inf
-    log_t2 = math.log(t2) if t2 > 0 else -math.inf
+    # ln min(4 (e^{s²} − 1), 2 e^{s²}) in log space: e^{s²} overflows for s² > 709 while the
+    # printed formula stays finite (ln(e^{s²} − 1) = s² + ln(1 − e^{−s²}))
+    log_t2 = min(_LOG4 + s2 + math.log(-math.expm1(-s2)), math.log(2.0) + s2)
     out = np.empty(alphas.size)
     if variant == "formula":
         amax = int(alphas.max())

@@ -171,3 +171,15 @@ def test_whitened_sensitivity_checks() -> None:
         whitened_sensitivity(0.5, 2.0, None, math.sqrt(2))
     with pytest.raises(ValueError, match="sigma_x must be > 0"):
         whitened_sensitivity(0.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    "n, l, T, sigma, expected",
+    [(60000, 16, 20000, 0.05, 1.22596e7), (10000, 4, 5000, 0.2, 3.06693e6)],
+)
+def test_thesis_formula_is_finite_when_delta_sq_over_l_sq_exceeds_700(n, l, T, sigma, expected):
+    # issue 15, item 5: Δ²/l² > 700 overflowed e^{Δ²/l²} to inf; the printed formula is finite
+    delta_sq = 794 / sigma**2
+    assert delta_sq / l**2 > 700
+    eps, _ = thesis_epsilon(n, l, T, delta_sq)
+    assert eps == pytest.approx(expected, rel=1e-5)
