@@ -33,11 +33,13 @@ from .spherical import SGG, uniform_direction
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["Mechanism", "SphericalMechanism", "MIN_DELTA"]
+__all__ = ["Mechanism", "SphericalMechanism", "MIN_DELTA", "MAX_EPSILON"]
 
 #: Smallest δ the numerical profile resolves (radius mass below 1e-20 is added to δ as a bound).
 MIN_DELTA = 1e-15
-_EPS_MAX = 1e4
+#: Largest ε :meth:`Mechanism.epsilon` searches: beyond it, ε(δ) is reported as ``inf``.
+MAX_EPSILON = 1e4
+_EPS_MAX = MAX_EPSILON
 
 
 class Mechanism(ABC):
