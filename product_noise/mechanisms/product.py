@@ -35,7 +35,7 @@ from scipy import optimize, special
 
 from .._validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..privacy import PrivacyFigure, PrivacyWarning
-from .base import SphericalMechanism
+from .base import SeedLike, SphericalMechanism
 from .spherical import SGG, _gauss_legendre
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -316,9 +316,7 @@ class ProductNoise(SphericalMechanism):
         # exactly as the official code: |N(0,1)| times sigma
         return self.sigma * abs(float(torch.randn((), generator=generator, dtype=torch.float64)))
 
-    def sample(
-        self, size: int | None = None, *, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
+    def sample(self, size: int | None = None, *, rng: SeedLike = None) -> np.ndarray:
         rng = self._rng(rng)
         shape = (self.dim,) if size is None else (size, self.dim)
         g = rng.standard_normal(shape)
