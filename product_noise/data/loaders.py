@@ -242,7 +242,10 @@ def _read_adult(path: Path) -> list[list[str]]:
                 continue
             parts = [p.strip() for p in line.split(",")]
             if len(parts) != 15:
-                raise ValueError(f"{path}: expected 15 comma-separated fields, got {len(parts)}")
+                raise ValueError(
+                    f"{path}, line {lineno}: expected 15 comma-separated fields, got "
+                    f"{len(parts)} (a truncated line?)"
+                )
             if "?" in parts:
                 continue
             try:
