@@ -61,23 +61,31 @@ def find_idx_dir(root: str | Path, splits: tuple[str, ...] = ("train", "test")) 
     )
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read one IDX file (``idx1``/``idx3`` unsigned bytes, optionally gzipped)."""
+def read_idx(path: str | Path, ndim: int | None = None) -> np.ndarray:
+    """Read one IDX file (``idx1``/``idx3`` unsigned bytes, optionally gzipped).
+
+    ``ndim`` (optional) is the number of dimensions the file must have (3 for images, 1 for
+    labels). A bad magic number, a truncated file or a size mismatch raises one ``ValueError``
+    line naming the file (with the expected and found magic for a bad magic).
+    """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
         data = fh.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path} is not an IDX file (bad magic number)")
-    dtype_code, ndim = data[2], data[3]
-    if dtype_code != 0x08:
-        raise ValueError(f"{path}: only unsigned-byte IDX files are supported (code {dtype_code})")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    offset = 4 + 4 * ndim
+    nd = data[3] if len(data) >= 4 else -1
+    if data[:3] != b"\x00\x00\x08" or nd < 1 or (ndim is not None and nd != ndim):
+        want = "000008nn (nn = the number of dimensions)" if ndim is None else f"000008{ndim:02x}"
+        raise ValueError(
+            f"{path} is not an IDX file of unsigned bytes (bad magic number): expected {want}, "
+            f"found {data[:4].hex() or 'an empty file'}"
+        )
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(nd))
+    offset = 4 + 4 * nd
     expected = int(np.prod(shape))
     if len(data) - offset != expected:
+        shown = shape if nd <= 4 else f"{nd} dimensions"
         raise ValueError(
-            f"{path}: header says {shape} ({expected} bytes) but file has {len(data) - offset}"
+            f"{path}: header says {shown} ({expected} bytes) but file has {len(data) - offset}"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
@@ -88,8 +96,8 @@ def load_mnist(root: str | Path, split: str = "train") -> tuple[np.ndarray, np.n
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     d = find_idx_dir(root, (split,))
     img_stem, lab_stem = IDX_FILES[split]
-    images = read_idx(_resolve(d, img_stem))  # type: ignore[arg-type]
-    labels = read_idx(_resolve(d, lab_stem))  # type: ignore[arg-type]
+    images = read_idx(_resolve(d, img_stem), ndim=3)  # type: ignore[arg-type]
+    labels = read_idx(_resolve(d, lab_stem), ndim=1)  # type: ignore[arg-type]
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{d}: {images.shape[0]} images but {labels.shape[0]} labels")
     return images.astype(np.float32) / 255.0, labels.astype(np.int64)

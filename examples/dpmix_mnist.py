@@ -16,6 +16,11 @@ conversion, δ = 1/n; class-conditional: max over classes, same-label neighbours
 thesis' **claimed** ε (its code; per class it took n = 6000); ``<out>/<sweep>.png`` plots the
 accuracy with both ε on a second axis.
 
+``--epsilon E`` runs every point at a verified ε instead of the thesis' σ: σ_x = σ_y is
+calibrated (``dpmix.accounting.calibrate_noise_multiplier``, through ``DPMix(target_epsilon=E,
+target_delta=1/n)``) as the smallest noise whose verified ε at δ = 1/n is ≤ E, and the σ used is
+written to the CSV. Not with ``--sigma`` or ``--sweep sigma``.
+
 Data: MNIST IDX files under ``--data-root`` (``MNIST/raw/*-ubyte[.gz]`` or the plain files).
 Without the training images, ``--private-from-test N`` uses the first N test images as the
 private set and the remaining test images for evaluation (a demonstration, not the thesis).
@@ -23,6 +28,7 @@ private set and the remaining test images for evaluation (a demonstration, not t
 Examples::
 
     PYTHONPATH=. python examples/dpmix_mnist.py --data-root ~/data --sweep single
+    PYTHONPATH=. python examples/dpmix_mnist.py --data-root ~/data --sweep single --epsilon 8
     PYTHONPATH=. python examples/dpmix_mnist.py --data-root /work/shared/data/mnist \\
         --private-from-test 8000 --sweep sigma --quick
 """
@@ -74,8 +80,13 @@ def _load(args: argparse.Namespace):
 
 def _point(args, X, y, Xte, yte, *, mixing, l, T, sigma, loss, patience, rep):
     Y = one_hot(y, 10)
-    mix = DPMix(l, T, sigma, mixing=mixing, clamp_negative=True, seed=args.seed + rep)
+    if args.epsilon is None:
+        noise = {"sigma_x": sigma}
+    else:  # σ solved at publish time: verified ε at δ = 1/n (the δ reported below) ≤ --epsilon
+        noise = {"target_epsilon": args.epsilon, "target_delta": 1.0 / X.shape[0]}
+    mix = DPMix(l, T, **noise, mixing=mixing, clamp_negative=True, seed=args.seed + rep)
     Xs, Ys = mix.publish(X[:, None], Y)
+    sigma = mix.release_.sigma_x
     if mixing == "class":  # App. B: labels noised like the thesis, then argmax (hard labels)
         rng = np.random.default_rng(10_000 + args.seed + rep)
         Ys = one_hot((Ys + sigma * rng.standard_normal(Ys.shape)).argmax(1), 10)
@@ -120,9 +131,11 @@ def run(args: argparse.Namespace) -> int:
             for rep in range(args.repeats):
                 acc, mix = _point(args, X, y, Xte, yte, loss=loss, patience=patience, rep=rep, **p)
                 accs.append(acc)
+            p = {**p, "sigma": mix.release_.sigma_x}  # the σ used (calibrated with --epsilon)
             ver, claimed = _privacy(mix, n, **p)
             row = {
                 **p,
+                "target_epsilon_verified": args.epsilon,
                 "n_private": n,
                 "data": source,
                 "repeats": args.repeats,
@@ -199,6 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", required=True, type=Path)
     p.add_argument("--sweep", choices=["single", "sigma", "l", "T", "all"], default="single")
     p.add_argument("--sigma", type=float, default=None, help="σ of the single run (0.0711)")
+    p.add_argument(
+        "--epsilon",
+        type=float,
+        default=None,
+        metavar="E",
+        help="calibrate σ_x = σ_y of every point to a verified ε ≤ E at δ = 1/n (instead of the "
+        "thesis' σ; not with --sigma or --sweep sigma)",
+    )
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--repeats", type=int, default=1, help="releases per point (thesis: 10)")
     p.add_argument("--quick", action="store_true", help="coarse sweep grids")
@@ -208,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.sigma is not None and not (math.isfinite(args.sigma) and args.sigma > 0):
         p.error("--sigma must be > 0")
+    if args.epsilon is not None:
+        if not (math.isfinite(args.epsilon) and args.epsilon > 0):
+            p.error("--epsilon must be a finite number > 0")
+        if args.sigma is not None:
+            p.error("--epsilon calibrates σ: it cannot be combined with --sigma")
+        if args.sweep in ("sigma", "all"):
+            p.error("--epsilon fixes ε, so σ cannot be swept: use --sweep single, l or T")
     return run(args)
 
 

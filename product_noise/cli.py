@@ -49,6 +49,7 @@ from ._validation import (
     check_probability,
 )
 from .mechanisms import Mechanism, ProductNoise, calibrate
+from .mechanisms.base import MAX_EPSILON
 from .privacy import PrivacyFigure, PrivacyWarning
 
 __all__ = ["main", "build_parser", "Command", "COMMANDS", "register", "CLIError"]
@@ -341,7 +342,9 @@ def _add_mechanism_arguments(p: argparse.ArgumentParser, *, epsilon_help: str) -
 
 
 def _add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
-    _add_mechanism_arguments(p, epsilon_help="target ε (for product_paper: the paper's ε₀)")
+    _add_mechanism_arguments(
+        p, epsilon_help=f"target ε ≤ {MAX_EPSILON:g} (for product_paper: the paper's ε₀)"
+    )
     p.add_argument(
         "--delta",
         type=_DELTA,
@@ -352,6 +355,11 @@ def _add_calibrate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
+    if args.epsilon > MAX_EPSILON:  # ε(δ) is searched up to MAX_EPSILON only: it would be inf
+        raise CLIError(
+            f"--epsilon {args.epsilon:g} is beyond the largest ε the verified privacy profile "
+            f"resolves ({MAX_EPSILON:g}); choose --epsilon ≤ {MAX_EPSILON:g}"
+        )
     mech = _build(args.mechanism, args.epsilon, args.delta, args.dim, args.sensitivity, args.k)
     claim = mech.claimed()
     at_eps = mech.verified(epsilon=args.epsilon)
@@ -365,14 +373,16 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     rows += [
         ("E‖n‖", _g(mech.expected_norm)),
         ("E‖n‖²", _g(mech.expected_sq_norm)),
-        ("verified", str(at_eps)),
+        ("verified δ", f"{at_eps}  (the exact δ(ε) at the target ε = {args.epsilon:g})"),
     ]
     if args.delta is not None:
         at_delta = mech.verified(delta=args.delta)
-        text = str(at_delta)
-        if math.isinf(at_delta.epsilon):
-            text += "  (no ε ≤ 1e4 reaches this δ)"
-        rows.append(("verified", text))
+        what = (
+            f"no ε ≤ {MAX_EPSILON:g} has exact δ(ε) ≤ the target δ = {args.delta:g}"
+            if math.isinf(at_delta.epsilon)
+            else f"the smallest ε whose exact δ(ε) ≤ the target δ = {args.delta:g}"
+        )
+        rows.append(("verified ε", f"{at_delta}  ({what})"))
     rows.append(
         ("claimed", "none (no paper claim for this calibration)" if claim is None else str(claim))
     )
@@ -398,9 +408,11 @@ register(
         description=textwrap.dedent(
             """\
             Calibrate one mechanism for a target (ε, δ) in dimension M and print its noise
-            scale, E‖n‖ and E‖n‖², its verified privacy (the exact δ at ε of the noise actually
-            added, and the exact ε at δ) and, for classic_gaussian and product_paper, the figure
-            the textbook or paper claims, each with its label."""
+            scale, E‖n‖ and E‖n‖², its verified privacy (row "verified δ": the exact δ at the
+            target ε of the noise actually added; row "verified ε", with --delta: the smallest ε
+            whose exact δ(ε) is at most the target δ) and, for classic_gaussian and
+            product_paper, the figure the textbook or paper claims, each with its label. The
+            target ε must be at most 1e4, the largest ε the verified profile resolves."""
         ),
         epilog=textwrap.dedent(
             """\

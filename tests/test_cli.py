@@ -168,6 +168,27 @@ def test_calibrate_verified_mechanism(capsys):
     assert "none (no paper claim" in out
 
 
+def test_calibrate_labels_its_two_verified_figures(capsys):
+    # one row is δ at the target ε, the other ε at the target δ: each says which it is
+    rc = main("calibrate --mechanism gaussian --epsilon 1e4 --delta 1e-5 --dim 100".split())
+    out = capsys.readouterr().out
+    assert rc == 0
+    rows = [ln for ln in out.splitlines() if ln.startswith("verified")]
+    assert len(rows) == 2 and rows[0] != rows[1]
+    assert rows[0].startswith("verified δ") and "δ(ε) at the target ε = 10000" in rows[0]
+    assert rows[1].startswith("verified ε") and "whose exact δ(ε) ≤ the target δ" in rows[1]
+    assert "verified (ε = 1e+04, δ = 1e-05)" in rows[0] and "ε = inf" not in out
+
+
+def test_calibrate_refuses_epsilon_beyond_the_profile(capsys):
+    # ε(δ) is searched up to 1e4: a larger target would print ε = 1e6 next to ε = inf
+    rc = main("calibrate --mechanism gaussian --epsilon 1e6 --delta 1e-5 --dim 1000".split())
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    assert captured.err.startswith("error: --epsilon 1e+06 is beyond the largest ε")
+    assert "--epsilon ≤ 10000" in captured.err and captured.err.count("\n") == 1
+
+
 def test_calibrate_classic_outside_theorem_warns_one_line(capsys):
     rc = main("calibrate --mechanism classic_gaussian --epsilon 2 --delta 1e-5 --dim 100".split())
     captured = capsys.readouterr()

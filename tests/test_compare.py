@@ -137,6 +137,21 @@ def test_bad_input_exits_2_before_training(
     assert not out.exists()  # nothing was trained or written
 
 
+@pytest.mark.parametrize("text", ['{"epochs": 1,', "[1, 2]", "\udcff"])
+def test_resume_names_a_corrupted_settings_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture, text: str
+) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    settings = out / "settings.json"
+    settings.write_bytes(text.encode("utf-8", "surrogateescape"))
+    assert main(["compare", "--quick", "--out", str(out), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resume: ") and str(settings) in err
+    assert err.count("\n") == 1 and "use a new --out" in err
+    assert sorted(p.name for p in out.iterdir()) == ["settings.json"]  # nothing trained
+
+
 def test_bad_toml_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     cfg = tmp_path / "c.toml"
     for text, message in [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import re
 import struct
 
 import numpy as np
@@ -154,6 +155,32 @@ def test_idx_bad_magic(tmp_path):
     (tmp_path / "bad").write_bytes(b"\x00\x00\x09\x01" + b"\x00" * 8)
     with pytest.raises(ValueError, match="IDX"):
         read_idx(tmp_path / "bad")
+
+
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize("magic", [b"\x00\x00\x08\xff", b"\x00\x00\x08\x01", b"\x50\x4b\x03\x04"])
+def test_idx_bad_magic_is_one_line_with_expected_and_found(tmp_path, gz, magic):
+    # a bad last magic byte (the number of dimensions) was read as 255 dimensions and printed
+    # as an 800-character tuple of zeros
+    rng = np.random.default_rng(0)
+    suffix = ".gz" if gz else ""
+    images = tmp_path / f"t10k-images-idx3-ubyte{suffix}"
+    _write_idx(images, rng.integers(0, 256, (20, 28, 28)), gz)
+    _write_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", rng.integers(0, 10, 20), gz)
+    raw = (gzip.decompress if gz else bytes)(images.read_bytes())
+    with (gzip.open if gz else open)(images, "wb") as fh:
+        fh.write(magic + raw[4:])
+    with pytest.raises(ValueError) as exc:
+        load_mnist(tmp_path, parts=("test",))
+    msg = str(exc.value)
+    assert msg == (
+        f"{images}: not an unsigned-byte IDX file: expected magic 00000803, found {magic.hex()}"
+    )
+    if magic[:3] == b"\x00\x00\x08":  # without ndim=, nd ≥ 1 is accepted: still one short line
+        shown = rf"(\(\d+,\)|{magic[3]} dimensions)"
+        match = rf"^{re.escape(str(images))}: header says {shown} but holds \d+ values$"
+        with pytest.raises(ValueError, match=match):
+            read_idx(images)
 
 
 def _libsvm_fixture(path, n, d, rng, labels=(-1, 1)):

@@ -58,6 +58,20 @@ def test_idx_missing_files_named(tmp_path: Path) -> None:
         read_idx(bad)
 
 
+@pytest.mark.parametrize("magic", [b"\x00\x00\x08\xff", b"\x00\x00\x08\x01"])
+def test_idx_bad_magic_is_one_line_with_expected_and_found(tmp_path: Path, magic: bytes) -> None:
+    # 0x000008ff was read as 255 dimensions and printed as an 800-character tuple of zeros
+    _fake_mnist(tmp_path, gz=False)
+    images = tmp_path / "train-images-idx3-ubyte"
+    images.write_bytes(magic + images.read_bytes()[4:])
+    with pytest.raises(ValueError) as exc:
+        load_mnist(tmp_path, "train")
+    assert str(exc.value) == (
+        f"{images} is not an IDX file of unsigned bytes (bad magic number): expected 00000803, "
+        f"found {magic.hex()}"
+    )
+
+
 def test_cnn_and_kl_loss() -> None:
     torch.manual_seed(0)
     model = ThesisCNN()

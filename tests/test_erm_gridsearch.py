@@ -140,6 +140,28 @@ def test_preprocess_adult_fixture(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert len(list(cache.glob("adult-*.npz"))) == 1
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["preprocess", "adult"],
+        ["gridsearch", "output", "adult", "LR", "--epsilons", "1", "--repeats", "1"],
+    ],
+)
+def test_truncated_adult_names_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str]
+) -> None:
+    root = _adult_fixture(tmp_path / "adult")
+    cut = ", ".join(_ADULT_ROWS[4].split(", ")[:3])  # the file ends inside its 5th row
+    (root / "adult.data").write_text("\n".join([*_ADULT_ROWS[:4], cut]), encoding="utf-8")
+    extra = ["--root", str(root), "--cache", str(tmp_path / "cache")]
+    if argv[0] == "gridsearch":
+        extra += ["--out", str(tmp_path / "out")]
+    assert main([*argv, *extra]) != 0
+    captured = capsys.readouterr()
+    expected = f"{root / 'adult.data'}, line 5: expected 15 comma-separated fields, got 3"
+    assert expected in captured.out + captured.err
+
+
 def test_preprocess_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     root = _adult_fixture(tmp_path / "data" / "adult")
     cache = tmp_path / "cache"

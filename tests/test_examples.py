@@ -1,4 +1,5 @@
-"""The five DP-SGD example scripts: one epoch on tiny same-format fixtures, every noise.
+"""The five DP-SGD example scripts: one epoch on tiny same-format fixtures, every noise (and
+``dpmix_mnist.py --epsilon``: a DPMix release calibrated to a verified ε).
 
 The scripts' ``main(argv)`` is called in-process. Each run checks the paper's parameter count,
 the saved JSON/CSV, the labelled privacy figures (claimed and verified for product noise,
@@ -7,6 +8,7 @@ verified for Gaussian, none without DP) and the printed line.
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import math
@@ -206,3 +208,37 @@ def test_entry_reports_data_errors(tmp_path: Path, capsys: pytest.CaptureFixture
         entry(main)
     assert exc.value.code == 1
     assert "error: Adult: file 'x/adult.data' not found" in capsys.readouterr().err
+
+
+def test_dpmix_mnist_runs_at_a_verified_epsilon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--epsilon`` calibrates σ so that the release's verified ε at δ = 1/n is the target."""
+    write_mnist(tmp_path / "data", layout="flat", gz=False, n_train=0, n_test=300)
+    argv = ["--data-root", str(tmp_path / "data"), "--private-from-test", "280"]
+    argv += ["--sweep", "single", "--epochs", "1", "--out", str(tmp_path / "out")]
+    assert _script("dpmix_mnist").main([*argv, "--epsilon", "8"]) == 0
+    with (tmp_path / "out" / "single.csv").open(newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert float(row["target_epsilon_verified"]) == 8.0
+    assert 7.9 <= float(row["epsilon_verified"]) <= 8.0  # calibrated on the verified accountant
+    assert float(row["delta_verified"]) == pytest.approx(1 / 280)
+    assert float(row["sigma"]) != 0.0711  # not the thesis' σ
+    assert f"σ={float(row['sigma']):g}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--epsilon", "8", "--sigma", "0.1"], "cannot be combined with --sigma"),
+        (["--epsilon", "8", "--sweep", "sigma"], "σ cannot be swept"),
+        (["--epsilon", "0"], "--epsilon must be a finite number > 0"),
+    ],
+)
+def test_dpmix_mnist_bad_epsilon_flags_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _script("dpmix_mnist").main(["--data-root", str(tmp_path), *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

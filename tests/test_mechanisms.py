@@ -442,6 +442,21 @@ def test_from_config_round_trip(idx):
         assert back.paper["q"] == mech.paper["q"]
 
 
+@pytest.mark.parametrize("cls", [Gaussian, ProductNoise, L2Mechanism])
+def test_sample_accepts_numpy_seeds(cls):
+    # rng= takes what numpy.random.default_rng takes: an int, a SeedSequence, a Generator, None
+    mech = cls(5, 0.7)
+    ref = mech.sample(3, rng=np.random.default_rng(42))
+    np.testing.assert_array_equal(mech.sample(3, rng=42), ref)
+    np.testing.assert_array_equal(mech.sample(3, rng=np.random.SeedSequence(42)), ref)
+    np.testing.assert_array_equal(mech.sample(3, rng=np.random.PCG64(42)), ref)
+    gen = np.random.default_rng(1)
+    one, two = mech.sample(rng=gen), mech.sample(rng=gen)  # a Generator is used, not re-seeded
+    assert one.shape == (5,) and not np.array_equal(one, two)
+    assert mech.sample(2, rng=None).shape == (2, 5)
+    assert np.shape(mech.sample_radius(4, rng=7)) == (4,)
+
+
 def test_from_config_rejects_bad_configs():
     with pytest.raises(ValueError, match="unknown mechanism"):
         from_config({"name": "laplace", "dim": 3, "sigma": 1.0})

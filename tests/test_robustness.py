@@ -578,6 +578,13 @@ def _data_cases() -> dict[str, tuple]:
             loaders.load_adult,
             r"adult.data, line \d+: label '50K' is not <=50K/>50K",
         ),
+        "erm-adult-truncated": (
+            write_adult,
+            "adult.data",
+            lambda p: _corrupt_tail(p, 0.4),
+            loaders.load_adult,
+            r"adult.data, line 25: expected 15 comma-separated fields, got 4 \(a truncated line",
+        ),
         "erm-adult-empty": (
             write_adult,
             "adult.data",
@@ -620,6 +627,7 @@ DATA_CASES = [
     "adult-non-numeric",
     "adult-bad-label",
     "erm-adult-bad-label",
+    "erm-adult-truncated",
     "erm-adult-empty",
     "movielens-bad-row",
     "kdd-truncated-gzip",

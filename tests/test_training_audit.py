@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -338,3 +339,22 @@ def test_mechanism_list_and_result_types() -> None:
     assert isinstance(res, EpsilonLowerBound)
     assert set(res.to_dict()) >= {"epsilon_lower", "p_lower", "p_upper", "region"}
     assert "empirical lower bound" in str(res)
+
+
+def test_rows_show_their_target_and_opacus_secure_rng_warning_is_not_repeated() -> None:
+    # the standard report has gaussian rows at targets 2 and 8 that only the target tells apart;
+    # Opacus warned "Secure RNG turned off" once per world of every DP-SGD row (18 times)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = [audit_training("gaussian", trials=20, epsilon=e, seed=0) for e in (2.0, 8.0)]
+        given = audit_training("gaussian", trials=20, noise_multiplier=1.0, seed=0)
+        paper = audit_training("product-paper", trials=20, epsilon=0.3, seed=0)
+    assert not [w for w in caught if "Secure RNG" in str(w.message)]
+    assert [r.target for r in rows] == ["verified ε = 2", "verified ε = 8"]
+    assert given.target == "given noise" and given.to_row()["verified_target_epsilon"] is None
+    assert rows[1].to_row()["verified_target_epsilon"] == 8.0
+    assert rows[1].to_row()["claimed_target_epsilon"] is None
+    assert paper.target == "claimed ε = 0.3" and paper.to_row()["claimed_target_epsilon"] == 0.3
+    table = [ln for ln in format_markdown(rows).splitlines() if ln.startswith("| gaussian")]
+    assert "| verified ε = 2 |" in table[0] and "| verified ε = 8 |" in table[1]
+    assert str(rows[0]).startswith("gaussian (white-box, verified ε = 2, T = 1): ")

@@ -188,6 +188,16 @@ def test_from_paper_needs_exactly_one_of_k_and_target():
         ProductNoise.from_paper(100, 1.0, k=1000, target_delta=1e-5)
 
 
+def test_from_paper_without_k_or_target_delta_says_neither_has_a_default():
+    with pytest.raises(ValueError) as exc:
+        ProductNoise.from_paper(100, 1.0)
+    msg = str(exc.value)
+    assert "k=" in msg and "target_delta=" in msg
+    assert "neither was given, and neither has a default" in msg
+    with pytest.raises(ValueError, match=r"\(both were given\)$"):
+        ProductNoise.from_paper(100, 1.0, k=1000, target_delta=1e-5)
+
+
 # -------------------------------------------------------------------------- sensitivity Δ
 SENSITIVITY_TAKERS = {
     "Gaussian": lambda s: Gaussian(10, 1.0, sensitivity=s),

@@ -144,6 +144,23 @@ def _settings(cfg: CompareConfig) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
+def _stored_settings(path: Path) -> dict[str, Any]:
+    """The settings an earlier comparison wrote to ``path`` (a ``ConfigError`` names the file)."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(
+            f"--resume: cannot read the settings of the earlier run from {path} ({err}); "
+            "restore that file or use a new --out"
+        ) from None
+    if not isinstance(stored, dict):
+        raise ConfigError(
+            f"--resume: {path} holds a JSON {type(stored).__name__}, not the settings of a "
+            "comparison; restore that file or use a new --out"
+        )
+    return stored
+
+
 def _prepare_out(cfg: CompareConfig, out: Path, resume: bool) -> tuple[set[str], dict]:
     """Create ``out`` (or check it for ``--resume``); return finished run ids and stored
     accounting."""
@@ -153,7 +170,7 @@ def _prepare_out(cfg: CompareConfig, out: Path, resume: bool) -> tuple[set[str],
         if not out.is_dir():
             raise ConfigError(f"--resume: {str(out)!r} is not a directory of an earlier run")
         if settings_path.exists():
-            old = json.loads(settings_path.read_text(encoding="utf-8"))
+            old = _stored_settings(settings_path)
             new = _settings(cfg)
             diff = sorted(k for k in new if old.get(k) != new[k])
             if diff:

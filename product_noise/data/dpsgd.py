@@ -130,7 +130,7 @@ def _mnist_file(root: Path, stem: str) -> Path:
 
 
 def _mnist_tensors(img_path: Path, lab_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    img, lab = read_idx(img_path), read_idx(lab_path)
+    img, lab = read_idx(img_path, ndim=3), read_idx(lab_path, ndim=1)
     if img.ndim != 3 or img.shape[1:] != (28, 28):
         raise ValueError(f"{img_path}: expected IDX images of shape (N, 28, 28), got {img.shape}")
     if lab.ndim != 1 or lab.shape[0] != img.shape[0]:

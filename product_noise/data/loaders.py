@@ -242,7 +242,10 @@ def _read_adult(path: Path) -> list[list[str]]:
                 continue
             parts = [p.strip() for p in line.split(",")]
             if len(parts) != 15:
-                raise ValueError(f"{path}: expected 15 comma-separated fields, got {len(parts)}")
+                raise ValueError(
+                    f"{path}, line {lineno}: expected 15 comma-separated fields, got "
+                    f"{len(parts)} (a truncated line?)"
+                )
             if "?" in parts:
                 continue
             try:
@@ -372,22 +375,50 @@ _MNIST_SOURCE = (
 )
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped): magic ``0x0000 08 nd``, big-endian dims, uint8."""
+_IDX_MAX_SHOWN_DIMS = 4
+
+
+def read_idx(path: str | Path, ndim: int | None = None) -> np.ndarray:
+    """Read an IDX file (optionally gzipped): magic ``0x0000 08 nd``, big-endian dims, uint8.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file (``.gz``: gzip-compressed).
+    ndim : int, optional
+        The number of dimensions the file must have (MNIST: 3 for images, 1 for labels), so
+        that its magic must be ``0x000008`` followed by ``ndim``; any ``nd ≥ 1`` when omitted.
+
+    Returns
+    -------
+    numpy.ndarray
+        The uint8 array of the shape the header gives.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file: a bad magic (expected and found), a truncated or damaged
+        file, or a payload whose size does not match the header.
+    """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
+    expected = "000008nn (nn = the number of dimensions)" if ndim is None else f"000008{ndim:02x}"
     try:
         with opener(path, "rb") as fh:
             head = fh.read(4)
-            if len(head) != 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
-                raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {head.hex()})")
-            nd = head[3]
+            nd = head[3] if len(head) == 4 else -1
+            if head[:3] != b"\x00\x00\x08" or nd < 1 or (ndim is not None and nd != ndim):
+                raise ValueError(
+                    f"{path}: not an unsigned-byte IDX file: expected magic {expected}, "
+                    f"found {head.hex() or 'an empty file'}"
+                )
             dims = struct.unpack(">" + "I" * nd, fh.read(4 * nd))
             data = np.frombuffer(fh.read(), dtype=np.uint8)
     except (EOFError, struct.error, gzip.BadGzipFile, zlib.error) as err:
         raise ValueError(f"{path}: truncated or damaged IDX file ({err})") from None
     if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says {dims} but holds {data.size} values")
+        shown = dims if nd <= _IDX_MAX_SHOWN_DIMS else f"{nd} dimensions"
+        raise ValueError(f"{path}: header says {shown} but holds {data.size} values")
     return data.reshape(dims)
 
 
@@ -417,7 +448,7 @@ def load_mnist(
     def build() -> Dataset:
         Xs, ys = [], []
         for i in range(0, len(files), 2):
-            img, lab = read_idx(files[i]), read_idx(files[i + 1])
+            img, lab = read_idx(files[i], ndim=3), read_idx(files[i + 1], ndim=1)
             if img.ndim != 3 or lab.ndim != 1 or img.shape[0] != lab.shape[0]:
                 raise ValueError(f"{files[i]}: images {img.shape} do not match labels {lab.shape}")
             Xs.append(img.reshape(img.shape[0], -1).astype(np.float64) / 255.0)

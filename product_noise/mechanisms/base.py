@@ -4,7 +4,8 @@ comparison.
 A mechanism adds noise ``n ∈ R^M`` to a vector query of known L2 sensitivity Δ (or to a list of
 tensors treated as one vector of dimension M) and knows its own privacy:
 
-* :meth:`Mechanism.sample` / :meth:`Mechanism.sample_like` draw the noise (NumPy / PyTorch);
+* :meth:`Mechanism.sample` / :meth:`Mechanism.sample_like` draw the noise (NumPy, with ``rng=``
+  anything :func:`numpy.random.default_rng` accepts / PyTorch);
 * :meth:`Mechanism.delta` is the **verified** privacy profile δ(ε) of the noise actually added,
   computed exactly (worst case over shift norms ≤ Δ);
 * :meth:`Mechanism.calibrate` chooses the noise scale for a target (ε, δ) from that profile;
@@ -33,11 +34,18 @@ from .spherical import SGG, uniform_direction
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["Mechanism", "SphericalMechanism", "MIN_DELTA"]
+__all__ = ["Mechanism", "SphericalMechanism", "MIN_DELTA", "MAX_EPSILON", "SeedLike"]
+
+#: What ``rng=`` accepts, as :func:`numpy.random.default_rng` does: ``None`` (fresh entropy), an
+#: ``int`` seed, a :class:`~numpy.random.SeedSequence`, a bit generator or a ``Generator``
+#: (used as is).
+SeedLike = int | np.random.SeedSequence | np.random.BitGenerator | np.random.Generator | None
 
 #: Smallest δ the numerical profile resolves (radius mass below 1e-20 is added to δ as a bound).
 MIN_DELTA = 1e-15
-_EPS_MAX = 1e4
+#: Largest ε :meth:`Mechanism.epsilon` searches: beyond it, ε(δ) is reported as ``inf``.
+MAX_EPSILON = 1e4
+_EPS_MAX = MAX_EPSILON
 
 
 class Mechanism(ABC):
@@ -52,10 +60,17 @@ class Mechanism(ABC):
 
     # ---------------------------------------------------------------- sampling
     @abstractmethod
-    def sample(
-        self, size: int | None = None, *, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
-        """Draw noise vectors, shape ``(M,)`` or ``(size, M)`` (float64)."""
+    def sample(self, size: int | None = None, *, rng: SeedLike = None) -> np.ndarray:
+        """Draw noise vectors, shape ``(M,)`` or ``(size, M)`` (float64).
+
+        Parameters
+        ----------
+        size : int, optional
+            Number of vectors; ``None`` draws one vector of shape ``(M,)``.
+        rng : int, SeedSequence, BitGenerator, Generator or None
+            Anything :func:`numpy.random.default_rng` accepts (a ``Generator`` is used as is,
+            ``None`` draws fresh entropy).
+        """
 
     @abstractmethod
     def sample_like(
@@ -171,17 +186,15 @@ class SphericalMechanism(Mechanism):
         return self._unit_law(self.dim).scaled(self.scale)
 
     # ---------------------------------------------------------------- sampling
-    def _rng(self, rng: np.random.Generator | None) -> np.random.Generator:
-        return np.random.default_rng() if rng is None else rng
+    def _rng(self, rng: SeedLike) -> np.random.Generator:
+        """``rng`` as a ``Generator`` (see :data:`SeedLike`); a ``Generator`` is returned as is."""
+        return np.random.default_rng(rng)
 
-    def sample_radius(
-        self, size: int | None = None, *, rng: np.random.Generator | None = None
-    ) -> np.ndarray | float:
+    def sample_radius(self, size: int | None = None, *, rng: SeedLike = None) -> np.ndarray | float:
+        """Draw ``‖n‖`` (one float, or ``size`` of them); ``rng`` as in :meth:`sample`."""
         return self.law.sample_radius(self._rng(rng), size)
 
-    def sample(
-        self, size: int | None = None, *, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
+    def sample(self, size: int | None = None, *, rng: SeedLike = None) -> np.ndarray:
         rng = self._rng(rng)
         r = self.law.sample_radius(rng, size)
         h = uniform_direction(rng, size, self.dim)

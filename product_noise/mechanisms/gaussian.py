@@ -21,7 +21,7 @@ from scipy import optimize, special
 
 from .._validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..privacy import PrivacyFigure, PrivacyWarning
-from .base import MIN_DELTA, SphericalMechanism
+from .base import MIN_DELTA, SeedLike, SphericalMechanism
 from .spherical import SGG
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -153,9 +153,7 @@ class Gaussian(SphericalMechanism):
         return gaussian_delta(epsilon, shift / self.sigma)
 
     # ------------------------------------------------------------- sampling
-    def sample(
-        self, size: int | None = None, *, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
+    def sample(self, size: int | None = None, *, rng: SeedLike = None) -> np.ndarray:
         rng = self._rng(rng)
         shape = (self.dim,) if size is None else (size, self.dim)
         return self.sigma * rng.standard_normal(shape)

@@ -35,7 +35,7 @@ from scipy import optimize, special
 
 from .._validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..privacy import PrivacyFigure, PrivacyWarning
-from .base import SphericalMechanism
+from .base import SeedLike, SphericalMechanism
 from .spherical import MIN_EXACT_DIM, SGG, _gauss_legendre
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -288,13 +288,50 @@ class ProductNoise(SphericalMechanism):
     ) -> ProductNoise:
         """The paper's calibration ``σ = Δ t_q(M, k) / ε₀``.
 
-        Give ``k`` (the paper fixes it by hand) or ``target_delta`` (then ``k`` solves the
-        paper's claimed δ = target). The resulting mechanism's :meth:`claimed` is the paper's
-        (ε₀, δ); its :meth:`delta` is the truth.
+        Exactly one of ``k`` and ``target_delta`` must be given: neither has a default (the
+        registry's ``calibrate("product_paper", ε, δ, M)`` is what defaults ``target_delta`` to
+        its ``δ``). The resulting mechanism's :meth:`claimed` is the paper's (ε₀, δ); its
+        :meth:`delta` is the truth.
+
+        Parameters
+        ----------
+        dim : int
+            Dimension M of the noise (M > 3).
+        epsilon0 : float
+            The paper's per-release ε₀.
+        k : float, optional
+            The paper's constant ``k > 1``, fixed by hand as in the paper (e.g. 40000 for its
+            MNIST setting). Required unless ``target_delta`` is given.
+        sensitivity : float, default 1.0
+            L2 sensitivity Δ.
+        q : float, optional
+            Moment order of the paper's bound, ``1 ≤ q < M − 3/2`` (default ``M/2``).
+        target_delta : float, optional
+            Solve ``k`` so that the paper's *claimed* δ at ε₀ equals ``target_delta`` (the true
+            δ is far larger). Required unless ``k`` is given.
+
+        Returns
+        -------
+        ProductNoise
+            With :attr:`paper` set (ε₀, k, q, t and the claimed δ).
+
+        Raises
+        ------
+        ValueError
+            If neither or both of ``k`` and ``target_delta`` are given, or on bad arguments.
         """
         epsilon0 = check_epsilon(epsilon0, "epsilon0")
         if (k is None) == (target_delta is None):
-            raise ValueError("give exactly one of k= or target_delta=")
+            raise ValueError(
+                "ProductNoise.from_paper: give exactly one of k= or target_delta= ("
+                + (
+                    "neither was given, and neither has a default: k is the paper's constant "
+                    "k > 1; with target_delta, k is solved so that the paper's claimed delta "
+                    "equals it)"
+                    if k is None
+                    else "both were given)"
+                )
+            )
         _, _, q_used = _check_paper_args(dim, k, q)
         if k is None:
             k = solve_k(epsilon0, dim, target_delta, q)
@@ -370,9 +407,7 @@ class ProductNoise(SphericalMechanism):
         # exactly as the official code: |N(0,1)| times sigma
         return self.sigma * abs(float(torch.randn((), generator=generator, dtype=torch.float64)))
 
-    def sample(
-        self, size: int | None = None, *, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
+    def sample(self, size: int | None = None, *, rng: SeedLike = None) -> np.ndarray:
         rng = self._rng(rng)
         shape = (self.dim,) if size is None else (size, self.dim)
         g = rng.standard_normal(shape)
