@@ -105,3 +105,18 @@ def test_three_parameter_model_with_product_noise_accounts():
             dp_opt.step()
     eps = engine.get_epsilon(1e-5)
     assert math.isfinite(eps) and eps > 0
+
+
+def test_engine_refuses_l2_below_four_values():
+    torch.manual_seed(0)
+    model = nn.Linear(2, 1)  # M = 3
+    data = TensorDataset(torch.randn(16, 2), torch.randn(16, 1))
+    with pytest.raises(ValueError, match="at least 4 trainable values"):
+        PrivacyEngine().make_private(
+            module=model,
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            data_loader=DataLoader(data, batch_size=8),
+            noise="l2",
+            noise_multiplier=1.0,
+            max_grad_norm=1.0,
+        )

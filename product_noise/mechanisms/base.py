@@ -29,7 +29,7 @@ from scipy import optimize
 
 from .._validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..privacy import PrivacyFigure
-from .spherical import SGG, uniform_direction
+from .spherical import MIN_EXACT_DIM, SGG, uniform_direction
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -171,6 +171,9 @@ class SphericalMechanism(Mechanism):
     #: whether δ is proved largest at the full shift (only the Gaussian); otherwise the
     #: supremum over :data:`~product_noise.mechanisms.spherical.DEFAULT_SHIFT_FRACTIONS` is used
     scale_name: ClassVar[str] = "scale"
+    #: smallest dimension whose verified profile is resolved (the exact spherical integral
+    #: needs M >= 4; families with a closed form or another exact bound lower it)
+    min_dim: ClassVar[int] = MIN_EXACT_DIM
 
     def __init__(self, dim: int, scale: float, sensitivity: float = 1.0) -> None:
         super().__init__(dim, sensitivity)

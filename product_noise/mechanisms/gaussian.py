@@ -84,6 +84,7 @@ class Gaussian(SphericalMechanism):
 
     name = "gaussian"
     scale_name = "sigma"
+    min_dim = 1
 
     def __init__(self, dim: int, sigma: float, sensitivity: float = 1.0) -> None:
         super().__init__(dim, sigma, sensitivity)

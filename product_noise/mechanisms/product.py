@@ -262,6 +262,7 @@ class ProductNoise(SphericalMechanism):
 
     name = "product"
     scale_name = "sigma"
+    min_dim = 2
 
     def __init__(self, dim: int, sigma: float, sensitivity: float = 1.0) -> None:
         super().__init__(dim, sigma, sensitivity)

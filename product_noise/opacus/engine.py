@@ -165,7 +165,10 @@ class PrivacyEngine(_OpacusPrivacyEngine):
     Parameters
     ----------
     accountant:
-        Opacus accountant for Gaussian runs (``"prv"``, ``"rdp"``, ``"gdp"``). For non-Gaussian
+        Opacus accountant for Gaussian runs (``"prv"``, ``"rdp"``, ``"gdp"``). ``prv`` and
+        ``rdp`` give proven upper bounds (reported as verified); ``gdp`` is a central-limit
+        approximation, reported as an ``estimate`` next to the verified PLD figure of the same
+        steps, and never used to calibrate. For non-Gaussian
         noise the engine uses the verified accountant ``"product-verified"`` instead (and, for
         the paper's calibration, also ``"product-claimed"``).
     secure_mode:
@@ -222,8 +225,12 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             )
         config: dict[str, Any] = {"noise": noise, "sensitivity": sensitivity}
         dim = sum(int(p.numel()) for p in _trainable(optimizer))
-        if dim < 2:
-            raise ValueError(f"joint noise needs at least 2 trainable values, got {dim}")
+        need = max(2, MECHANISMS[noise].min_dim)
+        if dim < need:
+            raise ValueError(
+                f"noise={noise!r} needs at least {need} trainable values for a verified "
+                f"profile, got {dim}"
+            )
         config["dim"] = dim
         if noise == "product" and epsilon0 is not None:
             if noise_multiplier is not None:
