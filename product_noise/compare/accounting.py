@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -371,9 +375,6 @@ def _die_with_parent(parent: int) -> None:
     elsewhere a daemon thread checks every second whether the process was re-parented. If the
     parent is already gone, the worker exits at once.
     """
-    import signal
-    import sys
-
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -385,7 +386,6 @@ def _die_with_parent(parent: int) -> None:
                 return
         except (OSError, AttributeError):
             pass
-    import threading
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -395,9 +395,25 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _init_worker(parent: int) -> None:
-    import signal
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread within the block (POSIX; elsewhere do nothing).
 
+    Processes started within it inherit the blocked signal, so Ctrl-C never reaches the
+    workers, not even while they import (before :func:`_init_worker`); a Ctrl-C meanwhile is
+    delivered to this process at the end of the block.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _init_worker(parent: int) -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -444,7 +460,8 @@ class Accounting:
         if name in self.results or name in self._pending:
             return
         if self._pool is not None:
-            self._pending[name] = self._pool.submit(_run_job, kind, key, extra)
+            with _sigint_blocked():  # the first submit starts the workers: see _sigint_blocked
+                self._pending[name] = self._pool.submit(_run_job, kind, key, extra)
         else:
             self._pending[name] = (kind, key, extra)
 
