@@ -1,9 +1,10 @@
 """``product-noise compare`` stopped by a signal, as ``timeout`` and Slurm stop it.
 
-A SIGKILL of the parent takes its calibration workers with it. Each test runs the CLI in a
-subprocess on a tiny comparison: the references and convex ERM finish in a second or two while
-two workers calibrate ``dpsgd-l2`` (about 20 s), so the signal always arrives with rows written
-and workers busy.
+SIGTERM is handled like Ctrl-C (finished rows kept, a report of what finished, exit status
+143 = 128 + SIGTERM, workers ended); a SIGKILL of the parent takes its calibration workers with
+it. Each test runs the CLI in a subprocess on a tiny comparison: the references and convex ERM
+finish in a second or two while two workers calibrate ``dpsgd-l2`` (about 20 s), so the signal
+always arrives with rows written and workers busy.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from product_noise.cli import main
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads the process table from /proc"
@@ -44,6 +47,7 @@ TINY = [
     "--no-plots",
     "--no-progress",
 ]
+FAST = ["nonprivate-logreg", "erm-output-gaussian"]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -135,6 +139,26 @@ def compare_proc(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path, list[
         log.close()
 
 
+def test_sigterm_keeps_rows_writes_report_and_exits_143(compare_proc) -> None:
+    proc, out, kids = compare_proc
+    before = _rows(out / "results.csv")
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    status = proc.wait(timeout=20)
+    assert status == 128 + signal.SIGTERM == 143
+    assert time.monotonic() - t0 < 15
+    assert _wait(lambda: not any(map(_alive, kids)), timeout=10), "workers outlived the run"
+    rows = _rows(out / "results.csv")
+    assert 1 <= len(before) <= len(rows) < 10  # finished rows kept; the run did not complete
+    assert [r["run_id"] for r in rows[: len(before)]] == [r["run_id"] for r in before]
+    report = (out / "report.md").read_text()
+    assert f"Status: **interrupted** (SIGTERM), {len(rows)} of 10 planned runs" in report
+    # the interrupted comparison resumes: only the runs not yet in results.csv are trained
+    assert main(["compare", *TINY, "--mechanisms", *FAST, "--out", str(out), "--resume"]) == 0
+    ids = [r["run_id"] for r in _rows(out / "results.csv")]
+    assert len(ids) == len(set(ids)) == 6 + sum(r["mechanism"] == "dpsgd-l2" for r in rows)
+
+
 def test_sigkill_of_parent_kills_workers(compare_proc) -> None:
     proc, out, kids = compare_proc
     assert sum(map(_is_worker, kids)) >= 2
@@ -143,3 +167,10 @@ def test_sigkill_of_parent_kills_workers(compare_proc) -> None:
     assert _wait(lambda: not any(map(_alive, kids)), timeout=15), (
         f"children still alive 15 s after the parent was killed: {[k for k in kids if _alive(k)]}"
     )
+
+
+def test_help_states_exit_status_on_interruption(capsys: pytest.CaptureFixture) -> None:
+    assert main(["compare", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for fragment in ("130", "SIGINT", "143", "SIGTERM", "--resume", "results.csv"):
+        assert fragment in text, fragment

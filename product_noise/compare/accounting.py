@@ -372,8 +372,9 @@ def _die_with_parent(parent: int) -> None:
     """End this worker process when the process ``parent`` ends, even by SIGKILL.
 
     On Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``);
-    elsewhere a daemon thread checks every second whether the process was re-parented. If the
-    parent is already gone, the worker exits at once.
+    elsewhere a daemon thread checks every second whether the process was re-parented (POSIX;
+    on Windows, where orphans keep their parent's pid, it never fires). If the parent is
+    already gone, the worker exits at once.
     """
     if sys.platform.startswith("linux"):
         try:

@@ -5,6 +5,10 @@ then the runs that need no calibration (references, convex ERM) train while the 
 then DPMix and DP-SGD, each waiting only for its own calibration. Each finished run is appended
 to ``results.csv`` at once; ``--resume`` skips the runs already there, and the calibrations of an
 earlier run are read back from ``accounting.json``.
+
+Ctrl-C (SIGINT) and SIGTERM (what ``timeout`` and Slurm send) stop the runs the same way: the
+calibration workers are ended, the finished rows stay in ``results.csv``, ``report.md`` covers
+them and the status is 128 + the signal's number (130, 143).
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +43,7 @@ from .report import (
     write_report,
 )
 
-__all__ = ["RunSpec", "plan_runs", "run_compare", "CompareResult"]
+__all__ = ["RunSpec", "plan_runs", "run_compare", "CompareResult", "Terminated"]
 
 # settings that change results: a resumed comparison must keep them
 _RESULT_SETTINGS = (
@@ -103,7 +111,11 @@ class RunSpec:
 
 @dataclass
 class CompareResult:
-    """What :func:`run_compare` did."""
+    """What :func:`run_compare` did.
+
+    ``status`` is 0 (every run finished), 1 (some runs failed) or, when a signal stopped the
+    runs, 128 + its number; ``interrupted`` names that signal (``"SIGINT"``, ``"SIGTERM"``).
+    """
 
     out: Path
     status: int
@@ -113,6 +125,38 @@ class CompareResult:
     summary_table: str
     plots: list[Path]
     timings: dict[str, float]
+    interrupted: str | None = None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received during :func:`run_compare`: raised where Ctrl-C raises
+    ``KeyboardInterrupt``, so that both take the same path."""
+
+    signum = signal.SIGTERM
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, the first SIGTERM raises :class:`Terminated` in the main thread.
+
+    Later ones are ignored, so the clean-up and the report are not cut short; the previous
+    handler is restored at the end. Outside the main thread (where Python cannot handle
+    signals) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        # None: a handler not installed from Python, which cannot be put back; use the default
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _rank(mechanism: str) -> int:
@@ -228,8 +272,9 @@ def run_compare(
     """Run a comparison into ``out`` and write its report.
 
     Raises :class:`~product_noise.compare.config.ConfigError` for a bad configuration, before
-    anything is trained. On ``KeyboardInterrupt`` the report of the finished runs is written and
-    the status is 130.
+    anything is trained. On ``KeyboardInterrupt`` (Ctrl-C) or SIGTERM, the calibration workers
+    are ended, the report of the finished runs is written and the status is 130 or 143
+    (128 + the signal's number); ``--resume`` continues such a comparison.
     """
     t_start = time.perf_counter()
     cfg.validate()
@@ -250,38 +295,39 @@ def run_compare(
     epochs_csv = CsvAppender(out / "epochs.csv", EPOCH_COLUMNS)
     failures: list[str] = []
     finished = 0
-    interrupted = False
+    interrupted: signal.Signals | None = None
     timings = {
         "train": 0.0,
         "accounting (waiting + checks)": 0.0,
         "harness (per-run overhead)": 0.0,
     }
     t_runs = time.perf_counter()
-    try:
-        finished, interrupted = _run_all(
-            cfg,
-            todo,
-            nn_data,
-            erm_data,
-            accounting,
-            results,
-            epochs_csv,
-            timings,
-            failures,
-            progress,
+    with _sigterm_as_interrupt():
+        try:
+            finished, interrupted = _run_all(
+                cfg,
+                todo,
+                nn_data,
+                erm_data,
+                accounting,
+                results,
+                epochs_csv,
+                timings,
+                failures,
+                progress,
+            )
+        finally:
+            accounting.close(cancel=interrupted is not None)
+            results.close()
+            epochs_csv.close()
+            torch.set_num_threads(threads)
+            blas.restore_original_limits()
+            _save_accounting(out, accounting)
+        timings["runs (wall)"] = time.perf_counter() - t_runs
+        summary, paths = _write_outputs(
+            cfg, out, plots, timings, t_start, workers, len(specs), interrupted, failures
         )
-    finally:
-        accounting.close(cancel=interrupted)
-        results.close()
-        epochs_csv.close()
-        torch.set_num_threads(threads)
-        blas.restore_original_limits()
-        _save_accounting(out, accounting)
-    timings["runs (wall)"] = time.perf_counter() - t_runs
-    summary, paths = _write_outputs(
-        cfg, out, plots, timings, t_start, workers, len(specs), interrupted, failures
-    )
-    status = 130 if interrupted else (1 if failures else 0)
+    status = 128 + interrupted if interrupted is not None else (1 if failures else 0)
     return CompareResult(
         out=out,
         status=status,
@@ -291,6 +337,7 @@ def run_compare(
         summary_table=format_summary(summary),
         plots=paths,
         timings=timings,
+        interrupted=None if interrupted is None else interrupted.name,
     )
 
 
@@ -305,11 +352,12 @@ def _run_all(
     timings: dict[str, float],
     failures: list[str],
     progress: bool,
-) -> tuple[int, bool]:
+) -> tuple[int, signal.Signals | None]:
     """Train and evaluate the runs ``todo``, each appended to ``results.csv`` as it finishes.
 
     A failed run is added to ``failures`` and the others go on. Returns the number of finished
-    runs and whether ``KeyboardInterrupt`` stopped them.
+    runs and the signal that stopped them (``KeyboardInterrupt``: SIGINT; :class:`Terminated`:
+    SIGTERM), if any.
     """
     dims: dict[str, int] = {}
     plan_cache: dict = {}
@@ -358,10 +406,13 @@ def _run_all(
                 bar.update(1)
         if bar is not None:
             bar.close()
-    except KeyboardInterrupt:
-        print("\ninterrupted: writing the report of the finished runs", file=sys.stderr)
-        return finished, True
-    return finished, False
+    except KeyboardInterrupt as exc:
+        sig = signal.Signals(getattr(exc, "signum", signal.SIGINT))
+        print(
+            f"\ninterrupted ({sig.name}): writing the report of the finished runs", file=sys.stderr
+        )
+        return finished, sig
+    return finished, None
 
 
 def _record(
@@ -409,7 +460,7 @@ def _write_outputs(
     t_start: float,
     workers: int,
     planned: int,
-    interrupted: bool,
+    interrupted: signal.Signals | None,
     failures: list[str],
 ) -> tuple[list[dict[str, Any]], list[Path]]:
     """Summarise ``results.csv``, draw the plots and write ``report.md``; returns the summary
@@ -432,8 +483,9 @@ def _write_outputs(
         timings=timings,
         planned=planned,
         finished=len(rows),
-        interrupted=interrupted,
+        interrupted=interrupted is not None,
         failures=failures,
+        signal_name=None if interrupted is None else interrupted.name,
     )
     return summary, paths
 
