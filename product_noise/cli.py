@@ -603,7 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 2 on bad input (one ``error: ...`` line on stderr), 1 on other failures
-        reported by a subcommand, 130 when interrupted.
+        reported by a subcommand, 130 when interrupted by Ctrl-C, 143 by SIGTERM in a
+        subcommand that handles it (``compare``): 128 + the signal's number.
     """
     parser = build_parser()
     try:
@@ -617,9 +618,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CLIError, ValueError) as exc:
         _error(str(exc))
         return 2
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:  # compare raises a subclass for SIGTERM, with its signum
+        signum = int(getattr(exc, "signum", 2))  # 2: SIGINT
+        _error("interrupted" if signum == 2 else f"interrupted (signal {signum})")
+        return 128 + signum
 
 
 if __name__ == "__main__":  # pragma: no cover

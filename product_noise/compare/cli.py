@@ -53,7 +53,18 @@ EPILOG = textwrap.dedent(
 
     TOML config (--config): keys are the option names (epsilons, seeds, mechanisms, dataset,
     model, epochs, batch_size, lr, erm_lam, dpmix_l, ...), at top level or in [dpsgd], [dpmix],
-    [erm] tables; command-line options override the file."""
+    [erm] tables; command-line options override the file.
+
+    exit status:
+      0    every run finished
+      1    some runs failed (listed in report.md; the others finished)
+      2    bad input, before anything is trained
+      130  interrupted by Ctrl-C (SIGINT)
+      143  stopped by SIGTERM (sent by Slurm, and by `timeout`, which itself then exits 124
+           unless --preserve-status)
+    Interrupted (130, 143), the runs finished so far stay in results.csv, report.md covers them
+    and says the run was interrupted, and the calibration workers are ended; --resume with the
+    same --out trains the rest. The workers also end if this process is killed (SIGKILL)."""
 )
 
 
@@ -146,7 +157,11 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``product-noise compare``; returns the exit status."""
+    """Run ``product-noise compare``; returns the exit status.
+
+    0 when every run finished, 1 when some failed, 130 (SIGINT) or 143 (SIGTERM) when a signal
+    stopped the runs; bad input raises before anything is trained (status 2 in ``main``).
+    """
     from .harness import run_compare
 
     cfg = build_config(args)
@@ -171,8 +186,12 @@ def run(args: argparse.Namespace) -> int:
         f"{t['accounting (waiting + checks)']:.1f} s, harness {t['harness (per-run overhead)']:.1f}"
         f" s, report {t['report and plots']:.1f} s"
     )
-    if result.status == 130:
-        print("error: interrupted; the report covers the finished runs", file=sys.stderr)
+    if result.interrupted is not None:
+        print(
+            f"error: interrupted ({result.interrupted}); the report covers the finished runs "
+            f"(continue with --resume --out {out})",
+            file=sys.stderr,
+        )
     elif result.status:
         print("error: some runs failed (see report.md)", file=sys.stderr)
     return result.status

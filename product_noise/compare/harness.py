@@ -5,6 +5,10 @@ then the runs that need no calibration (references, convex ERM) train while the 
 then DPMix and DP-SGD, each waiting only for its own calibration. Each finished run is appended
 to ``results.csv`` at once; ``--resume`` skips the runs already there, and the calibrations of an
 earlier run are read back from ``accounting.json``.
+
+Ctrl-C (SIGINT) and SIGTERM (what ``timeout`` and Slurm send) stop the runs the same way: the
+calibration workers are ended, the finished rows stay in ``results.csv``, ``report.md`` covers
+them and the status is 128 + the signal's number (130, 143).
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +43,7 @@ from .report import (
     write_report,
 )
 
-__all__ = ["RunSpec", "plan_runs", "run_compare", "CompareResult"]
+__all__ = ["RunSpec", "plan_runs", "run_compare", "CompareResult", "Terminated"]
 
 # settings that change results: a resumed comparison must keep them
 _RESULT_SETTINGS = (
@@ -103,7 +111,11 @@ class RunSpec:
 
 @dataclass
 class CompareResult:
-    """What :func:`run_compare` did."""
+    """What :func:`run_compare` did.
+
+    ``status`` is 0 (every run finished), 1 (some runs failed) or, when a signal stopped the
+    runs, 128 + its number; ``interrupted`` names that signal (``"SIGINT"``, ``"SIGTERM"``).
+    """
 
     out: Path
     status: int
@@ -113,6 +125,38 @@ class CompareResult:
     summary_table: str
     plots: list[Path]
     timings: dict[str, float]
+    interrupted: str | None = None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received during :func:`run_compare`: raised where Ctrl-C raises
+    ``KeyboardInterrupt``, so that both take the same path."""
+
+    signum = signal.SIGTERM
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, the first SIGTERM raises :class:`Terminated` in the main thread.
+
+    Later ones are ignored, so the clean-up and the report are not cut short; the previous
+    handler is restored at the end. Outside the main thread (where Python cannot handle
+    signals) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        # None: a handler not installed from Python, which cannot be put back; use the default
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _rank(mechanism: str) -> int:
@@ -201,24 +245,11 @@ def _erm_delta(cfg: CompareConfig, data: ClassificationData) -> float:
     return float(cfg.erm_delta) if cfg.erm_delta is not None else 1.0 / data.n_train**2
 
 
-def run_compare(
-    cfg: CompareConfig,
-    out: Path,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    plots: bool = True,
-) -> CompareResult:
-    """Run a comparison into ``out`` and write its report.
-
-    Raises :class:`~product_noise.compare.config.ConfigError` for a bad configuration, before
-    anything is trained. On ``KeyboardInterrupt`` the report of the finished runs is written and
-    the status is 130.
-    """
-    t_start = time.perf_counter()
-    cfg.validate()
-    specs = plan_runs(cfg)
-    # ---------------------------------------------------------- data (errors before training)
+def _load_data(
+    cfg: CompareConfig, specs: list[RunSpec]
+) -> tuple[ClassificationData | None, ClassificationData | None]:
+    """The data sets of the networks and of convex ERM (``None`` when unused), checked against
+    the configuration; raises :class:`ConfigError` before anything is trained."""
     nn_data = erm_data = None
     if any(
         family_of(s.mechanism) in ("dpsgd", "dpmix", *BASELINE_FAMILIES)
@@ -244,6 +275,28 @@ def run_compare(
             raise ConfigError(f"dpmix_l={cfg.dpmix_l} exceeds the {nn_data.n_train} examples")
     if any(family_of(s.mechanism) == "erm" or s.mechanism == "nonprivate-logreg" for s in specs):
         erm_data = load_erm_data(cfg.erm_data, cfg.data_root, cfg.max_train)
+    return nn_data, erm_data
+
+
+def run_compare(
+    cfg: CompareConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    plots: bool = True,
+) -> CompareResult:
+    """Run a comparison into ``out`` and write its report.
+
+    Raises :class:`~product_noise.compare.config.ConfigError` for a bad configuration, before
+    anything is trained. On ``KeyboardInterrupt`` (Ctrl-C) or SIGTERM, the calibration workers
+    are ended, the report of the finished runs is written and the status is 130 or 143
+    (128 + the signal's number); ``--resume`` continues such a comparison.
+    """
+    t_start = time.perf_counter()
+    cfg.validate()
+    specs = plan_runs(cfg)
+    nn_data, erm_data = _load_data(cfg, specs)  # errors before training
     done, stored = _prepare_out(cfg, out, resume)
     todo = [s for s in specs if s.run_id not in done]
     workers = cfg.workers or min(2, os.cpu_count() or 1)
@@ -257,17 +310,75 @@ def run_compare(
     accounting = Accounting(workers=workers if _needs_accounting(todo) else 1, stored=stored)
     results = CsvAppender(out / "results.csv", RESULT_COLUMNS)
     epochs_csv = CsvAppender(out / "epochs.csv", EPOCH_COLUMNS)
-    dims: dict[str, int] = {}
-    plan_cache: dict = {}
     failures: list[str] = []
     finished = 0
-    interrupted = False
+    interrupted: signal.Signals | None = None
     timings = {
         "train": 0.0,
         "accounting (waiting + checks)": 0.0,
         "harness (per-run overhead)": 0.0,
     }
     t_runs = time.perf_counter()
+    with _sigterm_as_interrupt():
+        try:
+            finished, interrupted = _run_all(
+                cfg,
+                todo,
+                nn_data,
+                erm_data,
+                accounting,
+                results,
+                epochs_csv,
+                timings,
+                failures,
+                progress,
+            )
+        finally:
+            accounting.close(cancel=interrupted is not None)
+            results.close()
+            epochs_csv.close()
+            torch.set_num_threads(threads)
+            blas.restore_original_limits()
+            _save_accounting(out, accounting)
+        timings["runs (wall)"] = time.perf_counter() - t_runs
+        summary, paths = _write_outputs(
+            cfg, out, plots, timings, t_start, workers, len(specs), interrupted, failures
+        )
+    status = 128 + interrupted if interrupted is not None else (1 if failures else 0)
+    return CompareResult(
+        out=out,
+        status=status,
+        planned=len(specs),
+        finished=finished,
+        skipped=len(specs) - len(todo),
+        summary_table=format_summary(summary),
+        plots=paths,
+        timings=timings,
+        interrupted=None if interrupted is None else interrupted.name,
+    )
+
+
+def _run_all(
+    cfg: CompareConfig,
+    todo: list[RunSpec],
+    nn_data: ClassificationData | None,
+    erm_data: ClassificationData | None,
+    accounting: Accounting,
+    results: CsvAppender,
+    epochs_csv: CsvAppender,
+    timings: dict[str, float],
+    failures: list[str],
+    progress: bool,
+) -> tuple[int, signal.Signals | None]:
+    """Train and evaluate the runs ``todo``, each appended to ``results.csv`` as it finishes.
+
+    A failed run is added to ``failures`` and the others go on. Returns the number of finished
+    runs and the signal that stopped them (``KeyboardInterrupt``: SIGINT; :class:`Terminated`:
+    SIGTERM), if any.
+    """
+    dims: dict[str, int] = {}
+    plan_cache: dict = {}
+    finished = 0
     try:
         # schedule every calibration now, the slowest kinds first
         keys = {s.run_id: _key(cfg, s, nn_data, dims) for s in todo}
@@ -306,43 +417,71 @@ def run_compare(
                 if bar is not None:
                     bar.update(1)
                 continue
-            row = _row(cfg, spec, outcome, nn_data, erm_data)
-            row["accounting_seconds"] = outcome.accounting_seconds + wait
-            row["seconds"] = time.perf_counter() - t0  # set before writing; includes the write
-            results.write(row)
-            for e in outcome.epochs:
-                epochs_csv.write(
-                    {
-                        "run_id": spec.run_id,
-                        "mechanism": spec.mechanism,
-                        "seed": spec.seed,
-                        "claimed_target_epsilon": row["claimed_target_epsilon"],
-                        "verified_target_epsilon": row["verified_target_epsilon"],
-                        **e,
-                    }
-                )
-            elapsed = time.perf_counter() - t0
-            timings["train"] += outcome.train_seconds
-            timings["accounting (waiting + checks)"] += row["accounting_seconds"]
-            timings["harness (per-run overhead)"] += max(
-                0.0, elapsed - outcome.train_seconds - row["accounting_seconds"]
-            )
+            _record(cfg, spec, outcome, wait, t0, nn_data, erm_data, results, epochs_csv, timings)
             finished += 1
             if bar is not None:
                 bar.update(1)
         if bar is not None:
             bar.close()
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted: writing the report of the finished runs", file=sys.stderr)
-    finally:
-        accounting.close(cancel=interrupted)
-        results.close()
-        epochs_csv.close()
-        torch.set_num_threads(threads)
-        blas.restore_original_limits()
-        _save_accounting(out, accounting)
-    timings["runs (wall)"] = time.perf_counter() - t_runs
+    except KeyboardInterrupt as exc:
+        sig = signal.Signals(getattr(exc, "signum", signal.SIGINT))
+        print(
+            f"\ninterrupted ({sig.name}): writing the report of the finished runs", file=sys.stderr
+        )
+        return finished, sig
+    return finished, None
+
+
+def _record(
+    cfg: CompareConfig,
+    spec: RunSpec,
+    outcome: Any,
+    wait: float,
+    t0: float,
+    nn_data: ClassificationData | None,
+    erm_data: ClassificationData | None,
+    results: CsvAppender,
+    epochs_csv: CsvAppender,
+    timings: dict[str, float],
+) -> None:
+    """Append a finished run to ``results.csv`` and its epochs to ``epochs.csv``; add its
+    times (it started at ``t0`` and waited ``wait`` s for its calibration) to ``timings``."""
+    row = _row(cfg, spec, outcome, nn_data, erm_data)
+    row["accounting_seconds"] = outcome.accounting_seconds + wait
+    row["seconds"] = time.perf_counter() - t0  # set before writing; includes the write
+    results.write(row)
+    for e in outcome.epochs:
+        epochs_csv.write(
+            {
+                "run_id": spec.run_id,
+                "mechanism": spec.mechanism,
+                "seed": spec.seed,
+                "claimed_target_epsilon": row["claimed_target_epsilon"],
+                "verified_target_epsilon": row["verified_target_epsilon"],
+                **e,
+            }
+        )
+    elapsed = time.perf_counter() - t0
+    timings["train"] += outcome.train_seconds
+    timings["accounting (waiting + checks)"] += row["accounting_seconds"]
+    timings["harness (per-run overhead)"] += max(
+        0.0, elapsed - outcome.train_seconds - row["accounting_seconds"]
+    )
+
+
+def _write_outputs(
+    cfg: CompareConfig,
+    out: Path,
+    plots: bool,
+    timings: dict[str, float],
+    t_start: float,
+    workers: int,
+    planned: int,
+    interrupted: signal.Signals | None,
+    failures: list[str],
+) -> tuple[list[dict[str, Any]], list[Path]]:
+    """Summarise ``results.csv``, draw the plots and write ``report.md``; returns the summary
+    and the plot paths."""
     t_rep = time.perf_counter()
     rows = read_rows(out / "results.csv")
     summary = summarize(rows, order=list(cfg.mechanisms))
@@ -359,22 +498,13 @@ def run_compare(
         paths,
         config=config_view,
         timings=timings,
-        planned=len(specs),
+        planned=planned,
         finished=len(rows),
-        interrupted=interrupted,
+        interrupted=interrupted is not None,
         failures=failures,
+        signal_name=None if interrupted is None else interrupted.name,
     )
-    status = 130 if interrupted else (1 if failures else 0)
-    return CompareResult(
-        out=out,
-        status=status,
-        planned=len(specs),
-        finished=finished,
-        skipped=len(specs) - len(todo),
-        summary_table=format_summary(summary),
-        plots=paths,
-        timings=timings,
-    )
+    return summary, paths
 
 
 def _needs_accounting(specs: list[RunSpec]) -> bool:

@@ -505,13 +505,29 @@ def write_report(
     finished: int,
     interrupted: bool,
     failures: list[str],
+    signal_name: str | None = None,
 ) -> Path:
-    """Write ``report.md``: status, summary table, plots, labels and settings."""
+    """Write ``report.md``: status, summary table, plots, labels and settings.
+
+    ``signal_name`` is the signal that interrupted the runs (``"SIGINT"``, ``"SIGTERM"``), named
+    in the status line.
+    """
     lines = ["# product-noise compare", ""]
-    status = "interrupted" if interrupted else "complete"
+    status = "**interrupted**" if interrupted else "**complete**"
+    if interrupted and signal_name:
+        status += f" ({signal_name})"
     lines += [
-        f"Status: **{status}**, {finished} of {planned} planned runs in `results.csv`.",
+        f"Status: {status}, {finished} of {planned} planned runs in `results.csv`.",
         "",
+    ]
+    if interrupted:
+        lines += [
+            "The comparison was stopped before its end: this report covers the finished runs. "
+            "`product-noise compare --resume` with the same `--out` (and settings) trains the "
+            "others.",
+            "",
+        ]
+    lines += [
         "Labels: **verified** = computed from the exact privacy of the noise actually added "
         "(an upper bound on the true ε); **claimed** = what a paper or textbook formula states "
         "for that noise (not a guarantee unless its theorem holds: the product-noise paper's "
