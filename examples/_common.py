@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from product_noise._validation import check_output_dir  # noqa: E402
 from product_noise.data.dpsgd import DPSGDData  # noqa: E402
 from product_noise.models import count_parameters  # noqa: E402
 from product_noise.train import TrainConfig, save_history, train  # noqa: E402
@@ -161,6 +162,12 @@ def parse(
 ) -> argparse.Namespace:
     """Parse ``argv`` and resolve the noise choice (errors exit with code 2)."""
     args = parser.parse_args(argv)
+    if str(args.device).startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device is available here (use --device cpu)")
+    try:
+        check_output_dir(args.out)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.disable_dp:
         if args.noise not in (None, "none"):
             parser.error(f"--disable-dp contradicts --noise {args.noise}")
@@ -348,14 +355,17 @@ def run(
 
 
 def entry(main: Callable[[Sequence[str] | None], Any]) -> None:
-    """Run ``main`` as a command: a missing or malformed data file (or a checkpoint of other
-    settings, or NaN in training) exits 1 with its message; Ctrl-C exits 130 and says how to
-    resume."""
+    """Run ``main`` as a command, with the package's exit-code policy: a missing or malformed
+    data file or a checkpoint of other settings is bad input (one ``error:`` line, exit 2); NaN
+    in training exits 1 with its message; Ctrl-C exits 130 and says how to resume."""
     from product_noise.data.loaders import DatasetNotFoundError
 
     try:
         main(None)
-    except (DatasetNotFoundError, ValueError, FloatingPointError) as err:
+    except (DatasetNotFoundError, ValueError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except FloatingPointError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:

@@ -7,7 +7,9 @@ argument, the value received and the range expected, before any state is changed
 from __future__ import annotations
 
 import math
+import os
 from numbers import Integral, Real
+from pathlib import Path
 
 __all__ = [
     "check_epsilon",
@@ -18,6 +20,7 @@ __all__ = [
     "check_probability",
     "check_positive_int",
     "check_confidence",
+    "check_output_dir",
 ]
 
 
@@ -94,3 +97,22 @@ def check_positive_int(name: str, value: object, *, minimum: int = 1) -> int:
 def check_dimension(value: object, *, minimum: int = 1, name: str = "dim") -> int:
     """Check the noise dimension M (number of coordinates the noise vector has)."""
     return check_positive_int(name, value, minimum=minimum)
+
+
+def check_output_dir(path: str | os.PathLike[str], name: str = "--out") -> Path:
+    """Create the output directory ``path`` (with parents) and return it, or raise one clear
+    :class:`ValueError` if it is an existing file, cannot be created or is not writable.
+
+    Called before any work starts, so that a bad ``--out`` loses nothing.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{name} {str(p)!r} is an existing file, not a directory")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ValueError(f"{name} {str(p)!r}: cannot create the directory ({reason})") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {str(p)!r}: the directory is not writable")
+    return p

@@ -44,6 +44,7 @@ from ._validation import (
     check_delta,
     check_dimension,
     check_epsilon,
+    check_output_dir,
     check_positive,
     check_positive_int,
     check_probability,
@@ -263,6 +264,9 @@ def _add_mechanisms_arguments(p: argparse.ArgumentParser) -> None:
 def _run_mechanisms(args: argparse.Namespace) -> int:
     from .tables import format_markdown, mechanism_table, summarize, write_table
 
+    out = check_output_dir(
+        args.out or Path("runs") / f"mechanisms-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     start = time.perf_counter()
     rows = mechanism_table(
         dims=args.dims,
@@ -271,7 +275,6 @@ def _run_mechanisms(args: argparse.Namespace) -> int:
         sensitivity=args.sensitivity,
         progress=not args.no_progress,
     )
-    out = args.out or Path("runs") / f"mechanisms-{time.strftime('%Y%m%d-%H%M%S')}"
     csv_path, md_path = write_table(rows, out)
     elapsed = time.perf_counter() - start
     print(format_markdown(rows))

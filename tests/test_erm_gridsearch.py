@@ -166,7 +166,7 @@ def test_preprocess_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixtur
     root = _adult_fixture(tmp_path / "data" / "adult")
     cache = tmp_path / "cache"
     code = main(["preprocess", "kddcup99", "--root", str(root.parent), "--cache", str(cache)])
-    assert code == 1
+    assert code == 2  # missing data is bad input
     text = capsys.readouterr().out
     assert "kddcup.data_10_percent.gz" in text and "Upstream" in text
 
@@ -181,7 +181,7 @@ def test_preprocess_all_continues_after_missing(
     root = _adult_fixture(tmp_path / "data" / "adult")
     cache = tmp_path / "cache"
     code = main(["preprocess", "all", "--root", str(root.parent), "--cache", str(cache)])
-    assert code == 1
+    assert code == 2
     text = capsys.readouterr().out
     assert "adult: 6 × " in text
     assert "kddcup99: MISSING" in text

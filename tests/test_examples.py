@@ -206,7 +206,7 @@ def test_entry_reports_data_errors(tmp_path: Path, capsys: pytest.CaptureFixture
 
     with pytest.raises(SystemExit) as exc:
         entry(main)
-    assert exc.value.code == 1
+    assert exc.value.code == 2  # missing data is bad input
     assert "error: Adult: file 'x/adult.data' not found" in capsys.readouterr().err
 
 

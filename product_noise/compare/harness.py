@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_output_dir
 from .accounting import Accounting, DPMixKey, DPSGDKey
 from .config import BASELINE_FAMILIES, CompareConfig, ConfigError, family_of, target_label
 from .data import ClassificationData, load_erm_data, load_nn_data
@@ -226,7 +227,10 @@ def _prepare_out(cfg: CompareConfig, out: Path, resume: bool) -> tuple[set[str],
         raise ConfigError(
             f"{results} exists: pass --resume to continue that comparison, or choose another --out"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        check_output_dir(out)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     tmp = settings_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(_settings(cfg), indent=2), encoding="utf-8")
     tmp.replace(settings_path)

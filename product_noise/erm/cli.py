@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from .._validation import check_epsilon, check_positive_int
+from .._validation import check_epsilon, check_output_dir, check_positive_int
 from .gridsearch import ALGORITHMS, EPSILONS, LOSSES, NOISE_CHOICES
 
 __all__ = ["make_preprocess_command", "make_gridsearch_command", "DATASETS"]
@@ -96,8 +96,9 @@ PREPROCESS_DESCRIPTION = textwrap.dedent(
     Load, preprocess and cache datasets from local files (no downloads), as the official
     main_preprocess.py all did: Adult, KDDCup99, MNIST, Synthetic-L/H, Real-sim, RCV1.
     Prints the shape and cache file of each; a missing upstream file prints the file expected
-    and where it comes from, and the other datasets are still processed (exit status 1 at the
-    end if any failed). Synthetic datasets are generated and need no --root.
+    and where it comes from, and the other datasets are still processed (exit status 2 at the
+    end if any failed: missing or unreadable data is bad input). Synthetic datasets are
+    generated and need no --root.
 
     --root DIR may hold the files directly or one sub-directory per dataset (DIR/adult/...)."""
 )
@@ -141,9 +142,9 @@ def _run_preprocess(args: argparse.Namespace) -> int:
             failed.append(name)
             continue
         print(f"{name}: {_shape(ds)}; cache {ds.meta.get('cache', '(not cached)')}", flush=True)
-    if failed:
+    if failed:  # missing or unreadable upstream files: bad input (exit status 2)
         print(f"{len(failed)} of {len(names)} dataset(s) failed: {', '.join(failed)}")
-        return 1
+        return 2
     print(f"all {len(names)} dataset(s) cached in {cache}")
     return 0
 
@@ -246,16 +247,14 @@ def _run_gridsearch(args: argparse.Namespace) -> int:
     if args.dataset not in _SYNTHETIC and args.root is None:
         raise ValueError(f"--root is required for dataset {args.dataset}")
     configs = grid_for(args.algorithm)
+    out = check_output_dir(args.out)
     try:
         ds = _load(args.dataset, args.root, args.cache)
     except DatasetNotFoundError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
+        raise ValueError(" ".join(str(exc).split())) from None
     X_train, y_train = ds.X_train, ds.y_train
     if args.max_train is not None:
         X_train, y_train = X_train[: args.max_train], y_train[: args.max_train]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     total = len(args.epsilons) * len(configs) * args.repeats
     print(
         f"{args.algorithm} on {args.dataset} ({args.loss}, {args.noise} noise): "
