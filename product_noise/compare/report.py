@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..epsilon_axis import draw_claimed_verified, epsilon_limits, finish_epsilon_axis
+
 __all__ = [
     "RESULT_COLUMNS",
     "EPOCH_COLUMNS",
@@ -285,15 +287,11 @@ def write_plots(
 
     # ---------------------------------------------------------- accuracy vs verified ε
     if names:
-        finite = [
+        lo, inf_x = epsilon_limits(
             v
             for s in summary
             for v in (s["verified_epsilon"], s["claimed_epsilon"], s["target_epsilon"])
-            if isinstance(v, float) and math.isfinite(v) and v > 0
-        ]
-        lo = min(finite) / 1.6 if finite else 0.1
-        hi_fin = max(finite) if finite else 10.0
-        inf_x = hi_fin * 3.0
+        )
         ncols = min(3, len(names))
         nrows = math.ceil(len(names) / ncols)
         fig, axes = plt.subplots(
@@ -306,53 +304,23 @@ def write_plots(
                 by_mech[s["mechanism"]].append(s)
             any_inf = False
             for i, (mech, ss) in enumerate(by_mech.items()):
-                color = f"C{i}"
                 ss = sorted(ss, key=lambda s: s["target_epsilon"])
-                xs = np.array([s["verified_epsilon"] for s in ss], dtype=float)
-                ys = np.array([s["accuracy_mean"] for s in ss])
-                es = np.array([s["accuracy_std"] for s in ss])
-                plot_x = np.where(np.isinf(xs), inf_x, xs)
-                any_inf |= bool(np.isinf(xs).any())
-                fin = np.isfinite(xs)
-                ax.plot(plot_x[fin], ys[fin], "-", color=color, lw=1.4)
-                ax.errorbar(
-                    plot_x, ys, yerr=es, fmt="o", color=color, ms=5, capsize=2, label=_short(mech)
-                )
-                if np.isinf(xs).any():
-                    ax.plot(plot_x[~fin], ys[~fin], marker=">", ls="none", color=color, ms=9)
-                for s, px, y in zip(ss, plot_x, ys):
-                    c = s["claimed_epsilon"]
-                    if not (isinstance(c, float) and math.isfinite(c) and c > 0):
-                        continue
-                    v = s["verified_epsilon"]
-                    if math.isfinite(v) and abs(c - v) <= 0.01 * max(v, 1e-12):
-                        continue  # claimed = verified: one marker
-                    ax.plot([c, px], [y, y], ":", color=color, lw=1)
-                    ax.plot(c, y, "o", mfc="none", mec=color, ms=7)
-            if any_inf:
-                ax.axvline(inf_x, color="0.6", lw=0.8, ls="--")
-                ax.text(
-                    inf_x / 1.15,
-                    0.04,
-                    "verified ε = ∞ ▶",
-                    rotation=90,
-                    va="bottom",
-                    ha="right",
-                    fontsize=8,
-                    color="0.25",
+                any_inf |= draw_claimed_verified(
+                    ax,
+                    [s["verified_epsilon"] for s in ss],
+                    [s["claimed_epsilon"] for s in ss],
+                    [s["accuracy_mean"] for s in ss],
+                    [s["accuracy_std"] for s in ss],
+                    color=f"C{i}",
+                    label=_short(mech),
+                    inf_x=inf_x,
                 )
             ref = ref_lr if name.startswith("erm") else ref_nn
             if ref is not None:
                 ax.axhline(ref["accuracy_mean"], color="k", lw=0.8, ls="--", label="non-private")
-            ax.set_xscale("log")
-            ax.set_xlim(lo, inf_x * 1.6)
-            if any_inf:
-                ticks = [t for t in (0.01, 0.1, 1, 10, 100, 1000) if lo <= t < inf_x / 2]
-                ax.set_xticks([*ticks, inf_x], [f"{t:g}" for t in ticks] + ["∞"])
-                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            finish_epsilon_axis(ax, lo, inf_x, any_inf)
             ax.set_ylim(0, 1.02)
             ax.set_title(_FAMILY_TITLES[name], fontsize=11)
-            ax.set_xlabel("verified ε (filled); claimed ε (hollow, dotted to verified)")
             ax.set_ylabel("test accuracy (mean ± std over seeds)")
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=8, loc="best")
