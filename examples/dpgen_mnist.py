@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         X, y, Xt, yt = load(args)
     except (DatasetNotFoundError, ValueError) as err:
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     cfg = DPGenConfig(
         num_discriminators=args.ndis,

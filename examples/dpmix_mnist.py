@@ -64,14 +64,14 @@ def _load(args: argparse.Namespace):
         X, y = load_mnist(args.data_root, "test")
         k = args.private_from_test
         if not 0 < k < X.shape[0]:
-            raise SystemExit(f"--private-from-test must be in (0, {X.shape[0]}), got {k}")
+            raise ValueError(f"--private-from-test must be in (0, {X.shape[0]}), got {k}")
         name = Path(args.data_root).resolve().name
         return X[:k], y[:k], X[k:], y[k:], f"{name}: first {k} t10k images (demo split)"
     try:
         find_idx_dir(args.data_root, ("train", "test"))
     except FileNotFoundError as exc:
-        raise SystemExit(
-            f"error: {exc}\n(use --private-from-test N to run on the test set)"
+        raise FileNotFoundError(
+            f"{exc} (use --private-from-test N to run on the test set)"
         ) from None
     Xtr, ytr = load_mnist(args.data_root, "train")
     Xte, yte = load_mnist(args.data_root, "test")
@@ -236,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--epsilon calibrates σ: it cannot be combined with --sigma")
         if args.sweep in ("sigma", "all"):
             p.error("--epsilon fixes ε, so σ cannot be swept: use --sweep single, l or T")
-    return run(args)
+    try:
+        return run(args)
+    except (FileNotFoundError, ValueError) as err:  # missing or bad data: bad input
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ from ._validation import (
     check_confidence,
     check_delta,
     check_epsilon,
+    check_output_dir,
     check_positive,
     check_positive_int,
 )
@@ -1186,7 +1187,7 @@ def _run(args: Any) -> int:
         and (args.threat_model is None or t in (args.threat_model, "release"))
     ]
     plan = list(dict.fromkeys(plan))  # overrides can make rows equal
-    out = Path(args.out or f"runs/audit-training-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = check_output_dir(args.out or f"runs/audit-training-{time.strftime('%Y%m%d-%H%M%S')}")
     results = []
     for m, s, e, t in plan:
         res = audit_training(

@@ -40,8 +40,9 @@ def _bad_outs(tmp_path: Path) -> dict[str, Path]:
         ["mechanisms", "--dims", "10", "--epsilons", "1", "--no-progress"],
         ["compare", "--quick", "--no-progress"],
         ["gridsearch", "output", "synthetic_l", "LR", "--epsilons", "1", "--repeats", "1"],
+        ["audit-training", "--mechanisms", "gaussian", "--trials", "20"],
     ],
-    ids=["mechanisms", "compare", "gridsearch"],
+    ids=["mechanisms", "compare", "gridsearch", "audit-training"],
 )
 def test_bad_out_is_one_line_exit_2(tmp_path, capsys, argv, case) -> None:
     out = _bad_outs(tmp_path)[case]
@@ -82,3 +83,33 @@ def test_example_missing_data_exit_2(tmp_path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: ") and "adult.data" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("script", ["dpmix_mnist.py", "dpgen_mnist.py"])
+@pytest.mark.parametrize("extra", [[], ["--private-from-test", "100"]])
+def test_mnist_baseline_scripts_missing_data_one_line_exit_2(tmp_path, script, extra) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), "--data-root", str(tmp_path / "none")]
+        + extra
+        + ["--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    _one_error_line(proc.stderr)
+
+
+@pytest.mark.parametrize("command", ["gridsearch", "preprocess"])
+def test_bad_cache_is_one_line_exit_2(tmp_path, capsys, command) -> None:
+    cache = _bad_outs(tmp_path)["existing file"]
+    argv = (
+        ["gridsearch", "output", "synthetic_l", "LR", "--out", str(tmp_path / "o")]
+        if command == "gridsearch"
+        else ["preprocess", "synthetic_l"]
+    )
+    assert main([*argv, "--cache", str(cache)]) == 2
+    assert "--cache" in _one_error_line(capsys.readouterr().err)

@@ -128,7 +128,7 @@ def _run_preprocess(args: argparse.Namespace) -> int:
     names = DATASETS if args.target == "all" else (args.target,)
     if args.root is None and any(n not in _SYNTHETIC for n in names):
         raise ValueError(f"--root is required for {args.target} (directory of the upstream files)")
-    cache = Path(args.cache) if args.cache else _default_cache()
+    cache = check_output_dir(args.cache, "--cache") if args.cache else _default_cache()
     failed = []
     for name in names:
         try:
@@ -248,6 +248,8 @@ def _run_gridsearch(args: argparse.Namespace) -> int:
         raise ValueError(f"--root is required for dataset {args.dataset}")
     configs = grid_for(args.algorithm)
     out = check_output_dir(args.out)
+    if args.cache:
+        check_output_dir(args.cache, "--cache")
     try:
         ds = _load(args.dataset, args.root, args.cache)
     except DatasetNotFoundError as exc:
