@@ -162,6 +162,10 @@ def parse(
 ) -> argparse.Namespace:
     """Parse ``argv`` and resolve the noise choice (errors exit with code 2)."""
     args = parser.parse_args(argv)
+    try:
+        torch.device(args.device)
+    except (RuntimeError, ValueError):
+        parser.error(f"--device {args.device}: not a torch device (e.g. cpu, cuda, cuda:0)")
     if str(args.device).startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: no CUDA device is available here (use --device cpu)")
     try:

@@ -113,3 +113,10 @@ def test_bad_cache_is_one_line_exit_2(tmp_path, capsys, command) -> None:
     )
     assert main([*argv, "--cache", str(cache)]) == 2
     assert "--cache" in _one_error_line(capsys.readouterr().err)
+
+
+def test_example_unknown_device_exit_2(tmp_path) -> None:
+    proc = _example(["--device", "bogus", "--data-root", str(tmp_path)], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "error: --device bogus: not a torch device" in proc.stderr.strip().splitlines()[-1]
