@@ -22,7 +22,7 @@ Rows:
   target ε; verified ε from the engine; add/remove neighbours), SGD lr 0.25, C 1.5, batch 256.
 * ``non-private``: the AdLM network without noise (ε2, ε3 = 1e9, β ≡ 1), same epochs.
 
-Run: ``cd /work/main && PYTHONPATH=. python benchmarks/bench_adlm.py`` (about 10-12 min on one
+Run: ``PYTHONPATH=. python benchmarks/bench_adlm.py`` (about 10-12 min on one
 core at the default sizes).
 """
 
@@ -42,13 +42,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _data import FASHION_MNIST, data_root  # noqa: E402  (this script's folder is on sys.path)
+
 from product_noise.baselines.adlm import AdLMClassifier, run_for_compare  # noqa: E402
 from product_noise.data.dpsgd import MNIST_MEAN_STD, load_mnist_dpsgd  # noqa: E402
 from product_noise.models import SampleConvNet  # noqa: E402
 from product_noise.train import TrainConfig, train  # noqa: E402
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-MNIST = Path("/work/shared/data/mnist")
+FASHION = FASHION_MNIST
+MNIST = data_root("mnist")
 
 
 def _load(dataset: str, n_train: int, seed: int) -> tuple[TensorDataset, TensorDataset, str]:

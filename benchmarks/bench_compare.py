@@ -15,7 +15,7 @@ temporary directory:
   processes: on a shared machine the wall time grows with the load, the CPU time and the
   overhead share do not (CPU time / 2 cores is what the wall time approaches when idle).
 
-Run: ``cd /work/main && PYTHONPATH=. python benchmarks/bench_compare.py [--quick-only]``
+Run: ``PYTHONPATH=. python benchmarks/bench_compare.py [--quick-only]``
 """
 
 from __future__ import annotations

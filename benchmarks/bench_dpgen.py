@@ -48,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _data import FASHION_MNIST, data_root  # noqa: E402  (this script's folder is on sys.path)
+
 from dpmix.data import find_idx_dir, load_mnist  # noqa: E402
 from product_noise.baselines.dpgen import (  # noqa: E402
     DPGenConfig,
@@ -59,8 +61,8 @@ from product_noise.baselines.dpgen import (  # noqa: E402
 )
 from product_noise.data.loaders import DatasetNotFoundError  # noqa: E402
 
-FMNIST_ROOT = "/usr/share/datasets/fashion-mnist"
-MNIST_ROOT = "/work/shared/data/mnist"
+FMNIST_ROOT = str(FASHION_MNIST)
+MNIST_ROOT = str(data_root("mnist"))
 
 
 def load(name: str, n_train: int, seed: int):

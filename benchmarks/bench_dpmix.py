@@ -14,7 +14,7 @@ Memory: peak RSS of the process (``resource``; includes X, the output and torch)
 after the vectorised run and before the baselines, and the tracemalloc peak of Python/NumPy
 allocations during the publish (torch's own buffers are not traced by tracemalloc).
 
-Run: ``cd /work/main && PYTHONPATH=. python benchmarks/bench_dpmix.py``
+Run: ``PYTHONPATH=. python benchmarks/bench_dpmix.py``
 """
 
 from __future__ import annotations

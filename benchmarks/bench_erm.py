@@ -24,6 +24,7 @@ import time
 import warnings
 
 import numpy as np
+from _data import data_root  # noqa: E402  (this script's folder is on sys.path)
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
@@ -208,8 +209,8 @@ def rcv1_shaped() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--adult", default="/work/shared/data/adult")
-    ap.add_argument("--kdd", default="/work/shared/data/kddcup99")
+    ap.add_argument("--adult", default=str(data_root("adult")))
+    ap.add_argument("--kdd", default=str(data_root("kddcup99")))
     ap.add_argument("--cache", default=None, help="cache directory for the preprocessed sets")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip", nargs="*", default=[], help="adult kdd diffprivlib rcv1")

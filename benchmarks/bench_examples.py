@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from _data import data_root  # noqa: E402  (this script's folder is on sys.path)
 
 from product_noise.data.dpsgd import load_mnist_dpsgd  # noqa: E402
 from product_noise.data.loaders import DatasetNotFoundError  # noqa: E402
@@ -49,7 +50,7 @@ def epoch_seconds(noise: str, data, batch_size: int, seed: int) -> float:
 
 def main(argv: list[str] | None = None) -> float:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", default="/work/shared/data/mnist")
+    p.add_argument("--data-root", default=str(data_root("mnist")))
     p.add_argument("--repeats", type=int, default=3, help="epochs per noise (alternating)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")

@@ -2,7 +2,7 @@
 
 Datasets (nothing is downloaded):
 
-* MNIST: only the 10,000 *test* images exist here (``/work/shared/data/mnist``); a seeded
+* MNIST: only the 10,000 *test* images exist here (``$PRODUCT_NOISE_DATA/mnist``); a seeded
   8,000 / 2,000 split of them.
 * Fashion-MNIST (``/usr/share/datasets/fashion-mnist``): a seeded 20,000-image subset of the
   training set and 5,000 of the test set.
@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _data import FASHION_MNIST, data_root  # noqa: E402  (this script's folder is on sys.path)
+
 from product_noise.baselines.input_noise import (  # noqa: E402
     BLOG_DELTA,
     GaussianInputPerturbation,
@@ -59,8 +61,8 @@ from product_noise.opacus import calibrate_verified_noise_multiplier  # noqa: E4
 from product_noise.privacy import PrivacyWarning  # noqa: E402
 from product_noise.train import TrainConfig, train  # noqa: E402
 
-MNIST_ROOT = Path("/work/shared/data/mnist")
-FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
+MNIST_ROOT = data_root("mnist")
+FASHION_ROOT = FASHION_MNIST
 DELTA = 1e-5
 BLOG_EPS = (150.0, 2000.0, 200000.0)
 BATCH_BUG_EPS = (150.0, 2000.0, 3000.0, 200000.0)

@@ -21,7 +21,7 @@ Data sets:
 * ``fashion-mnist``: full Fashion-MNIST, 60k private / 10k test (IDX files, default
   ``/usr/share/datasets/fashion-mnist``);
 * ``mnist-test-split``: only the MNIST t10k files are available here; the first 8,000 are the
-  private set and the last 2,000 the test set (``/work/shared/data/mnist``).
+  private set and the last 2,000 the test set (``$PRODUCT_NOISE_DATA/mnist``).
 
 Example::
 
@@ -44,13 +44,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from _data import FASHION_MNIST, data_root  # noqa: E402  (this script's folder is on sys.path)
+
 from dpmix import DPMix, one_hot  # noqa: E402
 from dpmix.data import load_mnist  # noqa: E402
 from dpmix.train import train_on_release  # noqa: E402
 
 DATA_ROOTS = {
-    "fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
-    "mnist-test-split": Path("/work/shared/data/mnist"),
+    "fashion-mnist": FASHION_MNIST,
+    "mnist-test-split": data_root("mnist"),
 }
 
 

@@ -39,8 +39,10 @@ for p in (ROOT, EXAMPLES):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-SHARED = Path("/work/shared/data")
-FASHION = Path("/usr/share/datasets/fashion-mnist")
+from _data import FASHION_MNIST, data_root  # noqa: E402  (the benchmarks folder is on sys.path)
+
+SHARED = data_root()
+FASHION = FASHION_MNIST
 CI_BAND = (0.78, 0.95)
 EXPERIMENTS = ("mnist-ci", "mnist-ci-steps", "mnist", "adult", "movielens", "imdb")
 #: Opacus' CI epoch on the 60,000 MNIST training images at batch 64
