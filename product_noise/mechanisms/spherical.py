@@ -326,17 +326,13 @@ class SGG:
     def _gaussian_delta(
         self, epsilon: float | Sequence[float] | np.ndarray, shift: float
     ) -> np.ndarray | float:
-        """Closed form δ(ε) = Φ(μ/2 − ε/μ) − e^ε Φ(−μ/2 − ε/μ), μ = shift/σ (Gaussian only)."""
-        eps = np.atleast_1d(np.asarray(epsilon, dtype=float))
+        """The Gaussian's closed form at μ = shift/σ (Gaussian laws only)."""
+        from .gaussian import gaussian_delta  # gaussian.py imports this module
+
+        eps = np.asarray(epsilon, dtype=float)
         if np.any(eps < 0) or np.any(~np.isfinite(eps)):
             raise ValueError("epsilon must be finite and >= 0 for the privacy profile")
-        mu = shift * math.sqrt(2.0 * self.beta)
-        with np.errstate(over="ignore"):
-            out = special.ndtr(mu / 2 - eps / mu) - np.exp(
-                eps + special.log_ndtr(-mu / 2 - eps / mu)
-            )
-        out = np.clip(out, 0.0, 1.0)
-        return float(out[0]) if np.ndim(epsilon) == 0 else out
+        return gaussian_delta(eps, shift * math.sqrt(2.0 * self.beta))
 
     def delta_sup(
         self,

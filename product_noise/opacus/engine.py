@@ -644,33 +644,32 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         )
         sample_rate = _sample_rate(data_loader)
         steps = epochs * _steps_per_epoch(data_loader, kwargs.get("poisson_sampling", True))
+        dim = sum(int(p.numel()) for p in _trainable(optimizer))
         if noise == "gaussian":
             if accounting != "verified" or k is not None or q is not None:
                 raise ValueError("accounting=, k= and q= apply to joint noise only")
-            if self.accountant.mechanism() not in _SOUND_OPACUS_ACCOUNTANTS:
-                # never calibrate on GDP's approximation: use the verified PLD route
+            if self.accountant.mechanism() in _SOUND_OPACUS_ACCOUNTANTS:
+                nm = get_noise_multiplier(
+                    target_epsilon=target_epsilon,
+                    target_delta=target_delta,
+                    sample_rate=sample_rate,
+                    steps=steps,
+                    accountant=self.accountant.mechanism(),
+                    epsilon_tolerance=epsilon_tolerance,
+                )
+            else:  # never calibrate on GDP's approximation: use the verified PLD route
                 nm = calibrate_verified_noise_multiplier(
                     MECHANISMS["gaussian"],
                     target_epsilon,
                     target_delta,
-                    dim=max(sum(int(p.numel()) for p in _trainable(optimizer)), 1),
+                    dim=max(dim, 1),
                     sample_rate=sample_rate,
                     steps=steps,
                     rtol=min(epsilon_tolerance / target_epsilon, 0.5),
                 )
-                return self.make_private(noise="gaussian", noise_multiplier=nm, **common)
-            nm = get_noise_multiplier(
-                target_epsilon=target_epsilon,
-                target_delta=target_delta,
-                sample_rate=sample_rate,
-                steps=steps,
-                accountant=self.accountant.mechanism(),
-                epsilon_tolerance=epsilon_tolerance,
-            )
             return self.make_private(noise="gaussian", noise_multiplier=nm, **common)
         if noise not in MECHANISMS:
             raise ValueError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_CHOICES)}")
-        dim = sum(int(p.numel()) for p in _trainable(optimizer))
         if accounting == "claimed":
             if noise != "product":
                 raise ValueError("accounting='claimed' exists for product noise only")

@@ -52,17 +52,12 @@ def check_finite_gradients(params: list[torch.Tensor]) -> None:
     Called before any noise is drawn, so a failed step changes neither the parameters, the
     noise generator nor the accountant.
     """
-    summed = [p.summed_grad for p in params if getattr(p, "summed_grad", None) is not None]
-    if not summed:
+    pairs = [(p, p.summed_grad) for p in params if getattr(p, "summed_grad", None) is not None]
+    if not pairs:
         return
     # NaN/inf anywhere propagates into the sum of the sums: one cheap check per step
-    if not bool(torch.isfinite(torch.stack([s.sum() for s in summed]).sum())):
-        bad = [
-            tuple(p.shape)
-            for p in params
-            if getattr(p, "summed_grad", None) is not None
-            and not torch.isfinite(p.summed_grad).all()
-        ]
+    if not bool(torch.isfinite(torch.stack([s.sum() for _, s in pairs]).sum())):
+        bad = [tuple(p.shape) for p, s in pairs if not torch.isfinite(s).all()]
         raise FloatingPointError(
             f"non-finite (NaN or inf) clipped gradient for parameters of shape {bad}: the "
             "loss or a per-sample gradient is NaN/inf. Noise was not added and the step was "
