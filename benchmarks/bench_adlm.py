@@ -14,12 +14,13 @@ Rows:
   instead of 3e-4 (the code's lr learns nothing in so few steps).
 * ``AdLM (code, per-example noise)``: the same with ``noise_sharing="example"``: isolates what
   the shared noise does to accuracy. Still verified inf (relevance model and labels).
-* ``AdLM honest``: :func:`~product_noise.baselines.adlm.run_for_compare` with
+* ``AdLM honest``: :func:`~product_noise.compare.runners.adlm.run_for_compare` with
   ``target="verified"`` (10% public split for relevance, per-example noise drawn once, labels by
   randomized response at ε/2, ε2 calibrated; replace-one neighbours).
-* ``DP-SGD Gaussian``: the package's :func:`~product_noise.train.train` with Opacus' Gaussian
-  noise on :class:`~product_noise.models.SampleConvNet` (σ from Opacus' PRV accountant for the
-  target ε; verified ε from the engine; add/remove neighbours), SGD lr 0.25, C 1.5, batch 256.
+* ``DP-SGD Gaussian``: the package's :func:`~product_noise.training.loop.train` with Opacus'
+  Gaussian noise on :class:`~product_noise.training.models.SampleConvNet` (σ from Opacus' PRV
+  accountant for the target ε; verified ε from the engine; add/remove neighbours), SGD lr 0.25,
+  C 1.5, batch 256.
 * ``non-private``: the AdLM network without noise (ε2, ε3 = 1e9, β ≡ 1), same epochs.
 
 Run: ``PYTHONPATH=. python benchmarks/bench_adlm.py`` (about 10-12 min on one
@@ -44,10 +45,11 @@ if str(ROOT) not in sys.path:
 
 from _data import FASHION_MNIST, data_root  # noqa: E402  (this script's folder is on sys.path)
 
-from product_noise.baselines.adlm import AdLMClassifier, run_for_compare  # noqa: E402
+from product_noise.baselines.adlm import AdLMClassifier  # noqa: E402
+from product_noise.compare.runners.adlm import run_for_compare  # noqa: E402
 from product_noise.data.dpsgd import MNIST_MEAN_STD, load_mnist_dpsgd  # noqa: E402
-from product_noise.models import SampleConvNet  # noqa: E402
-from product_noise.train import TrainConfig, train  # noqa: E402
+from product_noise.training.loop import TrainConfig, train  # noqa: E402
+from product_noise.training.models import SampleConvNet  # noqa: E402
 
 FASHION = FASHION_MNIST
 MNIST = data_root("mnist")

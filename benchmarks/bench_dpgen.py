@@ -9,7 +9,7 @@ For each data set (reduced size, CPU) and verified (ε, δ) = (10, 1e-5) by defa
   accountant (the lineage's "ε = 10"; its verified ε is printed).
 * **DPMix** (:class:`dpmix.DPMix`, class-conditional mixing, verified WBK accountant at the
   same ε; δ as given).
-* **DP-SGD**: the classifier trained directly with :func:`product_noise.train.train` and the
+* **DP-SGD**: the classifier trained directly with :func:`product_noise.training.loop.train` and the
   package's PrivacyEngine (Gaussian noise, Poisson sampling), σ calibrated so that the
   ``dp_accounting`` PLD ε of the run is the target (no synthetic images, so no FID).
 * **real data** (non-private reference): the classifier trained on the real training split,
@@ -135,7 +135,7 @@ def run_dpsgd(X, y, Xt, yt, args):
     from torch.utils.data import TensorDataset
 
     from product_noise.baselines.dpgen.models import SmallCNN
-    from product_noise.train import TrainConfig, train
+    from product_noise.training.loop import TrainConfig, train
 
     t0 = time.perf_counter()
     n = len(X)

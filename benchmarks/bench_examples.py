@@ -32,8 +32,8 @@ from _data import data_root  # noqa: E402  (this script's folder is on sys.path)
 
 from product_noise.data.dpsgd import load_mnist_dpsgd  # noqa: E402
 from product_noise.data.loaders import DatasetNotFoundError  # noqa: E402
-from product_noise.models import SampleConvNet  # noqa: E402
-from product_noise.train import TrainConfig, train  # noqa: E402
+from product_noise.training.loop import TrainConfig, train  # noqa: E402
+from product_noise.training.models import SampleConvNet  # noqa: E402
 
 
 def epoch_seconds(noise: str, data, batch_size: int, seed: int) -> float:

@@ -52,14 +52,14 @@ from _data import FASHION_MNIST, data_root  # noqa: E402  (this script's folder 
 from product_noise.baselines.input_noise import (  # noqa: E402
     BLOG_DELTA,
     GaussianInputPerturbation,
-    run_for_compare,
     train_classifier,
 )
+from product_noise.compare.runners.input_noise import run_for_compare  # noqa: E402
 from product_noise.data.loaders import DatasetNotFoundError, read_idx  # noqa: E402
 from product_noise.mechanisms import Gaussian  # noqa: E402
 from product_noise.opacus import calibrate_verified_noise_multiplier  # noqa: E402
 from product_noise.privacy import PrivacyWarning  # noqa: E402
-from product_noise.train import TrainConfig, train  # noqa: E402
+from product_noise.training.loop import TrainConfig, train  # noqa: E402
 
 MNIST_ROOT = data_root("mnist")
 FASHION_ROOT = FASHION_MNIST

@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from product_noise import PrivacyEngine
 from product_noise.mechanisms import ProductNoise
-from product_noise.models import SampleConvNet
 from product_noise.opacus import ProductVerifiedAccountant
+from product_noise.training.models import SampleConvNet
 
 
 def step_time(noise: str, steps: int, batch: int) -> float:

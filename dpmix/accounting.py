@@ -56,9 +56,9 @@ from typing import Literal
 import numpy as np
 from scipy.special import gammaln
 
-from product_noise._validation import check_delta, check_epsilon, check_positive, check_positive_int
 from product_noise.accounting.search import smallest_noise
 from product_noise.privacy import PrivacyFigure, PrivacyWarning
+from product_noise.validation import check_delta, check_epsilon, check_positive, check_positive_int
 
 __all__ = [
     "DEFAULT_ORDERS",

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from product_noise._validation import check_delta, check_positive, check_positive_int
 from product_noise.privacy import PrivacyFigure
+from product_noise.validation import check_delta, check_positive, check_positive_int
 
 from .accounting import (
     DEFAULT_ORDERS,

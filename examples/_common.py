@@ -2,9 +2,9 @@
 
 Each script (``mnist.py``, ``cifar10.py``, ``adult.py``, ``imdb.py``, ``movielens.py``) declares
 its official defaults as a :class:`Defaults`, adds its dataset flags, loads its data with
-:mod:`product_noise.data.dpsgd`, builds its model from :mod:`product_noise.models` and calls
-:func:`run`, which trains with :func:`product_noise.train.train`, prints one labelled line per
-epoch and writes ``<out>/<dataset>_<noise>.json``/``.csv`` (and a PNG with ``--plot``). A
+:mod:`product_noise.data.dpsgd`, builds its model from :mod:`product_noise.training.models` and
+calls :func:`run`, which trains with :func:`product_noise.training.loop.train`, prints one labelled
+line per epoch and writes ``<out>/<dataset>_<noise>.json``/``.csv`` (and a PNG with ``--plot``). A
 checkpoint ``<out>/<dataset>_<noise>.ckpt.pt`` is written (atomically) after every epoch;
 ``--resume`` continues an interrupted run from it with the same privacy accounting.
 """
@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from product_noise._validation import check_output_dir  # noqa: E402
 from product_noise.data.dpsgd import DPSGDData  # noqa: E402
-from product_noise.models import count_parameters  # noqa: E402
-from product_noise.train import TrainConfig, save_history, train  # noqa: E402
+from product_noise.training.loop import TrainConfig, save_history, train  # noqa: E402
+from product_noise.training.models import count_parameters  # noqa: E402
+from product_noise.validation import check_output_dir  # noqa: E402
 
 __all__ = ["Defaults", "build_parser", "parse", "run", "format_epoch", "entry"]
 
@@ -343,7 +343,7 @@ def run(
     say(f"results: {json_path} {csv_path}")
     png = None
     if args.plot:
-        from product_noise.plots import plot_three_panels
+        from product_noise.training.plots import plot_three_panels
 
         files = sorted(Path(args.out).glob(f"{defaults.dataset}_*.json"))
         png = plot_three_panels(files, Path(args.out) / f"{defaults.dataset}.png")

@@ -18,7 +18,7 @@ from typing import Any
 from _common import Defaults, build_parser, entry, parse, run
 
 from product_noise.data.dpsgd import load_adult_dpsgd
-from product_noise.models import AdultMLP
+from product_noise.training.models import AdultMLP
 
 DEFAULTS = Defaults(
     dataset="adult",

@@ -17,7 +17,7 @@ from typing import Any
 from _common import Defaults, build_parser, entry, parse, run
 
 from product_noise.data.dpsgd import load_cifar10
-from product_noise.models import CifarConvNet
+from product_noise.training.models import CifarConvNet
 
 DEFAULTS = Defaults(
     dataset="cifar10",

@@ -20,7 +20,7 @@ from typing import Any
 from _common import Defaults, build_parser, entry, parse, run
 
 from product_noise.data.dpsgd import IMDB_MAX_LENGTH, IMDB_VOCAB_SIZE, load_imdb
-from product_noise.models import ImdbNet
+from product_noise.training.models import ImdbNet
 
 DEFAULTS = Defaults(
     dataset="imdb",

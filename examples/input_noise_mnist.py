@@ -41,9 +41,9 @@ from _common import entry  # noqa: E402
 from product_noise.baselines.input_noise import (  # noqa: E402
     BLOG_DELTA,
     BLOG_LABEL_Q,
-    run_for_compare,
     unary_encoding_epsilon,
 )
+from product_noise.compare.runners.input_noise import run_for_compare  # noqa: E402
 from product_noise.data.dpsgd import MNIST_MEAN_STD, load_mnist_dpsgd  # noqa: E402
 
 

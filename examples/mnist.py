@@ -20,7 +20,7 @@ from typing import Any
 from _common import Defaults, build_parser, entry, parse, run
 
 from product_noise.data.dpsgd import load_mnist_dpsgd
-from product_noise.models import SampleConvNet
+from product_noise.training.models import SampleConvNet
 
 DEFAULTS = Defaults(
     dataset="mnist",

@@ -19,7 +19,7 @@ from typing import Any
 from _common import Defaults, build_parser, entry, parse, run
 
 from product_noise.data.dpsgd import load_movielens
-from product_noise.models import NeuMF
+from product_noise.training.models import NeuMF
 
 DEFAULTS = Defaults(
     dataset="movielens",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _compat
 from .mechanisms import (
     Gaussian,
     L2Mechanism,
@@ -27,6 +28,8 @@ from .mechanisms import (
 from .privacy import PrivacyFigure, PrivacyWarning
 
 __version__ = "0.1.0"
+
+_compat.install()
 
 __all__ = [
     "__version__",

@@ -25,10 +25,10 @@ from product_noise.baselines.adlm import (
     local_release_epsilon,
     lrp_epsilon,
     randomized_response_labels,
-    run_for_compare,
     sample_input_noise,
     taylor_sigmoid_loss,
 )
+from product_noise.compare.runners.adlm import run_for_compare
 from product_noise.privacy import PrivacyFigure
 
 torch.set_num_threads(1)

@@ -22,8 +22,8 @@ import pytest
 
 from product_noise import __version__
 from product_noise.cli import COMMANDS, Command, main, register
+from product_noise.compare.mechanism_table import CALIBRATIONS, COLUMNS, mechanism_table
 from product_noise.privacy import PrivacyWarning
-from product_noise.tables import CALIBRATIONS, COLUMNS, mechanism_table
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = {"verified", "claimed (classic)", "claimed (paper)"}
@@ -217,9 +217,7 @@ def test_audit_reports_false_claim_with_stub(monkeypatch, capsys):
             params={},
         )
 
-    stub = types.ModuleType("product_noise.audit")
-    stub.audit_mechanism = audit_mechanism
-    monkeypatch.setitem(sys.modules, "product_noise.audit", stub)
+    monkeypatch.setattr("product_noise.audit.audit_mechanism", audit_mechanism)
     rc = main(
         "audit --mechanism product_paper --dim 100 --epsilon 1 --samples 1000 --seed 3".split()
     )
@@ -232,7 +230,6 @@ def test_audit_reports_false_claim_with_stub(monkeypatch, capsys):
 
 
 def test_audit_product_paper_real_sampler(capsys):
-    pytest.importorskip("product_noise.audit")
     rc = main(
         "audit --mechanism product_paper --dim 100 --epsilon 1 --samples 2000 --seed 0".split()
     )

@@ -25,11 +25,11 @@ from product_noise.baselines.dpgen import (
     frechet_distance,
     joint_sensitivity,
     lineage_noise_multiplier,
-    run_for_compare,
     save_image_grid,
     verified_epsilon,
     verified_figure,
 )
+from product_noise.compare.runners.dpgen import run_for_compare
 
 torch.set_num_threads(1)
 

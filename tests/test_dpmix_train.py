@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from dpmix import DPMix, one_hot
-from dpmix.cli import add_arguments, make_command, run
 from dpmix.data import find_idx_dir, load_mnist, read_idx
 from dpmix.train import ThesisCNN, kl_soft_label_loss, train_on_release
+from product_noise.cli.dpmix import COMMAND, add_arguments, run
 
 
 def _write_idx(path: Path, arr: np.ndarray, gz: bool) -> None:
@@ -118,9 +118,5 @@ def test_cli_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         p.parse_args("--n 10 --l 0 --T 1 --sigma 1".split())
 
-    class Cmd:
-        def __init__(self, **kw: object) -> None:
-            self.__dict__.update(kw)
-
-    cmd = make_command(Cmd)
+    cmd = COMMAND
     assert cmd.name == "dpmix" and cmd.run is run and math.isfinite(len(cmd.description))

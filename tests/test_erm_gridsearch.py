@@ -175,7 +175,7 @@ def test_preprocess_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_preprocess_all_continues_after_missing(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from product_noise.erm import cli as ecli
+    from product_noise.cli import erm as ecli
 
     # keep it fast: adult (fixture), kddcup99 (missing) and synthetic_l
     monkeypatch.setattr(ecli, "DATASETS", ("adult", "kddcup99", "synthetic_l"))

@@ -26,9 +26,9 @@ from product_noise.baselines.input_noise import (
     gaussian_rr_pld,
     gdp_epsilon,
     rr_noise_parameter,
-    run_for_compare,
     unary_encoding_epsilon,
 )
+from product_noise.compare.runners.input_noise import run_for_compare
 from product_noise.data.loaders import DatasetNotFoundError
 from product_noise.mechanisms.gaussian import gaussian_delta
 from product_noise.privacy import PrivacyWarning

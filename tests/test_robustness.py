@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, IterableDataset, TensorDataset, Weighte
 
 from product_noise import PrivacyEngine
 from product_noise.privacy import PrivacyWarning
-from product_noise.train import TrainConfig, save_history, train
+from product_noise.training.loop import TrainConfig, save_history, train
 
 torch.set_num_threads(1)
 

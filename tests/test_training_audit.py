@@ -1,4 +1,4 @@
-"""Tests of the canary audits of real training runs (:mod:`product_noise.training_audit`).
+"""Tests of the canary audits of real training runs (:mod:`product_noise.audit`).
 
 Fixed seeds throughout. The DP-SGD audits train a float64 logistic regression (M = 650) on 32
 digits through ``product_noise.PrivacyEngine``; a few hundred runs per world take a few seconds
@@ -16,9 +16,7 @@ import pytest
 import torch
 from scipy import optimize
 
-from product_noise.cli import main
-from product_noise.mechanisms import gaussian_delta
-from product_noise.training_audit import (
+from product_noise.audit import (
     MECHANISMS,
     EpsilonLowerBound,
     TrainingAuditResult,
@@ -27,6 +25,8 @@ from product_noise.training_audit import (
     format_markdown,
     write_report,
 )
+from product_noise.cli import main
+from product_noise.mechanisms import gaussian_delta
 
 torch.set_num_threads(1)
 
@@ -169,7 +169,7 @@ def test_audit_training_bad_input(mechanism: str, kwargs: dict, match: str) -> N
 def test_adversary_recovers_noise_plus_canary_exactly() -> None:
     """The white-box adversary's residual r_t = B(θ_t − θ_{t+1})/lr − Σ clip(known gradients)
     is the noise plus C'·e_j: with almost no noise it is C'·e_j (canary in) or 0 (out)."""
-    from product_noise.training_audit import _CANARY_GRAD, _DPSGDRun
+    from product_noise.audit.dpsgd import _CANARY_GRAD, _DPSGDRun
 
     run = _DPSGDRun(
         "gaussian",

@@ -1,4 +1,4 @@
-"""Bad input gives a clear error that names the argument (``product_noise/_validation.py``)."""
+"""Bad input gives a clear error that names the argument (``product_noise/validation.py``)."""
 
 from __future__ import annotations
 

@@ -69,7 +69,8 @@ ERM_METHODS = ("output", "objective", "amp", "ppssgd")
 ERM_NOISES = ("gaussian", "gamma", "product-paper", "product", "l2", "classic-gaussian")
 NONPRIVATE_MECHANISMS = ("nonprivate-nn", "nonprivate-logreg")
 BASELINE_MECHANISMS = ("adlm-paper", "adlm", "ldp-paper", "ldp", "dpgen-paper", "dpgen")
-#: baseline families (see :mod:`product_noise.compare.baselines`); ``IMAGE_FAMILIES`` need images
+#: baseline families (see :mod:`product_noise.compare.runners.baselines`); ``IMAGE_FAMILIES``
+#: need images
 BASELINE_FAMILIES = ("adlm", "ldp", "dpgen")
 IMAGE_FAMILIES = ("adlm", "dpgen")
 _DEFAULT_ERM = tuple(

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_output_dir
+from ..validation import check_output_dir
 from .accounting import Accounting, DPMixKey, DPSGDKey
 from .config import BASELINE_FAMILIES, CompareConfig, ConfigError, family_of, target_label
 from .data import ClassificationData, load_erm_data, load_nn_data
@@ -589,7 +589,7 @@ def _execute(
         assert erm_data is not None
         return runners.run_logreg_reference(cfg, erm_data, spec.seed), 0.0
     if fam in BASELINE_FAMILIES:
-        from .baselines import run_baseline
+        from .runners.baselines import run_baseline
 
         assert nn_data is not None and spec.epsilon is not None
         return run_baseline(cfg, nn_data, mech, float(spec.epsilon), spec.seed), 0.0

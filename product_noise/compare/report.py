@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..epsilon_axis import draw_claimed_verified, epsilon_limits, finish_epsilon_axis
+from ..training.epsilon_axis import draw_claimed_verified, epsilon_limits, finish_epsilon_axis
 
 __all__ = [
     "RESULT_COLUMNS",

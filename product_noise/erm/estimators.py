@@ -48,10 +48,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._validation import check_delta, check_epsilon, check_positive, check_positive_int
 from ..mechanisms import Gaussian, Mechanism
 from ..mechanisms.base import SphericalMechanism
 from ..privacy import PrivacyFigure, PrivacyWarning
+from ..validation import check_delta, check_epsilon, check_positive, check_positive_int
 from .losses import MarginLoss, make_loss
 from .noise import (
     _check_noise,

@@ -271,7 +271,7 @@ def run_gridsearch(
         A fit that fails (e.g. AMP cannot reach its gradient tolerance) is recorded with
         accuracy NaN and its error in ``status``.
     """
-    from .._validation import check_epsilon
+    from ..validation import check_epsilon
 
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
@@ -543,7 +543,7 @@ def plot_accuracy(result: GridResult, rows: list[SummaryRow], path: str | Path) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..epsilon_axis import draw_claimed_verified, epsilon_limits, finish_epsilon_axis
+    from ..training.epsilon_axis import draw_claimed_verified, epsilon_limits, finish_epsilon_axis
 
     path = Path(path)
     series = [

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from .._validation import check_positive
+from ..validation import check_positive
 
 __all__ = ["MarginLoss", "LogisticLoss", "HuberLoss", "make_loss"]
 

@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
-from .._validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..mechanisms import GammaNorm, Gaussian, L2Mechanism, Mechanism, ProductNoise, calibrate
 from ..mechanisms.base import SphericalMechanism
 from ..mechanisms.product import claimed_delta, paper_t
 from ..mechanisms.spherical import SGG
 from ..privacy import PrivacyFigure
+from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from .objective import amp_iyengar_sigma
 
 __all__ = [

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .._validation import check_epsilon, check_positive, check_positive_int
+from ..validation import check_epsilon, check_positive, check_positive_int
 
 __all__ = [
     "output_sensitivity",
@@ -185,7 +185,7 @@ def amp_plan(
     minimisers on neighbouring datasets each lie within ``nγ/Λ_Σ`` of the (common) exact minimiser
     they are compared through. dpml uses ``nγ/Λ_Σ``.
     """
-    from .._validation import check_delta, check_probability
+    from ..validation import check_delta, check_probability
 
     epsilon = check_epsilon(epsilon)
     delta = check_delta(delta)

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from scipy import optimize
 
-from .._validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..privacy import PrivacyFigure
+from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from .spherical import MIN_EXACT_DIM, SGG, uniform_direction
 
 if TYPE_CHECKING:  # pragma: no cover

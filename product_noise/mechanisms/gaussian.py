@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import optimize, special
 
-from .._validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..privacy import PrivacyFigure, PrivacyWarning
+from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from .base import MIN_DELTA, SeedLike, SphericalMechanism
 from .spherical import SGG
 

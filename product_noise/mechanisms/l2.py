@@ -9,7 +9,7 @@ M ≥ 10⁴. Calibration uses the exact spherical profile with the supremum over
 
 from __future__ import annotations
 
-from .._validation import check_delta, check_dimension, check_epsilon, check_positive
+from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..privacy import PrivacyFigure
 from .base import SphericalMechanism
 from .spherical import SGG

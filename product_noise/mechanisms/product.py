@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import optimize, special
 
-from .._validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..privacy import PrivacyFigure, PrivacyWarning
+from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from .base import SeedLike, SphericalMechanism
 from .spherical import MIN_EXACT_DIM, SGG, _gauss_legendre
 

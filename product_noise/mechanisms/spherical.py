@@ -52,7 +52,7 @@ from functools import cached_property
 import numpy as np
 from scipy import special
 
-from .._validation import check_dimension, check_positive, check_positive_int
+from ..validation import check_dimension, check_positive, check_positive_int
 
 __all__ = ["SGG", "DEFAULT_SHIFT_FRACTIONS", "MIN_EXACT_DIM", "uniform_direction"]
 

@@ -7,12 +7,11 @@ from .accountants import (
     SphericalVerifiedAccountant,
     register_accountants,
 )
+from .calibration import calibrate_paper_epsilon0, calibrate_verified_noise_multiplier
 from .engine import (
     NOISE_CHOICES,
     SENSITIVITY_CONVENTIONS,
     PrivacyEngine,
-    calibrate_paper_epsilon0,
-    calibrate_verified_noise_multiplier,
 )
 from .optimizers import OPTIMIZER_TABLE, REJECTED_OPTIMIZERS, JointNoiseMixin, joint_optimizer_class
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -39,23 +38,22 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from .._validation import (
+from ..mechanisms import MECHANISMS, ProductNoise, SphericalMechanism
+from ..mechanisms.product import claimed_delta, paper_t, solve_k
+from ..privacy import ESTIMATE, VERIFIED, PrivacyFigure, PrivacyWarning
+from ..validation import (
     check_delta,
     check_epsilon,
     check_nonnegative,
     check_positive,
     check_positive_int,
 )
-from ..accounting.claimed import paper_composition_at_steps
-from ..accounting.pld import verified_epsilon
-from ..mechanisms import MECHANISMS, ProductNoise, SphericalMechanism
-from ..mechanisms.product import claimed_delta, paper_t, solve_k
-from ..privacy import ESTIMATE, VERIFIED, PrivacyFigure, PrivacyWarning
 from .accountants import (
     PaperClaimedAccountant,
     ProductVerifiedAccountant,
     SphericalVerifiedAccountant,
 )
+from .calibration import calibrate_paper_epsilon0, calibrate_verified_noise_multiplier
 from .optimizers import JointNoiseMixin, check_finite_gradients, joint_optimizer_class
 
 try:  # torch >= 2.4
@@ -834,213 +832,3 @@ def _config_identity(config: dict[str, Any]) -> tuple:
     if isinstance(paper, dict):
         key = tuple(paper.get(n) for n in ("epsilon0", "k", "q", "claimed_delta0"))
     return (config.get("noise"), config.get("dim"), key)
-
-
-# ====================================================================== calibration helpers
-def calibrate_verified_noise_multiplier(
-    family: type[SphericalMechanism],
-    target_epsilon: float,
-    target_delta: float,
-    *,
-    dim: int,
-    sample_rate: float,
-    steps: int,
-    value_discretization_interval: float = 1e-4,
-    rtol: float = 0.01,
-    coarse_discretization: float = 1e-3,
-    guess: float | None = None,
-    slope: float | None = None,
-    mechanism_factory: Callable[[float], Any] | None = None,
-    max_evals: int = 60,
-) -> float:
-    """Smallest noise multiplier (scale/C), up to ``rtol``, whose verified ε over ``steps`` is
-    ≤ the target at ``value_discretization_interval`` (the grid the accountant reports on).
-
-    The search runs on the coarser pessimistic PLD grid ``coarse_discretization`` (its ε is an
-    upper bound on the finer grid's, so it can only overestimate ε: every scale it accepts is
-    safe): safeguarded secant steps on ``ln ε`` against ``ln(scale)``, stopping as soon as the
-    coarse ε lies in ``[(1 − rtol)·target, target]``. The answer is then checked once on the
-    reporting grid; should that check ever fail, the search continues on the reporting grid.
-
-    ``guess`` is the first scale tried and ``slope`` the first estimate of ``d ln ε / d ln σ``
-    (by default derived from Opacus' Gaussian calibration and the family). ``mechanism_factory``
-    builds the mechanism at a noise multiplier (default ``family(dim, nm, 1.0)``; a caching
-    factory lets the caller share privacy-profile evaluations). Raises ``ValueError`` if no
-    scale ≤ 1e15 reaches the target.
-    """
-
-    def _initial_noise_multiplier(
-        name: str, target_epsilon: float, target_delta: float, dim: int, q: float, steps: int
-    ) -> tuple[float, float]:
-        """A first scale near the answer and a first slope ``d ln ε / d ln σ``: Opacus' (RDP)
-        Gaussian multiplier, spread over the noise norm of ``dim`` values."""
-        try:
-            g = float(
-                get_noise_multiplier(
-                    target_epsilon=target_epsilon,
-                    target_delta=target_delta,
-                    sample_rate=q,
-                    steps=steps,
-                    accountant="rdp",
-                    epsilon_tolerance=0.05,
-                )
-            )
-        except Exception:  # noqa: BLE001 - only a starting point
-            return 1.0, -1.0
-        if name == "l2":  # E‖n‖ = Mθ against the Gaussian's ≈ σ√M
-            return g / math.sqrt(dim), -1.0
-        if name == "product":  # far more noise, and a steep ε(σ) (heavy tail)
-            return g * math.sqrt(dim) * 1e5, -4.0
-        return g, -1.0
-
-    def _secant_search(
-        eps_of: Callable[[float], float],
-        target: float,
-        rtol: float,
-        x: float,
-        slope: float,
-        max_evals: int,
-        name: str,
-    ) -> tuple[float, int]:
-        """``(x, evaluations)``: ``x = ln(scale)`` with ``eps_of(x)`` in
-        ``[(1 − rtol)·target, target]``, or the smallest safe ``x`` found when the bracket
-        closes or the evaluations run out."""
-        aim = math.log(target * (1.0 - rtol / 2.0))
-        lo: tuple[float, float] | None = None  # (x, ε) with ε > target
-        hi: tuple[float, float] | None = None  # (x, ε) with ε ≤ target
-        last: tuple[float, float] | None = None
-        big, top = math.log(1e3), math.log(1e15)
-        evals = 0
-        while evals < max_evals:
-            e = eps_of(x)
-            evals += 1
-            if e <= target:
-                if hi is None or x < hi[0]:
-                    hi = (x, e)
-                if e >= target * (1.0 - rtol):
-                    return x, evals
-            elif lo is None or x > lo[0]:
-                lo = (x, e)
-            if math.isfinite(e) and e > 0:
-                if last is not None and x != last[0] and e != last[1]:
-                    s = (math.log(e) - math.log(last[1])) / (x - last[0])
-                    if s < 0:
-                        slope = max(min(s, -0.05), -20.0)
-                last = (x, e)
-            if lo is not None and hi is not None:
-                w = hi[0] - lo[0]
-                if w < 1e-6:
-                    break
-                if math.isfinite(lo[1]) and hi[1] > 0:
-                    t = (math.log(lo[1]) - aim) / (math.log(lo[1]) - math.log(hi[1]))
-                    x = lo[0] + min(max(t, 0.1), 0.9) * w
-                else:
-                    x = lo[0] + 0.5 * w
-            elif hi is None:  # too little noise so far
-                x += big if not math.isfinite(e) else min((math.log(e) - aim) / -slope, big)
-                if x > top:
-                    raise ValueError(
-                        f"no {name or 'joint'} noise ≤ 1e15·C reaches epsilon = {target}"
-                    )
-            else:  # too much noise so far
-                x -= big if e <= 0 else min((aim - math.log(e)) / -slope, big)
-        if hi is None:
-            raise ValueError(f"calibration did not reach epsilon = {target} in {max_evals} steps")
-        return hi[0], evals
-
-    target_epsilon = check_epsilon(target_epsilon, "target_epsilon")
-    target_delta = check_delta(target_delta, "target_delta")
-    if not 0 < rtol < 1:
-        raise ValueError(f"rtol must be in (0, 1), got {rtol}")
-    make = mechanism_factory or (lambda nm: family(dim, nm, 1.0))
-    name = getattr(family, "name", "")
-    if guess is None or slope is None:
-        g0, s0 = _initial_noise_multiplier(
-            name, target_epsilon, target_delta, dim, sample_rate, steps
-        )
-        guess = g0 if guess is None else guess
-        slope = s0 if slope is None else slope
-    coarse = max(coarse_discretization, value_discretization_interval)
-
-    def eps_at(disc: float) -> Callable[[float], float]:
-        def eps_of(x: float) -> float:
-            return verified_epsilon(
-                make(math.exp(x)).privacy_profile(),
-                sampling_prob=sample_rate,
-                num_steps=steps,
-                delta=target_delta,
-                value_discretization_interval=disc,
-            )
-
-        return eps_of
-
-    x, evals = _secant_search(
-        eps_at(coarse), target_epsilon, rtol, math.log(guess), slope, max_evals, name
-    )
-    if coarse == value_discretization_interval:
-        return math.exp(x)
-    fine = eps_at(value_discretization_interval)
-    if fine(x) <= target_epsilon:
-        return math.exp(x)
-    # the coarse grid did not dominate here: search again on the reporting grid, from above
-    x, _ = _secant_search(fine, target_epsilon, rtol, x + 0.01, slope, max_evals, name)
-    return math.exp(x)
-
-
-def calibrate_paper_epsilon0(
-    target_epsilon: float,
-    target_delta: float,
-    *,
-    dim: int,
-    batch_size: int,
-    num_samples: int,
-    steps: int,
-    k: float | None = None,
-    q: float | None = None,
-) -> tuple[float, float]:
-    """The paper's calibration for a target *claimed* (ε, δ) after ``steps``: returns (ε₀, k).
-
-    With ``k`` given, ε₀ solves the paper's composition ε' = target. Without it, ``k`` is also
-    chosen so that the composition's δ' equals ``target_delta``.
-    """
-
-    def claimed(eps0: float, k_: float) -> tuple[float, float]:
-        d0 = claimed_delta(eps0, dim, k_, q)
-        fig = paper_composition_at_steps(eps0, d0, batch_size, num_samples, steps)
-        return fig.epsilon, fig.delta
-
-    def k_for(eps0: float) -> float:
-        if k is not None:
-            return k
-        # δ' grows with the per-step δ0; solve δ'(δ0) = target_delta on ln δ0
-        lo, hi = math.log(1e-30), math.log(0.5)
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            d0 = math.exp(mid)
-            try:
-                kk = solve_k(eps0, dim, d0, q)
-            except ValueError:
-                hi = mid
-                continue
-            if claimed(eps0, kk)[1] > target_delta:
-                hi = mid
-            else:
-                lo = mid
-            if hi - lo < 1e-10:
-                break
-        return solve_k(eps0, dim, math.exp(lo), q)
-
-    lo, hi = 1e-6, 10.0
-    for _ in range(200):
-        mid = math.sqrt(lo * hi)
-        try:
-            eps = claimed(mid, k_for(mid))[0]
-        except ValueError:
-            eps = math.inf
-        if eps > target_epsilon:
-            hi = mid
-        else:
-            lo = mid
-        if hi / lo < 1 + 1e-9:
-            break
-    return lo, k_for(lo)

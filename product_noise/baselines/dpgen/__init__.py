@@ -55,12 +55,12 @@ from .accounting import (
     calibrate_noise_multiplier,
     claimed_epsilon,
     claimed_figure,
+    claimed_floor,
     joint_sensitivity,
     lineage_noise_multiplier,
     verified_epsilon,
     verified_figure,
 )
-from .compare import claimed_floor, quick_config, run_for_compare
 from .evaluate import (
     FeatureFID,
     accuracy,
@@ -87,6 +87,7 @@ __all__ = [
     "verified_figure",
     "claimed_epsilon",
     "claimed_figure",
+    "claimed_floor",
     "calibrate_noise_multiplier",
     "FeatureFID",
     "accuracy",
@@ -99,7 +100,4 @@ __all__ = [
     "Encoder",
     "NoiseInjection",
     "SmallCNN",
-    "quick_config",
-    "claimed_floor",
-    "run_for_compare",
 ]

@@ -59,20 +59,23 @@ It is **not** a guarantee: all ``B`` per-sample releases of a step come from the
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dp_accounting
 from dp_accounting import NeighboringRelation
 from dp_accounting.pld import PLDAccountant
 
-from product_noise._validation import (
+from product_noise.accounting.search import smallest_noise
+from product_noise.privacy import PrivacyFigure
+from product_noise.validation import (
     check_delta,
     check_epsilon,
     check_positive,
     check_positive_int,
 )
-from product_noise.accounting.search import smallest_noise
-from product_noise.privacy import PrivacyFigure
+
+if TYPE_CHECKING:  # the generator imports this module
+    from .generator import DPGenConfig
 
 __all__ = [
     "CLAIMED_ORDERS",
@@ -84,6 +87,7 @@ __all__ = [
     "claimed_epsilon",
     "claimed_figure",
     "calibrate_noise_multiplier",
+    "claimed_floor",
 ]
 
 #: integer orders of the claimed (lineage) accountant
@@ -295,3 +299,10 @@ def calibrate_noise_multiplier(
         high=1e4,
         what=f"ndis={ndis}, steps={steps}, delta={delta}, {target} accountant",
     )
+
+
+def claimed_floor(cfg: DPGenConfig) -> float:
+    """Limit of the lineage's (claimed) ε as the noise grows (WBK Thm 9 never reaches 0)."""
+    return claimed_epsilon(
+        1e6, cfg.num_discriminators, cfg.batch_size, cfg.steps, cfg.target_delta
+    )[0]

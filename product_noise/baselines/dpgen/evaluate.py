@@ -21,8 +21,8 @@ import torch
 from scipy import linalg
 from torch import nn
 
-from product_noise._validation import check_positive_int
-from product_noise.train import fit_minibatch
+from product_noise.training.loop import fit_minibatch
+from product_noise.validation import check_positive_int
 
 from .generator import as_images
 from .models import SmallCNN

@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from product_noise._validation import (
+from product_noise.privacy import PrivacyFigure
+from product_noise.validation import (
     check_delta,
     check_epsilon,
     check_positive,
     check_positive_int,
 )
-from product_noise.privacy import PrivacyFigure
 
 from .accounting import (
     calibrate_noise_multiplier,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from product_noise._validation import check_positive, check_positive_int
+from product_noise.validation import check_positive, check_positive_int
 
 __all__ = ["clip_rows", "clip_tensor", "error_feedback_step", "ErrorFeedbackSanitizer"]
 

@@ -1,6 +1,7 @@
 """The seed baselines in a comparison: AdLM, local-DP input noise and the DP image generator.
 
-Each baseline module in :mod:`product_noise.baselines` exposes ``run_for_compare(X_train,
+Each baseline has an adapter module in :mod:`product_noise.compare.runners` exposing
+``run_for_compare(X_train,
 y_train, X_test, y_test, *, image_shape, epsilon, delta, target, seed)`` returning a dictionary
 (accuracy, ``claimed`` and ``verified`` :class:`~product_noise.privacy.PrivacyFigure`, noise
 scale, steps, notes). This module maps the comparison's mechanism names onto those functions and
@@ -25,16 +26,16 @@ import math
 import time
 from typing import Any
 
-from .config import IMAGE_FAMILIES, CompareConfig
-from .data import ClassificationData
+from ..config import IMAGE_FAMILIES, CompareConfig
+from ..data import ClassificationData
 
 __all__ = ["MODULES", "run_baseline"]
 
 #: family → module implementing ``run_for_compare``
 MODULES: dict[str, str] = {
-    "adlm": "product_noise.baselines.adlm",
-    "ldp": "product_noise.baselines.input_noise",
-    "dpgen": "product_noise.baselines.dpgen",
+    "adlm": "product_noise.compare.runners.adlm",
+    "ldp": "product_noise.compare.runners.input_noise",
+    "dpgen": "product_noise.compare.runners.dpgen",
 }
 
 
@@ -42,7 +43,7 @@ def run_baseline(
     cfg: CompareConfig, data: ClassificationData, mechanism: str, epsilon: float, seed: int
 ) -> Any:
     """Run one baseline at one target ε and seed; return an ``Outcome``."""
-    from .runners import Outcome
+    from .common import Outcome
 
     fam, _, variant = mechanism.partition("-")
     if fam not in MODULES or variant not in ("", "paper"):

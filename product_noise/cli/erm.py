@@ -1,8 +1,6 @@
 """``product-noise preprocess`` and ``product-noise gridsearch`` (convex ERM benchmark).
 
-Both factories take the :class:`product_noise.cli.Command` class, so this module does not import
-:mod:`product_noise.cli` (no import cycle). Heavy work (loading data, fitting, plotting) happens in
-``run``.
+Heavy work (loading data, fitting, plotting) happens when a subcommand runs.
 """
 
 from __future__ import annotations
@@ -15,10 +13,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from .._validation import check_epsilon, check_output_dir, check_positive_int
-from .gridsearch import ALGORITHMS, EPSILONS, LOSSES, NOISE_CHOICES
+from ..erm.gridsearch import ALGORITHMS, EPSILONS, LOSSES, NOISE_CHOICES
+from ..validation import check_epsilon, check_output_dir, check_positive_int
+from .command import Command
 
-__all__ = ["make_preprocess_command", "make_gridsearch_command", "DATASETS"]
+__all__ = ["PREPROCESS_COMMAND", "GRIDSEARCH_COMMAND", "DATASETS"]
 
 DATASETS = ("adult", "kddcup99", "mnist", "synthetic_l", "synthetic_h", "realsim", "rcv1")
 _SYNTHETIC = ("synthetic_l", "synthetic_h")
@@ -149,16 +148,14 @@ def _run_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_preprocess_command(command_cls: type) -> Any:
-    """Build the ``preprocess`` subcommand as a ``product_noise.cli.Command``."""
-    return command_cls(
-        name="preprocess",
-        help="load and cache the convex-ERM datasets from local files (main_preprocess.py all)",
-        description=PREPROCESS_DESCRIPTION,
-        add_arguments=_add_preprocess_arguments,
-        run=_run_preprocess,
-        epilog=PREPROCESS_EPILOG,
-    )
+PREPROCESS_COMMAND = Command(
+    name="preprocess",
+    help="load and cache the convex-ERM datasets from local files (main_preprocess.py all)",
+    description=PREPROCESS_DESCRIPTION,
+    add_arguments=_add_preprocess_arguments,
+    run=_run_preprocess,
+    epilog=PREPROCESS_EPILOG,
+)
 
 
 # ---------------------------------------------------------------- gridsearch
@@ -234,7 +231,7 @@ def _g(x: float) -> str:
 
 def _run_gridsearch(args: argparse.Namespace) -> int:
     from ..data.loaders import DatasetNotFoundError
-    from .gridsearch import (
+    from ..erm.gridsearch import (
         config_label,
         grid_for,
         plot_accuracy,
@@ -326,13 +323,11 @@ def _run_gridsearch(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_gridsearch_command(command_cls: type) -> Any:
-    """Build the ``gridsearch`` subcommand as a ``product_noise.cli.Command``."""
-    return command_cls(
-        name="gridsearch",
-        help="hyperparameter × ε grid search of private LR / Huber-SVM (best-over-grid and fixed)",
-        description=GRIDSEARCH_DESCRIPTION,
-        add_arguments=_add_gridsearch_arguments,
-        run=_run_gridsearch,
-        epilog=GRIDSEARCH_EPILOG,
-    )
+GRIDSEARCH_COMMAND = Command(
+    name="gridsearch",
+    help="hyperparameter × ε grid search of private LR / Huber-SVM (best-over-grid and fixed)",
+    description=GRIDSEARCH_DESCRIPTION,
+    add_arguments=_add_gridsearch_arguments,
+    run=_run_gridsearch,
+    epilog=GRIDSEARCH_EPILOG,
+)

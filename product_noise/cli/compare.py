@@ -1,7 +1,5 @@
 """``product-noise compare``: the comparison harness from the command line.
 
-Registered in :mod:`product_noise.cli` with ``register(_compare_command(Command))``; the factory
-takes the ``Command`` class so that this module never imports the CLI module (no import cycle).
 Heavy modules (torch, opacus, the harness) are imported only when the subcommand runs.
 """
 
@@ -16,7 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NAME", "add_arguments", "run", "make_command"]
+from .command import Command
+
+__all__ = ["NAME", "add_arguments", "run", "COMMAND"]
 
 NAME = "compare"
 HELP = "DP-SGD, DPMix and convex ERM at equal target ε: accuracy with claimed vs verified ε"
@@ -136,7 +136,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace) -> Any:
     """The :class:`~product_noise.compare.config.CompareConfig` the options describe."""
-    from .config import ConfigError, default_config, load_toml, quick_config
+    from ..compare.config import ConfigError, default_config, load_toml, quick_config
 
     cfg = quick_config() if args.quick else default_config()
     if args.config is not None:
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     0 when every run finished, 1 when some failed, 130 (SIGINT) or 143 (SIGTERM) when a signal
     stopped the runs; bad input raises before anything is trained (status 2 in ``main``).
     """
-    from .harness import run_compare
+    from ..compare.harness import run_compare
 
     cfg = build_config(args)
     out = args.out or Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -197,13 +197,11 @@ def run(args: argparse.Namespace) -> int:
     return result.status
 
 
-def make_command(command_cls: type) -> Any:
-    """Build the ``compare`` subcommand as a ``product_noise.cli.Command``."""
-    return command_cls(
-        name=NAME,
-        help=HELP,
-        description=DESCRIPTION,
-        add_arguments=add_arguments,
-        run=run,
-        epilog=EPILOG,
-    )
+COMMAND = Command(
+    name=NAME,
+    help=HELP,
+    description=DESCRIPTION,
+    add_arguments=add_arguments,
+    run=run,
+    epilog=EPILOG,
+)

@@ -72,21 +72,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from ._validation import check_confidence, check_epsilon, check_positive_int
+from ..validation import (
+    check_confidence,
+    check_epsilon,
+    check_positive_int,
+)
+from .bounds import clopper_pearson_lower, clopper_pearson_upper
 
-__all__ = [
-    "AuditResult",
-    "audit_mechanism",
-    "clopper_pearson_lower",
-    "clopper_pearson_upper",
-    "TESTS",
-]
+__all__ = ["AuditResult", "audit_mechanism", "TESTS"]
 
 #: names of the distinguishing tests, in the order they are run
 TESTS: tuple[str, ...] = ("halfspace", "norm_direction")
@@ -166,67 +164,6 @@ class AuditResult:
             "n_samples": self.n_samples,
             "params": dict(self.params),
         }
-
-
-# --------------------------------------------------------------------------- Clopper–Pearson
-def _check_cp_args(k: Any, n: Any, alpha: Any) -> tuple[np.ndarray, int, float]:
-    n = check_positive_int("n", n, minimum=1)
-    if isinstance(alpha, bool) or not isinstance(alpha, Real) or not (0.0 < float(alpha) < 1.0):
-        raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
-    k_arr = np.asarray(k)
-    if k_arr.dtype.kind not in "iuf" or np.any(k_arr != np.round(k_arr)):
-        raise ValueError(f"k must be an integer count (or array of counts), got {k!r}")
-    if np.any(k_arr < 0) or np.any(k_arr > n):
-        raise ValueError(f"k must satisfy 0 <= k <= n = {n}, got {k!r}")
-    return k_arr.astype(float), n, float(alpha)
-
-
-def clopper_pearson_lower(k: int | np.ndarray, n: int, alpha: float) -> float | np.ndarray:
-    """One-sided Clopper–Pearson lower confidence bound on a binomial proportion.
-
-    Parameters
-    ----------
-    k : int or ndarray of int
-        Number of successes, ``0 ≤ k ≤ n``.
-    n : int
-        Number of trials, ``n ≥ 1``.
-    alpha : float
-        Error probability in (0, 1): ``P(p < bound) ≤ alpha``.
-
-    Returns
-    -------
-    float or ndarray
-        ``Beta(alpha; k, n − k + 1)`` quantile, and 0 when ``k = 0``.
-    """
-    k_arr, n, alpha = _check_cp_args(k, n, alpha)
-    with np.errstate(invalid="ignore"):
-        lo = stats.beta.ppf(alpha, k_arr, n - k_arr + 1.0)
-    lo = np.where(k_arr == 0, 0.0, lo)
-    return float(lo) if lo.ndim == 0 else lo
-
-
-def clopper_pearson_upper(k: int | np.ndarray, n: int, alpha: float) -> float | np.ndarray:
-    """One-sided Clopper–Pearson upper confidence bound on a binomial proportion.
-
-    Parameters
-    ----------
-    k : int or ndarray of int
-        Number of successes, ``0 ≤ k ≤ n``.
-    n : int
-        Number of trials, ``n ≥ 1``.
-    alpha : float
-        Error probability in (0, 1): ``P(p > bound) ≤ alpha``.
-
-    Returns
-    -------
-    float or ndarray
-        ``Beta(1 − alpha; k + 1, n − k)`` quantile, and 1 when ``k = n``.
-    """
-    k_arr, n, alpha = _check_cp_args(k, n, alpha)
-    with np.errstate(invalid="ignore"):
-        hi = stats.beta.ppf(1.0 - alpha, k_arr + 1.0, n - k_arr)
-    hi = np.where(k_arr == n, 1.0, hi)
-    return float(hi) if hi.ndim == 0 else hi
 
 
 def _bound(k: np.ndarray, k_prime: np.ndarray, n: int, alpha: float, epsilon: float) -> np.ndarray:

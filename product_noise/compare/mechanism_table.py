@@ -33,9 +33,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._validation import check_delta, check_dimension, check_epsilon, check_positive
-from .mechanisms import Mechanism, calibrate
-from .privacy import PrivacyWarning
+from ..mechanisms import Mechanism, calibrate
+from ..privacy import PrivacyWarning
+from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 
 __all__ = [
     "COLUMNS",

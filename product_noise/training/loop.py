@@ -25,9 +25,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ._validation import check_delta, check_positive, check_positive_int
+from ..privacy import PrivacyWarning
+from ..validation import check_delta, check_positive, check_positive_int
 from .models import count_parameters
-from .privacy import PrivacyWarning
 
 __all__ = ["TrainConfig", "train", "evaluate", "fit_minibatch", "save_history", "NOISES"]
 
@@ -180,7 +180,7 @@ def train(
         engine = None
     else:
         if engine is None:
-            from .opacus import PrivacyEngine
+            from ..opacus import PrivacyEngine
 
             engine = PrivacyEngine()
         kw: dict[str, Any] = {}

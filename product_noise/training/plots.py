@@ -8,7 +8,7 @@ edge of the panel, with the note "verified ε = ∞ at this δ".
 
 Command line::
 
-    python -m product_noise.plots runs/mnist/*.json --out mnist.png
+    python -m product_noise.training.plots runs/mnist/*.json --out mnist.png
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def _draw_dataset(axes: Any, dataset: str, runs: list[dict[str, Any]]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m product_noise.plots FILES... --out PNG``."""
+    """``python -m product_noise.training.plots FILES... --out PNG``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="+", help="result JSON files (train.save_history)")
     p.add_argument("--out", required=True, help="PNG to write")

@@ -1,4 +1,5 @@
-"""Entry point for the comparison harness: publish a DP-EFSGD synthetic set, train on it."""
+"""The DP image generator adapter: publish a DP-EFSGD synthetic set, train on it, for the
+comparison."""
 
 from __future__ import annotations
 
@@ -7,20 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from product_noise._validation import check_delta, check_epsilon, check_positive_int
+from ...baselines.dpgen.accounting import claimed_floor
+from ...baselines.dpgen.evaluate import downstream_accuracy
+from ...baselines.dpgen.generator import DPGenConfig, DPGenerator
+from ...validation import check_delta, check_epsilon, check_positive_int
 
-from .accounting import claimed_epsilon
-from .evaluate import downstream_accuracy
-from .generator import DPGenConfig, DPGenerator
-
-__all__ = ["quick_config", "claimed_floor", "run_for_compare"]
-
-
-def claimed_floor(cfg: DPGenConfig) -> float:
-    """Limit of the lineage's (claimed) ε as the noise grows (WBK Thm 9 never reaches 0)."""
-    return claimed_epsilon(
-        1e6, cfg.num_discriminators, cfg.batch_size, cfg.steps, cfg.target_delta
-    )[0]
+__all__ = ["quick_config", "run_for_compare"]
 
 
 def quick_config(n: int, side: int, *, steps: int | None = None, seed: int = 0) -> DPGenConfig:

@@ -1,13 +1,6 @@
 """``product-noise dpmix``: DPMix accounting and calibration from the command line.
 
-Wiring (one line at the end of the registrations in ``product_noise/cli.py``)::
-
-    from dpmix.cli import make_command as _dpmix_command
-    register(_dpmix_command(Command))
-
-The factory takes the ``Command`` class as an argument so that this module never imports
-``product_noise.cli`` (no import cycle). ``dp_accounting``/``mpmath`` are imported only when the
-subcommand runs.
+``dp_accounting``/``mpmath`` are imported only when the subcommand runs.
 """
 
 from __future__ import annotations
@@ -17,7 +10,9 @@ import math
 import textwrap
 from typing import Any
 
-__all__ = ["NAME", "add_arguments", "run", "make_command"]
+from .command import Command
+
+__all__ = ["NAME", "add_arguments", "run", "COMMAND"]
 
 NAME = "dpmix"
 HELP = "DPMix (random mixing): verified ε of a release, thesis' claimed ε, or σ for a target ε"
@@ -92,8 +87,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``product-noise dpmix``; returns the exit status."""
-    from .accounting import calibrate, thesis_figure, verified_figure, whitened_sensitivity
-    from .bounds import ONE_HOT_DIAMETER, L2NormBound, PixelBound
+    from dpmix.accounting import calibrate, thesis_figure, verified_figure, whitened_sensitivity
+    from dpmix.bounds import ONE_HOT_DIAMETER, L2NormBound, PixelBound
 
     if args.l > args.n:
         raise ValueError(f"--l must be <= --n, got l={args.l}, n={args.n}")
@@ -133,13 +128,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_command(command_cls: type) -> Any:
-    """Build the ``dpmix`` subcommand as a ``product_noise.cli.Command``."""
-    return command_cls(
-        name=NAME,
-        help=HELP,
-        description=DESCRIPTION,
-        add_arguments=add_arguments,
-        run=run,
-        epilog=EPILOG,
-    )
+COMMAND = Command(
+    name=NAME,
+    help=HELP,
+    description=DESCRIPTION,
+    add_arguments=add_arguments,
+    run=run,
+    epilog=EPILOG,
+)

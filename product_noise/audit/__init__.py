@@ -1,0 +1,42 @@
+"""Empirical privacy evidence: attacks that give statistically valid **lower bounds** on ε or δ.
+
+A lower bound is neither ``claimed`` nor ``verified``: it is printed as an "empirical lower
+bound" beside both. It can refute a claim, and a verified figure must never fall below it.
+
+``bounds``    Clopper–Pearson intervals and :func:`epsilon_lower_bound` from two worlds' scores
+``sampler``   :func:`audit_mechanism`: distinguishing tests on a mechanism's real sampler (δ at ε)
+``dpsgd``     canary audits of real DP-SGD runs through :class:`product_noise.PrivacyEngine`
+``dpmix``     the canary audit of a DPMix release
+``training``  :func:`audit_training`: one audit of either kind, with its claimed and verified ε
+``result``    :class:`TrainingAuditResult`, the mechanisms the training audit accepts
+``report``    the training-audit table, Markdown, CSV and plot
+"""
+
+from __future__ import annotations
+
+from .bounds import (
+    EpsilonLowerBound,
+    clopper_pearson_lower,
+    clopper_pearson_upper,
+    epsilon_lower_bound,
+)
+from .report import format_markdown, results_table, write_report
+from .result import MECHANISMS, TrainingAuditResult
+from .sampler import TESTS, AuditResult, audit_mechanism
+from .training import audit_training
+
+__all__ = [
+    "AuditResult",
+    "audit_mechanism",
+    "TESTS",
+    "clopper_pearson_lower",
+    "clopper_pearson_upper",
+    "EpsilonLowerBound",
+    "epsilon_lower_bound",
+    "MECHANISMS",
+    "TrainingAuditResult",
+    "audit_training",
+    "results_table",
+    "format_markdown",
+    "write_report",
+]

@@ -1,0 +1,147 @@
+"""The result of a training audit: one row of the report (:class:`TrainingAuditResult`), the
+mechanism names the audit accepts, and the data the canary audits train on."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..privacy import PrivacyFigure
+from .bounds import EpsilonLowerBound
+
+__all__ = ["MECHANISMS", "TrainingAuditResult", "digits_sample"]
+
+#: mechanisms :func:`~product_noise.audit.audit_training` can audit
+MECHANISMS: tuple[str, ...] = ("gaussian", "product-paper", "product", "l2", "dpmix")
+
+
+@dataclass
+class TrainingAuditResult:
+    """One audit: the empirical lower bound next to the verified and (if any) claimed figure.
+
+    Attributes
+    ----------
+    mechanism : str
+        One of :data:`MECHANISMS`.
+    bound : EpsilonLowerBound
+        The empirical lower bound at ``delta``.
+    verified : PrivacyFigure
+        The verified (ε, δ) of exactly what was run, at ``delta``.
+    claimed : PrivacyFigure or None
+        The claimed figure (product noise at the paper's calibration, DPMix' thesis formula).
+    trials, steps : int
+        Trials per world; optimizer steps per DP-SGD run (DPMix: releases per run).
+    threat_model, statistic : str
+        What the adversary sees and the score it computes.
+    settings : dict
+        Everything needed to reproduce the run (noise multiplier, dimension, seed, ...); with a
+        calibrated noise also ``target_epsilon`` and its ``target_label`` (see :attr:`target`).
+    seconds : float
+        Wall-clock time of the audit.
+    """
+
+    mechanism: str
+    bound: EpsilonLowerBound
+    verified: PrivacyFigure
+    claimed: PrivacyFigure | None
+    trials: int
+    steps: int
+    threat_model: str
+    statistic: str
+    settings: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def delta(self) -> float:
+        return self.bound.delta
+
+    @property
+    def confidence(self) -> float:
+        return self.bound.confidence
+
+    @property
+    def target(self) -> str:
+        """The calibration target of the row, e.g. ``"verified ε = 2"`` (``"given noise"``)."""
+        eps = self.settings.get("target_epsilon")
+        if eps is None:
+            return "given noise"
+        return f"{self.settings.get('target_label', 'verified')} ε = {eps:g}"
+
+    @property
+    def claimed_bound(self) -> float | None:
+        """The lower bound at the claimed figure's δ (``None`` without a usable claim)."""
+        if self.claimed is None or not 0 < self.claimed.delta < 1:
+            return None
+        return self.bound.epsilon_at(self.claimed.delta)
+
+    @property
+    def verdict(self) -> str:
+        """A plain sentence on the row."""
+        lb = self.bound.epsilon_lower
+        conf = f"{100 * self.confidence:g}%"
+        if lb > self.verified.epsilon:
+            parts = [
+                f"lower bound > verified at {conf} confidence: INCONSISTENT, the accounting or "
+                "the training code is wrong"
+            ]
+        else:
+            parts = ["lower bound ≤ verified: consistent"]
+        cb = self.claimed_bound
+        if cb is not None and math.isfinite(self.claimed.epsilon):  # type: ignore[union-attr]
+            if cb > self.claimed.epsilon:  # type: ignore[union-attr]
+                parts.append(
+                    f"lower bound > claimed: the claim is false on a real training run "
+                    f"(at {conf} confidence)"
+                )
+            else:
+                parts.append("lower bound ≤ claimed: this audit does not refute the claim")
+        return "; ".join(parts)
+
+    def to_row(self) -> dict[str, Any]:
+        """One flat row for the CSV/Markdown table (every ε column named by its kind)."""
+        return {
+            "mechanism": self.mechanism,
+            "steps": self.steps,
+            "trials_per_world": self.trials,
+            "verified_target_epsilon": self._target_of("verified"),
+            "claimed_target_epsilon": self._target_of("claimed"),
+            "delta": self.delta,
+            "confidence": self.confidence,
+            "empirical_lower_bound_epsilon": self.bound.epsilon_lower,
+            "verified_epsilon": self.verified.epsilon,
+            "claimed_epsilon": None if self.claimed is None else self.claimed.epsilon,
+            "claimed_delta": None if self.claimed is None else self.claimed.delta,
+            "lower_bound_at_claimed_delta": self.claimed_bound,
+            "finite_sample_ceiling": self.bound.ceiling,
+            "region": self.bound.region,
+            "p_hat_A": self.bound.p_a_hat,
+            "p_hat_B": self.bound.p_b_hat,
+            "threat_model": self.settings.get("threat_model", ""),
+            "statistic": self.statistic,
+            "noise_multiplier": self.settings.get("noise_multiplier"),
+            "dim": self.settings.get("dim"),
+            "seconds": round(self.seconds, 2),
+            "verdict": self.verdict,
+        }
+
+    def _target_of(self, label: str) -> float | None:
+        if self.settings.get("target_label") != label:
+            return None
+        return self.settings.get("target_epsilon")
+
+    def __str__(self) -> str:
+        claimed = "" if self.claimed is None else f"; {self.claimed}"
+        what = [self.settings.get("threat_model", ""), self.target, f"T = {self.steps}"]
+        head = f"{self.mechanism} ({', '.join(w for w in what if w)})"
+        return f"{head}: {self.bound}; {self.verified}{claimed} => {self.verdict}"
+
+
+def digits_sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    idx = np.random.default_rng(seed).choice(len(y), size=n, replace=False)
+    return X[idx] / 16.0, y[idx]
