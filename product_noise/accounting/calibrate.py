@@ -56,7 +56,7 @@ __all__ = [
 #: Largest ε searched by :func:`invert_profile` by default: beyond it, ε(δ) is reported ``inf``.
 MAX_EPSILON = 1e4
 #: Default tolerance of :func:`calibrate` (see the module's conventions).
-TOL = 1e-12
+TOL = 1e-10
 #: Default relative step of :func:`ensure_safe`.
 SAFE_STEP = 1e-9
 #: Default bound on the number of steps :func:`ensure_safe` takes.
