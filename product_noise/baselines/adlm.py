@@ -63,6 +63,7 @@ randomized-response PLD with ``dp_accounting``. Neighbouring relation: replace o
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -77,6 +78,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .._validation import check_delta, check_epsilon, check_positive, check_positive_int
+from ..accounting.calibrate import GrowingBracket, calibrate
 from ..privacy import PrivacyFigure
 
 __all__ = [
@@ -878,26 +880,21 @@ def _calibrate_epsilon2(
     label_epsilon: float,
     n_classes: int,
 ) -> tuple[float, float]:
-    """Largest ε2 (bisection on log ε2) whose verified local-release ε is ≤ ``target``."""
+    """Largest ε2 (bisection on log ε2, to a factor 1.002) whose verified local-release ε is
+    ≤ ``target``, and that ε; the bracket starts at ``[1e-6, 1]`` and grows by factors of 4."""
 
+    @functools.cache
     def eps_of(e2: float) -> float:
         scales = input_noise_scales(beta, delta_h0, e2, batch_size)
         return local_release_epsilon(
             scales, releases=1, delta=delta, label_epsilon=label_epsilon, n_classes=n_classes
         )[0]
 
-    lo, hi = 1e-6, 1.0
-    while eps_of(hi) < target:
-        lo, hi = hi, hi * 4.0
-    for _ in range(30):
-        mid = math.sqrt(lo * hi)
-        if eps_of(mid) <= target:
-            lo = mid
-        else:
-            hi = mid
-        if hi / lo < 1.002:
-            break
-    return lo, eps_of(lo)
+    bracket = GrowingBracket(1e-6, 1.0, factor=4.0, min_value=1e-6)
+    e2 = calibrate(
+        eps_of, target, bracket, increasing=True, tol=0.002, log_scale=True, method="bisect"
+    )
+    return e2, eps_of(e2)
 
 
 def run_for_compare(
