@@ -71,7 +71,7 @@ from product_noise._validation import (
     check_positive,
     check_positive_int,
 )
-from product_noise.accounting.search import smallest_noise
+from product_noise.accounting.calibrate import smallest_noise
 from product_noise.privacy import PrivacyFigure
 
 __all__ = [
