@@ -157,7 +157,9 @@ class _Metric:
         return self(x) <= self.target
 
     def gap(self, x: float) -> float:
-        """Signed distance to the target, of the same sign as ``not safe(x)``."""
+        """Signed distance to the target: ``< 0`` where ``safe(x)``, ``> 0`` elsewhere, never 0
+        (so that Brent's method stops at the boundary of the safe set, not inside a flat part
+        of it)."""
         v = self(x)
         if self.log_metric:
             g = math.log(max(v, _LOG_FLOOR)) - math.log(self.target)
@@ -166,7 +168,7 @@ class _Metric:
         if math.isnan(g):
             return _GAP_CAP  # an undefined metric counts as not meeting the target
         g = max(-_GAP_CAP, min(g, _GAP_CAP))
-        return min(g, 0.0) if v <= self.target else max(g, 1.0 / _GAP_CAP)
+        return min(g, -1.0 / _GAP_CAP) if v <= self.target else max(g, 1.0 / _GAP_CAP)
 
 
 def _describe(metric: _Metric, x: float) -> str:
