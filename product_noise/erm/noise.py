@@ -227,7 +227,7 @@ def objective_epsilon(
 def _calibrate_objective_scale(
     name: str, epsilon: float, delta: float, dim: int, shift: float, jacobian: float
 ) -> float:
-    """Smallest scale with ``objective_delta(ε) ≤ δ`` (bisection on the log-scale)."""
+    """Smallest scale with ``objective_delta(ε) ≤ δ`` (Brent search on the log-scale, safe end)."""
     unit = _make(name, dim, 1.0, shift).law
 
     def delta_of(scale: float) -> float:

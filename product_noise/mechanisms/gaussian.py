@@ -6,7 +6,7 @@
   resulting σ next to the claimed one, so nothing is hidden.
 * **Analytic** (Balle & Wang 2018, Thm 8): the exact profile
   ``δ(ε) = Φ(μ/2 − ε/μ) − e^ε Φ(−μ/2 − ε/μ)``, ``μ = Δ/σ``, independent of M; calibration is the
-  smallest σ with ``δ(ε) ≤ δ`` (bisection on ``ln σ``, conservative end).
+  smallest σ with ``δ(ε) ≤ δ`` (Brent search on ``ln σ``, safe end).
 """
 
 from __future__ import annotations
