@@ -56,7 +56,7 @@ from typing import Literal
 import numpy as np
 from scipy.special import gammaln
 
-from product_noise.accounting.search import smallest_noise
+from product_noise.accounting.calibrate import ensure_safe, smallest_noise
 from product_noise.privacy import PrivacyFigure, PrivacyWarning
 from product_noise.validation import check_delta, check_epsilon, check_positive, check_positive_int
 
@@ -590,13 +590,12 @@ def calibrate_noise_multiplier(
         # >= ε over all orders, so passing here implies passing with every order
         best = dpmix_epsilon(n, l, T, hi, delta, backend="native", orders=alphas).order
         near = [a for a in range(best - 2, best + 3) if a >= 2]
-        for _ in range(100):
-            acc = dpmix_epsilon(n, l, T, hi, delta, backend="dp_accounting", orders=near)
-            if acc.epsilon <= target_epsilon:
-                break
-            hi *= 1 + rtol
-        else:  # pragma: no cover - the two backends agree to ~1e-10
-            raise RuntimeError("dp_accounting and the native accountant disagree")
+
+        def eps_dp_accounting(s: float) -> float:
+            return dpmix_epsilon(n, l, T, s, delta, backend="dp_accounting", orders=near).epsilon
+
+        # the two backends agree to ~1e-10: hi rarely moves (by steps of rtol)
+        hi = ensure_safe(eps_dp_accounting, hi, target_epsilon, increasing=False, step=rtol)
     return hi
 
 

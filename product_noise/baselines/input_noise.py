@@ -35,9 +35,9 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ..accounting.calibrate import GrowingBracket, NoBracketFoundError, calibrate, invert_profile
 from ..mechanisms.base import MIN_DELTA
 from ..mechanisms.gaussian import analytic_gaussian_sigma, classic_gaussian_sigma, gaussian_delta
 from ..privacy import PrivacyFigure, PrivacyWarning
@@ -97,19 +97,13 @@ def gdp_epsilon(mu: float, delta: float) -> float:
     """
     mu = check_positive("mu", mu)
     delta = check_delta(delta)
-    if gaussian_delta(0.0, mu) <= delta:
-        return 0.0
-
-    def f(e: float) -> float:
-        return math.log(max(float(gaussian_delta(e, mu)), 1e-300)) - math.log(delta)
-
-    hi = max(1.0, mu * mu / 2 + 10 * mu)
-    while f(hi) > 0:
-        hi *= 2.0
-    eps = optimize.brentq(f, 0.0, hi, xtol=1e-12, rtol=1e-12)
-    while gaussian_delta(eps, mu) > delta:
-        eps = eps * (1 + 1e-12) + 1e-12
-    return float(eps)
+    # the first trial ε lies near the answer for large μ (ε ≈ μ²/2 + μ·z)
+    return invert_profile(
+        lambda e: gaussian_delta(e, mu),
+        delta,
+        guess=max(1.0, mu * mu / 2 + 10 * mu),
+        max_epsilon=math.inf,
+    )
 
 
 def unary_encoding_epsilon(q: float = BLOG_LABEL_Q, p: float | None = None) -> float:
@@ -476,24 +470,21 @@ class GaussianInputPerturbation(TransformerMixin, BaseEstimator):
         if label_epsilon is None or k is None:
             return 1.0 / analytic_gaussian_sigma(epsilon, delta, 1.0)
 
-        def f(log_mu: float) -> float:
-            d = gaussian_rr_delta(epsilon, math.exp(log_mu), label_epsilon, k)
-            return math.log(max(float(d), 1e-300)) - math.log(delta)
+        def delta_of(mu: float) -> float:
+            return float(gaussian_rr_delta(epsilon, mu, label_epsilon, k))
 
-        lo, hi = -5.0, 5.0
-        while f(lo) > 0:
-            lo -= 5.0
-            if lo < -60:
-                raise ValueError(
-                    f"label_epsilon={label_epsilon} leaves no room for the images at "
-                    f"(epsilon={epsilon}, delta={delta})"
-                )
-        while f(hi) < 0:
-            hi += 5.0
-        mu = math.exp(optimize.brentq(f, lo, hi, xtol=1e-13))
-        while gaussian_rr_delta(epsilon, mu, label_epsilon, k) > delta:
-            mu *= 1 - 1e-12
-        return mu
+        # δ increases with μ: the largest μ meeting δ, from e^±5 by factors e^5, down to e^-60
+        five = math.exp(5.0)
+        bracket = GrowingBracket(1.0 / five, five, factor=five, min_value=math.exp(-60.0))
+        try:
+            return calibrate(
+                delta_of, delta, bracket, increasing=True, log_scale=True, log_metric=True
+            )
+        except NoBracketFoundError as err:
+            raise NoBracketFoundError(
+                f"label_epsilon={label_epsilon} leaves no room for the images at "
+                f"(epsilon={epsilon}, delta={delta})"
+            ) from err
 
     # ------------------------------------------------------------------ API
     def fit(self, X: Any, y: Any = None) -> GaussianInputPerturbation:
@@ -681,21 +672,13 @@ class GaussianInputPerturbation(TransformerMixin, BaseEstimator):
 
 
 def _mixture_epsilon(mu: float, label_epsilon: float, n_classes: int, delta: float) -> float:
-    """Smallest ε with :func:`gaussian_rr_delta` ≤ δ (safe side)."""
-
-    def f(e: float) -> float:
-        d = gaussian_rr_delta(e, mu, label_epsilon, n_classes)
-        return math.log(max(float(d), 1e-300)) - math.log(delta)
-
-    if f(0.0) <= 0:
-        return 0.0
-    hi = max(1.0, mu * mu / 2 + 10 * mu + label_epsilon)
-    while f(hi) > 0:
-        hi *= 2.0
-    eps = optimize.brentq(f, 0.0, hi, xtol=1e-12, rtol=1e-12)
-    while gaussian_rr_delta(eps, mu, label_epsilon, n_classes) > delta:
-        eps = eps * (1 + 1e-12) + 1e-12
-    return float(eps)
+    """Smallest ε with :func:`gaussian_rr_delta` ≤ δ (safe side; no cap on ε)."""
+    return invert_profile(
+        lambda e: gaussian_rr_delta(e, mu, label_epsilon, n_classes),
+        delta,
+        guess=max(1.0, mu * mu / 2 + 10 * mu + label_epsilon),
+        max_epsilon=math.inf,
+    )
 
 
 # ============================================================================ harness

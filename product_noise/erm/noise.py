@@ -29,8 +29,15 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
+from ..accounting.calibrate import (
+    MAX_EPSILON,
+    GrowingBracket,
+    NoBracketFoundError,
+    invert_profile,
+    smallest_scale,
+)
 from ..mechanisms import GammaNorm, Gaussian, L2Mechanism, Mechanism, ProductNoise, calibrate
 from ..mechanisms.base import SphericalMechanism
 from ..mechanisms.product import claimed_delta, paper_t
@@ -206,48 +213,34 @@ def objective_delta_gaussian(
 def objective_epsilon(
     mech: SphericalMechanism, shift: float, delta: float, jacobian: float = 0.0
 ) -> float:
-    """Smallest ε with :func:`objective_delta` ≤ ``delta`` (``inf`` if none below 1e4)."""
+    """Smallest ε with :func:`objective_delta` ≤ ``delta`` (``inf`` if none up to MAX_EPSILON)."""
     law = _law_of(mech)
-
-    def f(e: float) -> float:
-        d = float(objective_delta(law, shift, e, jacobian))
-        return math.log(max(d, 1e-300)) - math.log(delta)
-
-    lo = jacobian
-    if f(lo) <= 0:
-        return lo
-    hi = jacobian + 1.0
-    while f(hi) > 0:
-        hi = jacobian + 2.0 * (hi - jacobian)
-        if hi > 1e4:
-            return math.inf
-    eps = optimize.brentq(f, lo, hi, xtol=1e-10, rtol=1e-9)
-    while f(eps) > 0:
-        eps *= 1 + 1e-9
-    return float(eps)
+    # ε below the Jacobian term J is never met: the search starts at J (J + 1, J + 2, J + 4, …)
+    return invert_profile(
+        lambda e: objective_delta(law, shift, e, jacobian),
+        delta,
+        lower=jacobian,
+        max_epsilon=MAX_EPSILON,
+    )
 
 
 def _calibrate_objective_scale(
     name: str, epsilon: float, delta: float, dim: int, shift: float, jacobian: float
 ) -> float:
-    """Smallest scale with ``objective_delta(ε) ≤ δ`` (bisection on the log-scale)."""
+    """Smallest scale with ``objective_delta(ε) ≤ δ`` (Brent search on the log-scale, safe end)."""
     unit = _make(name, dim, 1.0, shift).law
 
-    def f(log_s: float) -> float:
-        d = float(objective_delta(unit.scaled(math.exp(log_s)), shift, epsilon, jacobian))
-        return math.log(max(d, 1e-300)) - math.log(delta)
+    def delta_of(scale: float) -> float:
+        return float(objective_delta(unit.scaled(scale), shift, epsilon, jacobian))
 
-    lo, hi = math.log(shift) - 5.0, math.log(shift) + 5.0
-    while f(lo) < 0:
-        lo -= 5.0
-    while f(hi) > 0:
-        hi += 5.0
-        if hi > math.log(shift) + 200:
-            raise ValueError("no finite noise scale reaches this (epsilon, delta)")
-    s = math.exp(optimize.brentq(f, lo, hi, xtol=1e-10, rtol=1e-10))
-    while f(math.log(s)) > 0:
-        s *= 1 + 1e-9
-    return s
+    five = math.exp(5.0)
+    bracket = GrowingBracket(
+        shift / five, shift * five, factor=five, max_value=shift * math.exp(200.0)
+    )
+    try:
+        return smallest_scale(delta_of, delta, bracket)
+    except NoBracketFoundError as err:
+        raise NoBracketFoundError("no finite noise scale reaches this (epsilon, delta)") from err
 
 
 def objective_noise(

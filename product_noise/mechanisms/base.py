@@ -25,8 +25,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from scipy import optimize
 
+from ..accounting.calibrate import (
+    MAX_EPSILON,
+    GrowingBracket,
+    NoBracketFoundError,
+    invert_profile,
+    smallest_scale,
+)
 from ..privacy import PrivacyFigure
 from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from .spherical import MIN_EXACT_DIM, SGG, uniform_direction
@@ -43,9 +49,8 @@ SeedLike = int | np.random.SeedSequence | np.random.BitGenerator | np.random.Gen
 
 #: Smallest δ the numerical profile resolves (radius mass below 1e-20 is added to δ as a bound).
 MIN_DELTA = 1e-15
-#: Largest ε :meth:`Mechanism.epsilon` searches: beyond it, ε(δ) is reported as ``inf``.
-MAX_EPSILON = 1e4
-_EPS_MAX = MAX_EPSILON
+# MAX_EPSILON (re-exported): the largest ε :meth:`Mechanism.epsilon` searches; beyond it, ε(δ)
+# is reported as ``inf``
 
 
 class Mechanism(ABC):
@@ -108,22 +113,7 @@ class Mechanism(ABC):
     def epsilon(self, delta: float) -> float:
         """Smallest ε ≥ 0 with δ(ε) ≤ ``delta`` (``inf`` if none below 1e4)."""
         delta = check_delta(delta)
-        if self.delta(0.0) <= delta:
-            return 0.0
-        if self.delta(_EPS_MAX) > delta:
-            return math.inf
-
-        def f(e: float) -> float:
-            return math.log(max(float(self.delta(e)), 1e-300)) - math.log(delta)
-
-        hi = 1.0
-        while f(hi) > 0:
-            hi *= 2.0
-        eps = optimize.brentq(f, 0.0 if hi == 1.0 else hi / 2, hi, xtol=1e-12, rtol=1e-10)
-        # conservative side
-        while self.delta(eps) > delta:
-            eps *= 1 + 1e-9
-        return float(eps)
+        return invert_profile(self.delta, delta, max_epsilon=MAX_EPSILON)
 
     def verified(
         self, *, epsilon: float | None = None, delta: float | None = None
@@ -286,22 +276,19 @@ class SphericalMechanism(Mechanism):
         sup = not cls._unit_law(dim).shift_monotone_proven
 
         def solve(use_sup: bool) -> float:
-            def f(log_s: float) -> float:
-                d = cls._delta_for_scale(epsilon, dim, sensitivity, math.exp(log_s), use_sup)
-                return math.log(max(d, 1e-300)) - math.log(delta)
+            def delta_of(s: float) -> float:
+                return cls._delta_for_scale(epsilon, dim, sensitivity, s, use_sup)
 
-            lo, hi = math.log(sensitivity) - 5.0, math.log(sensitivity) + 5.0
-            while f(lo) < 0:
-                lo -= 5.0
-            while f(hi) > 0:
-                hi += 5.0
-                if hi > 200:
-                    raise ValueError("no finite noise scale reaches this (epsilon, delta)")
-            log_s = optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-12)
-            s = math.exp(log_s)
-            while cls._delta_for_scale(epsilon, dim, sensitivity, s, use_sup) > delta:
-                s *= 1 + 1e-9
-            return s
+            five = math.exp(5.0)
+            bracket = GrowingBracket(
+                sensitivity / five, sensitivity * five, factor=five, max_value=math.exp(200.0)
+            )
+            try:
+                return smallest_scale(delta_of, delta, bracket)
+            except NoBracketFoundError as err:
+                raise NoBracketFoundError(
+                    "no finite noise scale reaches this (epsilon, delta)"
+                ) from err
 
         # solve at the full shift first (cheap), then check the supremum over shift norms
         s = solve(False)

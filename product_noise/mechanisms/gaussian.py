@@ -6,7 +6,7 @@
   resulting σ next to the claimed one, so nothing is hidden.
 * **Analytic** (Balle & Wang 2018, Thm 8): the exact profile
   ``δ(ε) = Φ(μ/2 − ε/μ) − e^ε Φ(−μ/2 − ε/μ)``, ``μ = Δ/σ``, independent of M; calibration is the
-  smallest σ with ``δ(ε) ≤ δ`` (bisection on ``ln σ``, conservative end).
+  smallest σ with ``δ(ε) ≤ δ`` (Brent search on ``ln σ``, safe end).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
+from ..accounting.calibrate import GrowingBracket, smallest_scale
 from ..privacy import PrivacyFigure, PrivacyWarning
 from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from .base import MIN_DELTA, SeedLike, SphericalMechanism
@@ -63,18 +64,10 @@ def analytic_gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1
         raise ValueError(f"delta must be >= {MIN_DELTA:g} for numerical calibration, got {delta!r}")
     sensitivity = check_positive("sensitivity", sensitivity)
 
-    def f(log_s: float) -> float:
-        d = gaussian_delta(epsilon, 1.0 / math.exp(log_s))
-        return math.log(max(d, 1e-300)) - math.log(delta)
-
-    lo, hi = -10.0, 10.0
-    while f(lo) < 0:
-        lo -= 10.0
-    while f(hi) > 0:
-        hi += 10.0
-    s = math.exp(optimize.brentq(f, lo, hi, xtol=1e-14, rtol=1e-14))
-    while gaussian_delta(epsilon, 1.0 / s) > delta:
-        s *= 1 + 1e-12
+    # the unit-sensitivity σ; the bracket e^±10 grows by e^10 per step
+    ten = math.exp(10.0)
+    bracket = GrowingBracket(1.0 / ten, ten, factor=ten)
+    s = smallest_scale(lambda s: gaussian_delta(epsilon, 1.0 / s), delta, bracket)
     return s * sensitivity
 
 

@@ -65,7 +65,7 @@ import dp_accounting
 from dp_accounting import NeighboringRelation
 from dp_accounting.pld import PLDAccountant
 
-from product_noise.accounting.search import smallest_noise
+from product_noise.accounting.calibrate import smallest_noise
 from product_noise.privacy import PrivacyFigure
 from product_noise.validation import (
     check_delta,
