@@ -76,7 +76,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ..privacy import PrivacyFigure
+from ..privacy import PrivacyFigure, PrivacyReport
 from ..validation import check_delta, check_epsilon, check_positive, check_positive_int
 
 __all__ = [
@@ -854,6 +854,17 @@ class AdLMClassifier(ClassifierMixin, BaseEstimator):
         """The verified figure for what was run (``inf`` when no finite ε can be proven)."""
         self._check_fitted()
         return self.privacy_[-1]
+
+    @property
+    def privacy_report_(self) -> PrivacyReport:
+        """``privacy_`` as a :class:`~product_noise.privacy.PrivacyReport`: the claimed figures
+        in their order (headline, then composed over redraws) and the verified one."""
+        self._check_fitted()
+        return PrivacyReport.from_figures(
+            self.privacy_,
+            source="product_noise.baselines.AdLMClassifier",
+            what=f"AdLM, {self.releases_} input-noise release(s) per record",
+        )
 
 
 def _check_image_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:

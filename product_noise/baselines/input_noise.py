@@ -40,7 +40,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..mechanisms.base import MIN_DELTA
 from ..mechanisms.gaussian import analytic_gaussian_sigma, classic_gaussian_sigma, gaussian_delta
-from ..privacy import PrivacyFigure, PrivacyWarning
+from ..privacy import CLAIMED, VERIFIED, PrivacyFigure, PrivacyReport, PrivacyWarning
 from ..validation import check_delta, check_epsilon, check_positive, check_positive_int
 
 __all__ = [
@@ -558,7 +558,7 @@ class GaussianInputPerturbation(TransformerMixin, BaseEstimator):
         self.n_classes_ = n_classes
         self.mu_ = Delta / self.sigma_
         self.mu_total_ = self.mu_ * math.sqrt(k)
-        self.privacy_ = {"claimed": claimed, "verified": verified}
+        self.privacy_ = {CLAIMED: claimed, VERIFIED: verified}
         self._rng = np.random.default_rng(self.random_state)
         self._noise: dict[tuple[bytes, int, int], np.ndarray] = {}
         self._labels: dict[tuple[bytes, int, int], tuple[bool, int]] = {}
@@ -593,6 +593,18 @@ class GaussianInputPerturbation(TransformerMixin, BaseEstimator):
                 "draw would not be covered by privacy_ (raise releases)"
             )
         return int(release)
+
+    @property
+    def privacy_report_(self) -> PrivacyReport:
+        """``privacy_`` as a :class:`~product_noise.privacy.PrivacyReport` (after ``fit``;
+        ``privacy_`` itself is unchanged)."""
+        claimed = self.privacy_[CLAIMED]
+        return PrivacyReport(
+            self.privacy_[VERIFIED],
+            () if claimed is None else (claimed,),
+            source="product_noise.baselines.GaussianInputPerturbation",
+            what=f"Gaussian input perturbation, {self.releases_} release(s) per record",
+        )
 
     def normalized(self, X: Any) -> np.ndarray:
         """``X`` after the configured normalisation (no noise): the noiseless records."""
