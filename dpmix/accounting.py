@@ -63,6 +63,7 @@ from product_noise.validation import check_delta, check_epsilon, check_positive,
 __all__ = [
     "DEFAULT_ORDERS",
     "THESIS_ORDERS",
+    "DPMixAccounting",
     "Accounting",
     "whitened_sensitivity",
     "rdp_native",
@@ -305,8 +306,8 @@ def epsilon_from_rdp(
 
 
 @dataclass(frozen=True)
-class Accounting:
-    """The full result of one DPMix accounting.
+class DPMixAccounting:
+    """The full result of one DPMix accounting (what :func:`dpmix_epsilon` returns).
 
     Attributes
     ----------
@@ -344,6 +345,10 @@ class Accounting:
         )
 
 
+#: the former name of :class:`DPMixAccounting` (kept for existing code)
+Accounting = DPMixAccounting
+
+
 def dpmix_epsilon(
     n: int,
     l: int,
@@ -355,7 +360,7 @@ def dpmix_epsilon(
     conversion: Conversion = "improved",
     bound: Bound = "thm27",
     orders: Sequence[int] = DEFAULT_ORDERS,
-) -> Accounting:
+) -> DPMixAccounting:
     """ε of ``T`` DPMix releases at ``δ`` (WBK Theorem 27 by default).
 
     Parameters
@@ -387,7 +392,7 @@ def dpmix_epsilon(
     else:
         raise ValueError(f"backend must be 'dp_accounting' or 'native', got {backend!r}")
     eps, order = epsilon_from_rdp(alphas, rdp, delta, conversion=conversion)
-    return Accounting(
+    return DPMixAccounting(
         eps, delta, order, n, l, T, float(noise_multiplier), backend, conversion, bound
     )
 
