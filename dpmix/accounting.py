@@ -57,7 +57,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from product_noise.accounting.search import smallest_noise
-from product_noise.privacy import PrivacyFigure, PrivacyWarning
+from product_noise.privacy import CLAIMED, VERIFIED, PrivacyFigure, PrivacyWarning
 from product_noise.validation import check_delta, check_epsilon, check_positive, check_positive_int
 
 __all__ = [
@@ -412,9 +412,7 @@ def verified_figure(
     WBK Theorem 27, improved conversion. See :func:`dpmix_epsilon` for the parameters.
     """
     acc = dpmix_epsilon(n, l, T, noise_multiplier, delta, backend=backend, orders=orders)
-    return PrivacyFigure(
-        acc.epsilon, acc.delta, "verified", acc.source(), extra={"order": acc.order}
-    )
+    return PrivacyFigure(acc.epsilon, acc.delta, VERIFIED, acc.source(), extra={"order": acc.order})
 
 
 # --------------------------------------------------------------------------- thesis (claimed)
@@ -550,7 +548,7 @@ def thesis_figure(
         f"thesis (Mahmud 2025) {what}: Δ²=d_x/σ_x²+d_y/σ_y², classic conversion, "
         f"n={n}, l={l}, T={T}, order {order}; not a valid DP bound"
     )
-    return PrivacyFigure(eps, float(delta), "claimed", src, extra={"order": order})
+    return PrivacyFigure(eps, float(delta), CLAIMED, src, extra={"order": order})
 
 
 # --------------------------------------------------------------------------- calibration

@@ -76,7 +76,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ..privacy import PrivacyFigure, PrivacyReport
+from ..privacy import CLAIMED, VERIFIED, PrivacyFigure, PrivacyReport
 from ..validation import check_delta, check_epsilon, check_positive, check_positive_int
 
 __all__ = [
@@ -391,7 +391,7 @@ def claimed_figures(
         PrivacyFigure(
             total,
             delta,
-            "claimed",
+            CLAIMED,
             "AdLM paper: ε1 + ε2 + ε3, independent of the number of steps (Phan et al. 2017)",
             {"epsilon1": epsilon1, "epsilon2": epsilon2, "epsilon3": epsilon3},
         )
@@ -401,7 +401,7 @@ def claimed_figures(
             PrivacyFigure(
                 epsilon1 + releases * epsilon2 + epsilon3,
                 delta,
-                "claimed",
+                CLAIMED,
                 f"paper's per-step claim composed (basic) over the {releases} input-noise "
                 "redraws each record sees: ε1 + redraws·ε2 + ε3; still relies on the paper's "
                 "unproven per-step argument",
@@ -790,7 +790,7 @@ class AdLMClassifier(ClassifierMixin, BaseEstimator):
             return PrivacyFigure(
                 math.inf,
                 float(self.delta),
-                "verified",
+                VERIFIED,
                 "no finite ε can be proven: " + "; ".join(reasons),
                 {"reasons": reasons},
             )
@@ -811,7 +811,7 @@ class AdLMClassifier(ClassifierMixin, BaseEstimator):
         return PrivacyFigure(
             eps,
             float(self.delta),
-            "verified",
+            VERIFIED,
             f"local release of each record: {releases} per-example Laplace input draw(s) "
             f"(pixel range 1), {labels}, {rel}; training is post-processing; per-coordinate "
             "Laplace PLDs + RR composed with dp_accounting (replace-one)",

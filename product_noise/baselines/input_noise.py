@@ -442,7 +442,7 @@ class GaussianInputPerturbation(TransformerMixin, BaseEstimator):
             return PrivacyFigure(
                 gdp_epsilon(mu_total, delta),
                 delta,
-                "verified",
+                VERIFIED,
                 base + "; images only; labels public",
                 extra,
             )
@@ -461,7 +461,7 @@ class GaussianInputPerturbation(TransformerMixin, BaseEstimator):
         return PrivacyFigure(
             eps,
             delta,
-            "verified",
+            VERIFIED,
             base
             + f"; labels by {n_classes}-ary randomized response at ε_L = {label_epsilon:.4g}, "
             + how,
@@ -524,7 +524,7 @@ class GaussianInputPerturbation(TransformerMixin, BaseEstimator):
             claimed = PrivacyFigure(
                 p["epsilon"],
                 p["delta"],
-                "claimed",
+                CLAIMED,
                 f"blog recipe: classic Gaussian s = Δ√(2 ln(1.25/δ))/ε with Δ = {dc:.4g} "
                 "(Dwork-Roth Thm A.1, valid only for ε < 1), per release"
                 + (f", ignoring the {k} re-draws" if k > 1 else "")

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..privacy import PrivacyFigure
+from ..privacy import VERIFIED, PrivacyFigure
 
 __all__ = [
     "DPSGDKey",
@@ -287,7 +287,7 @@ def compute_dpsgd(key: DPSGDKey) -> dict[str, Any]:
                 PrivacyFigure(
                     float(acc.get_epsilon(key.delta)),
                     key.delta,
-                    "verified",
+                    VERIFIED,
                     "Opacus prv accountant (subsampled Gaussian)",
                 )
             )
@@ -301,7 +301,7 @@ def compute_dpsgd(key: DPSGDKey) -> dict[str, Any]:
             fig = acc.verified_figure(key.delta)
             if not final:
                 fig = PrivacyFigure(
-                    fig.epsilon, fig.delta, "verified", fig.source + f"; PLD grid {disc:g}"
+                    fig.epsilon, fig.delta, VERIFIED, fig.source + f"; PLD grid {disc:g}"
                 )
             row["verified"] = figure_to_dict(fig)
         if paper is not None:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..privacy import CLAIMED, VERIFIED
 from ..validation import check_output_dir
 from .accounting import AccountingCache, DPMixKey, DPSGDKey
 from .config import BASELINE_FAMILIES, CompareConfig, ConfigError, family_of, target_label
@@ -638,8 +639,8 @@ def _row(
         "model": spec.model,
         "seed": spec.seed,
         "target_label": label or "none",
-        "claimed_target_epsilon": spec.epsilon if label == "claimed" else None,
-        "verified_target_epsilon": spec.epsilon if label == "verified" else None,
+        "claimed_target_epsilon": spec.epsilon if label == CLAIMED else None,
+        "verified_target_epsilon": spec.epsilon if label == VERIFIED else None,
         "claimed_epsilon": o.claimed.epsilon if o.claimed is not None else None,
         "claimed_delta": o.claimed.delta if o.claimed is not None else None,
         "verified_epsilon": o.verified.epsilon if o.verified is not None else None,
