@@ -15,6 +15,7 @@ from __future__ import annotations
 from .accounting import (
     DEFAULT_ORDERS,
     Accounting,
+    DPMixAccounting,
     calibrate,
     calibrate_noise_multiplier,
     dpmix_epsilon,
@@ -50,6 +51,7 @@ __all__ = [
     "check_one_hot",
     "one_hot",
     "DEFAULT_ORDERS",
+    "DPMixAccounting",
     "Accounting",
     "whitened_sensitivity",
     "rdp_native",

@@ -57,12 +57,13 @@ import numpy as np
 from scipy.special import gammaln
 
 from product_noise.accounting.calibrate import ensure_safe, smallest_noise
-from product_noise.privacy import PrivacyFigure, PrivacyWarning
+from product_noise.privacy import CLAIMED, VERIFIED, PrivacyFigure, PrivacyWarning
 from product_noise.validation import check_delta, check_epsilon, check_positive, check_positive_int
 
 __all__ = [
     "DEFAULT_ORDERS",
     "THESIS_ORDERS",
+    "DPMixAccounting",
     "Accounting",
     "whitened_sensitivity",
     "rdp_native",
@@ -305,8 +306,8 @@ def epsilon_from_rdp(
 
 
 @dataclass(frozen=True)
-class Accounting:
-    """The full result of one DPMix accounting.
+class DPMixAccounting:
+    """The full result of one DPMix accounting (what :func:`dpmix_epsilon` returns).
 
     Attributes
     ----------
@@ -344,6 +345,10 @@ class Accounting:
         )
 
 
+#: the former name of :class:`DPMixAccounting` (kept for existing code)
+Accounting = DPMixAccounting
+
+
 def dpmix_epsilon(
     n: int,
     l: int,
@@ -355,7 +360,7 @@ def dpmix_epsilon(
     conversion: Conversion = "improved",
     bound: Bound = "thm27",
     orders: Sequence[int] = DEFAULT_ORDERS,
-) -> Accounting:
+) -> DPMixAccounting:
     """ε of ``T`` DPMix releases at ``δ`` (WBK Theorem 27 by default).
 
     Parameters
@@ -387,7 +392,7 @@ def dpmix_epsilon(
     else:
         raise ValueError(f"backend must be 'dp_accounting' or 'native', got {backend!r}")
     eps, order = epsilon_from_rdp(alphas, rdp, delta, conversion=conversion)
-    return Accounting(
+    return DPMixAccounting(
         eps, delta, order, n, l, T, float(noise_multiplier), backend, conversion, bound
     )
 
@@ -407,9 +412,7 @@ def verified_figure(
     WBK Theorem 27, improved conversion. See :func:`dpmix_epsilon` for the parameters.
     """
     acc = dpmix_epsilon(n, l, T, noise_multiplier, delta, backend=backend, orders=orders)
-    return PrivacyFigure(
-        acc.epsilon, acc.delta, "verified", acc.source(), extra={"order": acc.order}
-    )
+    return PrivacyFigure(acc.epsilon, acc.delta, VERIFIED, acc.source(), extra={"order": acc.order})
 
 
 # --------------------------------------------------------------------------- thesis (claimed)
@@ -545,7 +548,7 @@ def thesis_figure(
         f"thesis (Mahmud 2025) {what}: Δ²=d_x/σ_x²+d_y/σ_y², classic conversion, "
         f"n={n}, l={l}, T={T}, order {order}; not a valid DP bound"
     )
-    return PrivacyFigure(eps, float(delta), "claimed", src, extra={"order": order})
+    return PrivacyFigure(eps, float(delta), CLAIMED, src, extra={"order": order})
 
 
 # --------------------------------------------------------------------------- calibration

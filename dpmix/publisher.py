@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from product_noise.privacy import PrivacyFigure
+from product_noise.privacy import VERIFIED, PrivacyFigure, PrivacyReport
 from product_noise.validation import check_delta, check_positive, check_positive_int
 
 from .accounting import (
@@ -447,7 +447,7 @@ class DPMix:
         return PrivacyFigure(
             acc.epsilon,
             delta,
-            "verified",
+            VERIFIED,
             src,
             extra={
                 "noise_multiplier": s,
@@ -475,6 +475,26 @@ class DPMix:
             r.dim,
             r.num_classes,
             delta,
+        )
+
+    def privacy_report(
+        self,
+        delta: float | None = None,
+        *,
+        backend: Backend = "dp_accounting",
+        orders=DEFAULT_ORDERS,
+    ) -> PrivacyReport:
+        """The last release's :meth:`privacy` (verified) and :meth:`claimed_privacy` (the
+        thesis) as one :class:`~product_noise.privacy.PrivacyReport`.
+
+        Each figure keeps its own default δ when ``delta`` is ``None`` (verified:
+        ``target_delta`` or ``1/n``; claimed: the thesis' ``1/n`` of the smallest class).
+        """
+        return PrivacyReport(
+            self.privacy(delta, backend=backend, orders=orders),
+            (self.claimed_privacy(delta),),
+            source="dpmix.DPMix",
+            what=f"DPMix {self.mixing} mixing, l = {self.l}",
         )
 
     def _last(self) -> Release:

@@ -25,7 +25,7 @@ from .mechanisms import (
     paper_t,
     solve_k,
 )
-from .privacy import PrivacyFigure, PrivacyWarning
+from .privacy import EmpiricalBound, PrivacyFigure, PrivacyReport, PrivacyWarning
 
 __version__ = "0.1.0"
 
@@ -42,6 +42,8 @@ __all__ = [
     "paper_t",
     "solve_k",
     "PrivacyFigure",
+    "PrivacyReport",
+    "EmpiricalBound",
     "PrivacyWarning",
     "PrivacyEngine",
 ]

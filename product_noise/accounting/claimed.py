@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..privacy import CLAIMED
+
 __all__ = [
     "ClaimedFigure",
     "ClaimedEpochFigure",
@@ -52,7 +54,7 @@ class ClaimedFigure:
     epsilon: float
     delta: float
 
-    label: ClassVar[str] = "claimed"
+    label: ClassVar[str] = CLAIMED
 
 
 @dataclass(frozen=True)

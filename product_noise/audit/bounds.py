@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from ..privacy import EmpiricalBound
 from ..validation import (
     check_confidence,
     check_delta,
@@ -158,6 +159,11 @@ class EpsilonLowerBound:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able copy of every field."""
         return dict(self.__dict__)
+
+    def to_empirical(self, source: str | None = None) -> EmpiricalBound:
+        """This bound as an :class:`~product_noise.privacy.EmpiricalBound`, the record a
+        :class:`~product_noise.privacy.PrivacyReport` holds (``report.with_empirical(b)``)."""
+        return EmpiricalBound.from_lower_bound(self, source)
 
 
 def _log_ratio(lo: float, hi: float, delta: float) -> float:

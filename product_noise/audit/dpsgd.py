@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..privacy import PrivacyFigure
+from ..privacy import CLAIMED, VERIFIED, PrivacyFigure
 from ..validation import (
     check_positive,
 )
@@ -215,19 +215,19 @@ def _claimed_product(settings: dict[str, Any], steps: int, n: int) -> PrivacyFig
         return PrivacyFigure(
             eps0,
             delta0,
-            "claimed",
+            CLAIMED,
             "product-noise paper per-step theorem (ε₀, δ₀) at its calibration σ = C·t(M,k)/ε₀",
         )
     try:
         fig = paper_composition_at_steps(eps0, delta0, n, n, steps)
         return PrivacyFigure(
-            fig.epsilon, fig.delta, "claimed", "product-noise paper composition", {"steps": steps}
+            fig.epsilon, fig.delta, CLAIMED, "product-noise paper composition", {"steps": steps}
         )
     except ValueError:  # the paper's formula is undefined for few steps
         return PrivacyFigure(
             steps * eps0,
             min(steps * delta0, 1.0),
-            "claimed",
+            CLAIMED,
             "product-noise paper per-step theorem composed by basic composition (the paper's "
             "own composition is undefined at so few steps)",
             {"steps": steps},
@@ -301,7 +301,7 @@ def audit_dpsgd(
     verified = PrivacyFigure(
         float(eps_v),
         delta,
-        "verified",
+        VERIFIED,
         f"{type(mech).__name__} (M = {run.dim}): {how}",
     )
     settings.update(

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..privacy import PrivacyFigure
+from ..privacy import CLAIMED, VERIFIED, PrivacyFigure
 from .bounds import EpsilonLowerBound
 
 __all__ = ["MECHANISMS", "TrainingAuditResult", "digits_sample"]
@@ -68,7 +68,7 @@ class TrainingAuditResult:
         eps = self.settings.get("target_epsilon")
         if eps is None:
             return "given noise"
-        return f"{self.settings.get('target_label', 'verified')} ε = {eps:g}"
+        return f"{self.settings.get('target_label', VERIFIED)} ε = {eps:g}"
 
     @property
     def claimed_bound(self) -> float | None:
@@ -106,8 +106,8 @@ class TrainingAuditResult:
             "mechanism": self.mechanism,
             "steps": self.steps,
             "trials_per_world": self.trials,
-            "verified_target_epsilon": self._target_of("verified"),
-            "claimed_target_epsilon": self._target_of("claimed"),
+            "verified_target_epsilon": self._target_of(VERIFIED),
+            "claimed_target_epsilon": self._target_of(CLAIMED),
             "delta": self.delta,
             "confidence": self.confidence,
             "empirical_lower_bound_epsilon": self.bound.epsilon_lower,

@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import time
 
+from ..privacy import CLAIMED, VERIFIED
 from ..validation import (
     check_confidence,
     check_delta,
@@ -232,5 +233,5 @@ def audit_training(
     res.seconds = time.perf_counter() - t0
     if noise_multiplier is None:  # the calibration target, shown in every row of the report
         res.settings["target_epsilon"] = epsilon
-        res.settings["target_label"] = "claimed" if mechanism == "product-paper" else "verified"
+        res.settings["target_label"] = CLAIMED if mechanism == "product-paper" else VERIFIED
     return res

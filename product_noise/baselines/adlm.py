@@ -78,7 +78,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ..accounting.calibrate import GrowingBracket, calibrate
-from ..privacy import PrivacyFigure
+from ..privacy import CLAIMED, VERIFIED, PrivacyFigure, PrivacyReport
 from ..validation import check_delta, check_epsilon, check_positive, check_positive_int
 
 __all__ = [
@@ -393,7 +393,7 @@ def claimed_figures(
         PrivacyFigure(
             total,
             delta,
-            "claimed",
+            CLAIMED,
             "AdLM paper: ε1 + ε2 + ε3, independent of the number of steps (Phan et al. 2017)",
             {"epsilon1": epsilon1, "epsilon2": epsilon2, "epsilon3": epsilon3},
         )
@@ -403,7 +403,7 @@ def claimed_figures(
             PrivacyFigure(
                 epsilon1 + releases * epsilon2 + epsilon3,
                 delta,
-                "claimed",
+                CLAIMED,
                 f"paper's per-step claim composed (basic) over the {releases} input-noise "
                 "redraws each record sees: ε1 + redraws·ε2 + ε3; still relies on the paper's "
                 "unproven per-step argument",
@@ -792,7 +792,7 @@ class AdLMClassifier(ClassifierMixin, BaseEstimator):
             return PrivacyFigure(
                 math.inf,
                 float(self.delta),
-                "verified",
+                VERIFIED,
                 "no finite ε can be proven: " + "; ".join(reasons),
                 {"reasons": reasons},
             )
@@ -813,7 +813,7 @@ class AdLMClassifier(ClassifierMixin, BaseEstimator):
         return PrivacyFigure(
             eps,
             float(self.delta),
-            "verified",
+            VERIFIED,
             f"local release of each record: {releases} per-example Laplace input draw(s) "
             f"(pixel range 1), {labels}, {rel}; training is post-processing; per-coordinate "
             "Laplace PLDs + RR composed with dp_accounting (replace-one)",
@@ -856,6 +856,17 @@ class AdLMClassifier(ClassifierMixin, BaseEstimator):
         """The verified figure for what was run (``inf`` when no finite ε can be proven)."""
         self._check_fitted()
         return self.privacy_[-1]
+
+    @property
+    def privacy_report_(self) -> PrivacyReport:
+        """``privacy_`` as a :class:`~product_noise.privacy.PrivacyReport`: the claimed figures
+        in their order (headline, then composed over redraws) and the verified one."""
+        self._check_fitted()
+        return PrivacyReport.from_figures(
+            self.privacy_,
+            source="product_noise.baselines.AdLMClassifier",
+            what=f"AdLM, {self.releases_} input-noise release(s) per record",
+        )
 
 
 def _check_image_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:

@@ -40,7 +40,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..accounting.calibrate import GrowingBracket, NoBracketFoundError, calibrate, invert_profile
 from ..mechanisms.base import MIN_DELTA
 from ..mechanisms.gaussian import analytic_gaussian_sigma, classic_gaussian_sigma, gaussian_delta
-from ..privacy import PrivacyFigure, PrivacyWarning
+from ..privacy import CLAIMED, VERIFIED, PrivacyFigure, PrivacyReport, PrivacyWarning
 from ..validation import check_delta, check_epsilon, check_positive, check_positive_int
 
 __all__ = [
@@ -436,7 +436,7 @@ class GaussianInputPerturbation(TransformerMixin, BaseEstimator):
             return PrivacyFigure(
                 gdp_epsilon(mu_total, delta),
                 delta,
-                "verified",
+                VERIFIED,
                 base + "; images only; labels public",
                 extra,
             )
@@ -455,7 +455,7 @@ class GaussianInputPerturbation(TransformerMixin, BaseEstimator):
         return PrivacyFigure(
             eps,
             delta,
-            "verified",
+            VERIFIED,
             base
             + f"; labels by {n_classes}-ary randomized response at ε_L = {label_epsilon:.4g}, "
             + how,
@@ -515,7 +515,7 @@ class GaussianInputPerturbation(TransformerMixin, BaseEstimator):
             claimed = PrivacyFigure(
                 p["epsilon"],
                 p["delta"],
-                "claimed",
+                CLAIMED,
                 f"blog recipe: classic Gaussian s = Δ√(2 ln(1.25/δ))/ε with Δ = {dc:.4g} "
                 "(Dwork-Roth Thm A.1, valid only for ε < 1), per release"
                 + (f", ignoring the {k} re-draws" if k > 1 else "")
@@ -549,7 +549,7 @@ class GaussianInputPerturbation(TransformerMixin, BaseEstimator):
         self.n_classes_ = n_classes
         self.mu_ = Delta / self.sigma_
         self.mu_total_ = self.mu_ * math.sqrt(k)
-        self.privacy_ = {"claimed": claimed, "verified": verified}
+        self.privacy_ = {CLAIMED: claimed, VERIFIED: verified}
         self._rng = np.random.default_rng(self.random_state)
         self._noise: dict[tuple[bytes, int, int], np.ndarray] = {}
         self._labels: dict[tuple[bytes, int, int], tuple[bool, int]] = {}
@@ -584,6 +584,18 @@ class GaussianInputPerturbation(TransformerMixin, BaseEstimator):
                 "draw would not be covered by privacy_ (raise releases)"
             )
         return int(release)
+
+    @property
+    def privacy_report_(self) -> PrivacyReport:
+        """``privacy_`` as a :class:`~product_noise.privacy.PrivacyReport` (after ``fit``;
+        ``privacy_`` itself is unchanged)."""
+        claimed = self.privacy_[CLAIMED]
+        return PrivacyReport(
+            self.privacy_[VERIFIED],
+            () if claimed is None else (claimed,),
+            source="product_noise.baselines.GaussianInputPerturbation",
+            what=f"Gaussian input perturbation, {self.releases_} release(s) per record",
+        )
 
     def normalized(self, X: Any) -> np.ndarray:
         """``X`` after the configured normalisation (no noise): the noiseless records."""

@@ -35,13 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from ..privacy import PrivacyFigure
+from ..privacy import VERIFIED, PrivacyFigure
 
 __all__ = [
     "DPSGDKey",
     "DPMixKey",
     "compute_dpsgd",
     "compute_dpmix",
+    "AccountingCache",
     "Accounting",
     "figure_to_dict",
     "figure_from_dict",
@@ -286,19 +287,21 @@ def compute_dpsgd(key: DPSGDKey) -> dict[str, Any]:
                 PrivacyFigure(
                     float(acc.get_epsilon(key.delta)),
                     key.delta,
-                    "verified",
+                    VERIFIED,
                     "Opacus prv accountant (subsampled Gaussian)",
                 )
             )
         else:
+            from ..opacus.accountants import SphericalStep
+
             final = epoch == key.epochs
             disc = 1e-4 if final else COARSE_DISCRETIZATION
             acc = _verified_accountant(memo, disc)
-            acc.history = [(family, key.dim, nm, q, steps)]
+            acc.history = [SphericalStep(family, key.dim, nm, q, steps)]
             fig = acc.verified_figure(key.delta)
             if not final:
                 fig = PrivacyFigure(
-                    fig.epsilon, fig.delta, "verified", fig.source + f"; PLD grid {disc:g}"
+                    fig.epsilon, fig.delta, VERIFIED, fig.source + f"; PLD grid {disc:g}"
                 )
             row["verified"] = figure_to_dict(fig)
         if paper is not None:
@@ -434,7 +437,7 @@ def _init_worker(parent: int) -> None:
 
 
 # ====================================================================== the cache
-class Accounting:
+class AccountingCache:
     """Calibrations and privacy figures of a comparison, computed once per key.
 
     Parameters
@@ -522,3 +525,7 @@ class Accounting:
                 proc.kill()
                 proc.join()
         pool.shutdown(wait=True)  # the pool's manager thread sees the workers gone and ends
+
+
+#: the former name of :class:`AccountingCache` (kept for existing code)
+Accounting = AccountingCache

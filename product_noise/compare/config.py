@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..privacy import CLAIMED, VERIFIED
+
 __all__ = [
     "CompareConfig",
     "ConfigError",
@@ -129,8 +131,8 @@ def target_label(mechanism: str) -> str | None:
     if family_of(mechanism) == "nonprivate":
         return None
     if mechanism.endswith("-paper") or mechanism.endswith("classic-gaussian"):
-        return "claimed"
-    return "verified"
+        return CLAIMED
+    return VERIFIED
 
 
 def expand_mechanisms(names: list[str] | tuple[str, ...]) -> list[str]:

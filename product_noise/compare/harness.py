@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from ..privacy import CLAIMED, VERIFIED
 from ..validation import check_output_dir
-from .accounting import Accounting, DPMixKey, DPSGDKey
+from .accounting import AccountingCache, DPMixKey, DPSGDKey
 from .config import BASELINE_FAMILIES, CompareConfig, ConfigError, family_of, target_label
 from .data import ClassificationData, load_erm_data, load_nn_data
 from .report import (
@@ -311,7 +312,7 @@ def run_compare(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: one thread is fastest, and leaves a core to workers
     blas = threadpool_limits(1)  # idle BLAS threads spinning beside the workers cost a lot
-    accounting = Accounting(workers=workers if _needs_accounting(todo) else 1, stored=stored)
+    accounting = AccountingCache(workers=workers if _needs_accounting(todo) else 1, stored=stored)
     results = CsvAppender(out / "results.csv", RESULT_COLUMNS)
     epochs_csv = CsvAppender(out / "epochs.csv", EPOCH_COLUMNS)
     failures: list[str] = []
@@ -367,7 +368,7 @@ def _run_all(
     todo: list[RunSpec],
     nn_data: ClassificationData | None,
     erm_data: ClassificationData | None,
-    accounting: Accounting,
+    accounting: AccountingCache,
     results: CsvAppender,
     epochs_csv: CsvAppender,
     timings: dict[str, float],
@@ -515,7 +516,7 @@ def _needs_accounting(specs: list[RunSpec]) -> bool:
     return any(family_of(s.mechanism) in ("dpsgd", "dpmix") for s in specs)
 
 
-def _save_accounting(out: Path, accounting: Accounting) -> None:
+def _save_accounting(out: Path, accounting: AccountingCache) -> None:
     path = out / "accounting.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(accounting.results, indent=1), encoding="utf-8")
@@ -573,7 +574,7 @@ def _execute(
     spec: RunSpec,
     nn_data: ClassificationData | None,
     erm_data: ClassificationData | None,
-    accounting: Accounting,
+    accounting: AccountingCache,
     dims: dict[str, int],
     plan_cache: dict,
     progress: bool,
@@ -638,8 +639,8 @@ def _row(
         "model": spec.model,
         "seed": spec.seed,
         "target_label": label or "none",
-        "claimed_target_epsilon": spec.epsilon if label == "claimed" else None,
-        "verified_target_epsilon": spec.epsilon if label == "verified" else None,
+        "claimed_target_epsilon": spec.epsilon if label == CLAIMED else None,
+        "verified_target_epsilon": spec.epsilon if label == VERIFIED else None,
         "claimed_epsilon": o.claimed.epsilon if o.claimed is not None else None,
         "claimed_delta": o.claimed.delta if o.claimed is not None else None,
         "verified_epsilon": o.verified.epsilon if o.verified is not None else None,

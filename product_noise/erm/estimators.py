@@ -50,7 +50,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..mechanisms import Gaussian, Mechanism
 from ..mechanisms.base import SphericalMechanism
-from ..privacy import PrivacyFigure, PrivacyWarning
+from ..privacy import PrivacyFigure, PrivacyReport, PrivacyWarning
 from ..validation import check_delta, check_epsilon, check_positive, check_positive_int
 from .losses import MarginLoss, make_loss
 from .noise import (
@@ -127,6 +127,17 @@ class ERMPrivacy:
     def noise_norm(self) -> float:
         """Euclidean norm of all noise drawn, over every model and part."""
         return float(math.sqrt(sum(v * v for d in self.noise_norms for v in d.values())))
+
+    @property
+    def report(self) -> PrivacyReport:
+        """The verified and claimed figures as one :class:`~product_noise.privacy.PrivacyReport`
+        (the same figure objects as :attr:`verified` and :attr:`claimed`)."""
+        return PrivacyReport(
+            self.verified,
+            () if self.claimed is None else (self.claimed,),
+            source=f"product_noise.erm ({self.method} perturbation)",
+            what=f"{self.method} perturbation with {self.noise} noise",
+        )
 
     def __str__(self) -> str:
         lines = [
@@ -589,6 +600,13 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
         if scores.ndim == 1:
             return self.classes_[(scores > 0).astype(int)]
         return self.classes_[np.argmax(scores, axis=1)]
+
+    # ------------------------------------------------------------------ privacy
+    @property
+    def privacy_report_(self) -> PrivacyReport:
+        """``privacy_`` as a :class:`~product_noise.privacy.PrivacyReport` (after ``fit``;
+        ``privacy_`` itself is unchanged)."""
+        return self.privacy_.report
 
 
 class PrivateLogisticRegression(_PrivateLinearClassifier):

@@ -42,7 +42,7 @@ from ..mechanisms import GammaNorm, Gaussian, L2Mechanism, Mechanism, ProductNoi
 from ..mechanisms.base import SphericalMechanism
 from ..mechanisms.product import claimed_delta, paper_t
 from ..mechanisms.spherical import SGG
-from ..privacy import PrivacyFigure
+from ..privacy import CLAIMED, VERIFIED, PrivacyFigure
 from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from .objective import amp_iyengar_sigma
 
@@ -120,7 +120,7 @@ def release_figures(mech: Mechanism, epsilon: float, delta: float) -> tuple[Priv
     claim = mech.claimed()
     if claim is None:
         claim = PrivacyFigure(
-            float(epsilon), float(delta), "claimed", f"target of verified calibration of {mech}"
+            float(epsilon), float(delta), CLAIMED, f"target of verified calibration of {mech}"
         )
     if isinstance(mech, GammaNorm):
         return claim, mech.pure_figure()
@@ -277,12 +277,12 @@ def objective_noise(
     if name == "gamma":
         mech = GammaNorm(dim, shift / en, shift)
         return mech, PrivacyFigure(
-            epsilon, 0.0, "claimed", "objective perturbation with Gamma-norm noise (CMS11 Alg. 2)"
+            epsilon, 0.0, CLAIMED, "objective perturbation with Gamma-norm noise (CMS11 Alg. 2)"
         )
     if name == "classic_gaussian":
         mech = Gaussian(dim, amp_iyengar_sigma(shift, en, delta), shift)
         return mech, PrivacyFigure(
-            epsilon, delta, "claimed", "Gaussian objective noise, Iyengar et al. 2019 sigma"
+            epsilon, delta, CLAIMED, "Gaussian objective noise, Iyengar et al. 2019 sigma"
         )
     if name == "product_paper":
         k = float(params.pop("k", 1000.0))
@@ -301,7 +301,7 @@ def objective_noise(
         return mech, PrivacyFigure(
             epsilon,
             mech.paper["claimed_delta"],
-            "claimed",
+            CLAIMED,
             f"product-noise paper formula at eps_p={en:.4g}, k={k:g} (official AMP code)",
         )
     if params:
@@ -311,7 +311,7 @@ def objective_noise(
     return mech, PrivacyFigure(
         epsilon,
         delta,
-        "claimed",
+        CLAIMED,
         f"target of verified objective-perturbation calibration of {mech}",
     )
 
@@ -326,6 +326,6 @@ def objective_verified(
     return PrivacyFigure(
         eps,
         float(delta),
-        "verified",
+        VERIFIED,
         f"objective-perturbation bound (2-D shift subspace, Jacobian {jacobian:.3g}) for {mech}",
     )

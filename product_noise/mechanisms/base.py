@@ -33,7 +33,7 @@ from ..accounting.calibrate import (
     invert_profile,
     smallest_scale,
 )
-from ..privacy import PrivacyFigure
+from ..privacy import VERIFIED, PrivacyFigure
 from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from .spherical import MIN_EXACT_DIM, SGG, uniform_direction
 
@@ -123,9 +123,9 @@ class Mechanism(ABC):
             raise ValueError("give exactly one of epsilon= or delta=")
         src = f"exact privacy profile of {self.describe()}"
         if delta is not None:
-            return PrivacyFigure(self.epsilon(delta), float(delta), "verified", src)
+            return PrivacyFigure(self.epsilon(delta), float(delta), VERIFIED, src)
         eps = check_epsilon(epsilon)
-        return PrivacyFigure(eps, float(self.delta(eps)), "verified", src)
+        return PrivacyFigure(eps, float(self.delta(eps)), VERIFIED, src)
 
     def claimed(self) -> PrivacyFigure | None:
         """The guarantee a paper states for this noise (labelled ``claimed``), if any."""

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import special
 
 from ..accounting.calibrate import GrowingBracket, smallest_scale
-from ..privacy import PrivacyFigure, PrivacyWarning
+from ..privacy import CLAIMED, PrivacyFigure, PrivacyWarning
 from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from .base import MIN_DELTA, SeedLike, SphericalMechanism
 from .spherical import SGG
@@ -116,7 +116,7 @@ class Gaussian(SphericalMechanism):
         mech._claim = PrivacyFigure(
             float(epsilon),
             float(delta),
-            "claimed",
+            CLAIMED,
             "classic Gaussian calibration (Dwork-Roth Thm A.1"
             + ("; outside its validity eps<1)" if epsilon >= 1 else ")"),
         )

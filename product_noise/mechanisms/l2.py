@@ -9,7 +9,7 @@ M ≥ 10⁴. Calibration uses the exact spherical profile with the supremum over
 
 from __future__ import annotations
 
-from ..privacy import PrivacyFigure
+from ..privacy import CLAIMED, VERIFIED, PrivacyFigure
 from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from .base import SphericalMechanism
 from .spherical import SGG
@@ -64,7 +64,7 @@ class GammaNorm(L2Mechanism):
         sensitivity = check_positive("sensitivity", sensitivity)
         mech = cls(check_dimension(dim), sensitivity / epsilon, sensitivity)
         mech._claim = PrivacyFigure(
-            epsilon, 0.0, "claimed", "Gamma-norm noise, pure epsilon-DP (CMS11 Alg. 1/2)"
+            epsilon, 0.0, CLAIMED, "Gamma-norm noise, pure epsilon-DP (CMS11 Alg. 1/2)"
         )
         return mech
 
@@ -85,7 +85,7 @@ class GammaNorm(L2Mechanism):
         return PrivacyFigure(
             extra_epsilon + s / self.theta,
             0.0,
-            "verified",
+            VERIFIED,
             "pure DP of Gamma-norm noise: log-density ratio <= beta*||shift|| "
             "(triangle inequality)",
         )

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import optimize, special
 
-from ..privacy import PrivacyFigure, PrivacyWarning
+from ..privacy import CLAIMED, PrivacyFigure, PrivacyWarning
 from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from .base import SeedLike, SphericalMechanism
 from .spherical import MIN_EXACT_DIM, SGG, _gauss_legendre
@@ -382,7 +382,7 @@ class ProductNoise(SphericalMechanism):
         return PrivacyFigure(
             self.paper["epsilon0"],
             self.paper["claimed_delta"],
-            "claimed",
+            CLAIMED,
             f"product-noise paper formula (k={self.paper['k']:.6g}, q={self.paper['q']:.6g}); "
             "known not to hold for this noise",
         )

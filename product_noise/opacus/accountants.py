@@ -29,7 +29,10 @@
     (:func:`~product_noise.accounting.claimed.paper_composition_at_steps`). Labelled
     ``claimed``; known unsound.
 
-History entries are plain tuples so that checkpoints stay loadable with ``torch.load``.
+History entries of the verified accountants are frozen event records (:class:`SphericalStep`, a
+:class:`typing.NamedTuple`, so still the positional tuples of Opacus' accountants); their
+``state_dict`` stores plain tuples so that checkpoints stay loadable with
+``torch.load(..., weights_only=True)``, and ``load_state_dict`` rebuilds the records.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from opacus.accountants import IAccountant
 from opacus.accountants.registry import _ACCOUNTANTS, register_accountant
@@ -45,9 +48,10 @@ from opacus.accountants.registry import _ACCOUNTANTS, register_accountant
 from ..accounting.claimed import paper_composition_at_steps
 from ..accounting.pld import compose_plds, infinity_mass, pld_from_profile
 from ..mechanisms import MECHANISMS, SphericalMechanism
-from ..privacy import PrivacyFigure
+from ..privacy import CLAIMED, VERIFIED, PrivacyFigure
 
 __all__ = [
+    "SphericalStep",
     "SphericalVerifiedAccountant",
     "ProductVerifiedAccountant",
     "PaperClaimedAccountant",
@@ -55,12 +59,54 @@ __all__ = [
 ]
 
 
+class SphericalStep(NamedTuple):
+    """``steps`` identical DP-SGD steps with joint spherical noise: the event a verified
+    accountant composes (in the manner of ``dp_accounting``'s ``DpEvent`` records).
+
+    Each step Poisson-subsamples the data with probability ``sample_rate``, sums the clipped
+    per-example gradients (norm ≤ C) and adds one draw of the ``dim``-dimensional spherical
+    noise ``family`` at scale ``noise_multiplier × C``. Neighbouring datasets differ by adding
+    or removing one record. A ``NamedTuple``: equal to (and unpackable as) the positional tuple
+    ``(family, dim, noise_multiplier, sample_rate, steps)``.
+
+    Attributes
+    ----------
+    family : str
+        A registry name of :data:`product_noise.mechanisms.MECHANISMS` (``"product"``,
+        ``"l2"``, ``"gaussian"``, ...).
+    dim : int
+        Dimension M of one noise draw.
+    noise_multiplier : float
+        Noise scale over the shift C (the scale-free form).
+    sample_rate : float
+        Poisson sampling probability q of one step.
+    steps : int
+        How many such steps (run-length encoding of the history).
+    """
+
+    family: str
+    dim: int
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+
+    @classmethod
+    def from_tuple(cls, entry: Any) -> SphericalStep:
+        """The record of a positional entry (a tuple or list of the five fields)."""
+        if isinstance(entry, cls):
+            return entry
+        family, dim, nm, q, steps = entry
+        return cls(str(family), int(dim), float(nm), float(q), int(steps))
+
+
 class SphericalVerifiedAccountant(IAccountant):
     """Verified accountant for joint spherical noise (product noise, ℓ2 mechanism, Gaussian).
 
-    History: run-length-encoded tuples ``(family, dim, noise_multiplier, sample_rate, steps)``,
-    where ``family`` is a registry name of :data:`product_noise.mechanisms.MECHANISMS` and the
-    step's noise scale is ``noise_multiplier × C`` for shift C (the scale-free form).
+    History: run-length-encoded :class:`SphericalStep` records ``(family, dim,
+    noise_multiplier, sample_rate, steps)``, where ``family`` is a registry name of
+    :data:`product_noise.mechanisms.MECHANISMS` and the step's noise scale is
+    ``noise_multiplier × C`` for shift C (the scale-free form). Assigning ``history`` a list of
+    plain tuples rebuilds the records; :meth:`state_dict` stores plain tuples.
     """
 
     #: PLD grid step; 1e-4 reproduces dp-accounting's Gaussian to 3e-5 relative.
@@ -73,6 +119,15 @@ class SphericalVerifiedAccountant(IAccountant):
     @classmethod
     def mechanism(cls) -> str:
         return "spherical-verified"
+
+    @property
+    def history(self) -> list[SphericalStep]:  # type: ignore[override]
+        """The recorded steps, as :class:`SphericalStep` records."""
+        return self._history
+
+    @history.setter
+    def history(self, entries: Any) -> None:
+        self._history = [SphericalStep.from_tuple(e) for e in entries]
 
     def __len__(self) -> int:
         return len(self.history)
@@ -94,12 +149,12 @@ class SphericalVerifiedAccountant(IAccountant):
             )
         if family not in MECHANISMS:
             raise ValueError(f"unknown noise family {family!r}")
-        key = (family, int(dim), float(noise_multiplier), float(sample_rate))
-        if self.history and tuple(self.history[-1][:4]) == key:
-            last = self.history.pop()
-            self.history.append((*key, last[4] + 1))
+        step = SphericalStep(family, int(dim), float(noise_multiplier), float(sample_rate), 1)
+        last = self.history[-1] if self.history else None
+        if last is not None and last._replace(steps=1) == step:
+            self.history[-1] = last._replace(steps=last.steps + 1)
         else:
-            self.history.append((*key, 1))
+            self.history.append(step)
 
     def get_optimizer_hook_fn(self, sample_rate: float) -> Callable:
         def hook_fn(optim: Any) -> None:
@@ -114,14 +169,14 @@ class SphericalVerifiedAccountant(IAccountant):
 
     @property
     def num_steps(self) -> int:
-        return int(sum(h[4] for h in self.history))
+        return int(sum(h.steps for h in self.history))
 
     # ------------------------------------------------------------------ privacy
     @staticmethod
     def _mechanism(family: str, dim: int, noise_multiplier: float) -> SphericalMechanism:
         return MECHANISMS[family](dim, noise_multiplier, 1.0)
 
-    def _pld(self, entry: tuple, total_steps: int, delta: float) -> Any:
+    def _pld(self, entry: SphericalStep, total_steps: int, delta: float) -> Any:
         family, dim, nm, q, _ = entry
         key = (family, dim, nm, q, total_steps, delta, self.value_discretization_interval)
         if key not in self._pld_cache:
@@ -139,7 +194,7 @@ class SphericalVerifiedAccountant(IAccountant):
         if not self.history:
             return None
         total = self.num_steps
-        parts = [(self._pld(h, total, delta), int(h[4])) for h in self.history]
+        parts = [(self._pld(h, total, delta), h.steps) for h in self.history]
         return compose_plds(parts)
 
     def get_epsilon(self, delta: float, **kwargs: Any) -> float:
@@ -167,10 +222,18 @@ class SphericalVerifiedAccountant(IAccountant):
             extra["composed_infinity_mass"] = infinity_mass(composed)
             if math.isinf(eps):
                 source += f"; composed infinity mass {extra['composed_infinity_mass']:.3g} > δ"
-        return PrivacyFigure(eps, float(delta), "verified", source, extra)
+        return PrivacyFigure(eps, float(delta), VERIFIED, source, extra)
 
     def state_dict(self, destination: Any = None) -> OrderedDict:
-        return super().state_dict(destination)
+        """Opacus' state dict with the history as plain tuples (no class of this package in a
+        checkpoint: ``torch.load(..., weights_only=True)`` accepts it)."""
+        sd = super().state_dict(destination)
+        sd["history"] = [tuple(h) for h in self.history]
+        return sd
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Opacus' checks, then the history rebuilt as :class:`SphericalStep` records."""
+        super().load_state_dict(state_dict)  # assigns history: the setter rebuilds the records
 
 
 class ProductVerifiedAccountant(SphericalVerifiedAccountant):
@@ -235,13 +298,11 @@ class PaperClaimedAccountant(IAccountant):
                 self.num_steps,
             )
         except ValueError as err:  # too few steps for the paper's formula
-            return PrivacyFigure(
-                math.nan, math.nan, "claimed", f"paper composition undefined: {err}"
-            )
+            return PrivacyFigure(math.nan, math.nan, CLAIMED, f"paper composition undefined: {err}")
         return PrivacyFigure(
             fig.epsilon,
             fig.delta,
-            "claimed",
+            CLAIMED,
             "product-noise paper composition (KOV bound as in its code; known unsound)",
             {"steps": self.num_steps},
         )

@@ -40,7 +40,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from ..mechanisms import MECHANISMS, ProductNoise, SphericalMechanism
 from ..mechanisms.product import claimed_delta, paper_t, solve_k
-from ..privacy import ESTIMATE, VERIFIED, PrivacyFigure, PrivacyWarning
+from ..privacy import ESTIMATE, VERIFIED, PrivacyFigure, PrivacyReport, PrivacyWarning
 from ..validation import (
     check_delta,
     check_epsilon,
@@ -51,6 +51,7 @@ from ..validation import (
 from .accountants import (
     PaperClaimedAccountant,
     ProductVerifiedAccountant,
+    SphericalStep,
     SphericalVerifiedAccountant,
 )
 from .calibration import calibrate_paper_epsilon0, calibrate_verified_noise_multiplier
@@ -546,8 +547,8 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         approximation). ``delta`` is checked to lie in (0, 1) first, for every accountant."""
         return self._verified_figure(check_delta(delta)).epsilon
 
-    def get_privacy_report(self, delta: float) -> list[PrivacyFigure]:
-        """Every applicable privacy figure, each labelled.
+    def get_privacy_report(self, delta: float) -> PrivacyReport:
+        """Every applicable privacy figure, each labelled, as a :class:`PrivacyReport`.
 
         * ``verified``, always first: for Gaussian noise Opacus' accountant when its figure is
           a proven upper bound (``prv``, ``rdp``); for ``gdp`` the package's pessimistic PLD
@@ -555,8 +556,17 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         * ``estimate``: Opacus' ``gdp`` figure, a central-limit approximation (neither an upper
           nor a lower bound), for comparison only.
         * ``claimed``: for the product-noise paper's calibration, the paper's composition.
+
+        The report is a sequence of these figures in this order (``for fig in report``,
+        ``len``, indexing), as the list this method returned before.
         """
-        delta = check_delta(delta)
+        return PrivacyReport.from_figures(
+            self._privacy_figures(check_delta(delta)),
+            source="product_noise.PrivacyEngine",
+            what=f"DP-SGD with {self.noise} noise",
+        )
+
+    def _privacy_figures(self, delta: float) -> list[PrivacyFigure]:
         figures = [self._verified_figure(delta)]
         if self.noise == "gaussian":
             if self.accountant.mechanism() not in _SOUND_OPACUS_ACCOUNTANTS:
@@ -591,7 +601,9 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             return PrivacyFigure(math.inf, delta, VERIFIED, "a step without noise (σ = 0)")
         verified = SphericalVerifiedAccountant()
         dim = self.current_mechanism().dim if self._optimizer is not None else 1
-        verified.history = [("gaussian", dim, nm, q, n) for nm, q, n in self.accountant.history]
+        verified.history = [
+            SphericalStep("gaussian", dim, nm, q, n) for nm, q, n in self.accountant.history
+        ]
         fig = verified.verified_figure(delta)
         source = "pessimistic PLD (dp-accounting) of the subsampled Gaussian steps"
         return PrivacyFigure(fig.epsilon, delta, VERIFIED, source, fig.extra)

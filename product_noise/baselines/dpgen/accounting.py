@@ -66,7 +66,7 @@ from dp_accounting import NeighboringRelation
 from dp_accounting.pld import PLDAccountant
 
 from product_noise.accounting.calibrate import smallest_noise
-from product_noise.privacy import PrivacyFigure
+from product_noise.privacy import CLAIMED, VERIFIED, PrivacyFigure
 from product_noise.validation import (
     check_delta,
     check_epsilon,
@@ -202,7 +202,7 @@ def verified_figure(
             error_clip=float(error_clip or 0.0),
             sensitivity=joint_sensitivity(batch_size, clip_norm, error_clip or 0.0),
         )
-    return PrivacyFigure(eps, float(delta), "verified", src, extra=extra)
+    return PrivacyFigure(eps, float(delta), VERIFIED, src, extra=extra)
 
 
 def claimed_epsilon(
@@ -252,7 +252,7 @@ def claimed_figure(
         f"order {order}; per-sample composition, error feedback not counted; not a guarantee"
     )
     extra = {"per_sample_multiplier": sps, "order": order}
-    return PrivacyFigure(eps, float(delta), "claimed", src, extra=extra)
+    return PrivacyFigure(eps, float(delta), CLAIMED, src, extra=extra)
 
 
 def calibrate_noise_multiplier(

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from product_noise.privacy import PrivacyFigure
+from product_noise.privacy import CLAIMED, VERIFIED, PrivacyFigure, PrivacyReport
 from product_noise.validation import (
     check_delta,
     check_epsilon,
@@ -176,6 +176,16 @@ class DPGenerator:
             target=c.target,  # type: ignore[arg-type]
         )
 
+    @property
+    def privacy_report_(self) -> PrivacyReport:
+        """``privacy_`` as a :class:`~product_noise.privacy.PrivacyReport` (empty before
+        :meth:`fit`; ``privacy_`` itself is unchanged)."""
+        return PrivacyReport.from_figures(
+            self.privacy_.values(),
+            source="product_noise.baselines.DPGenerator",
+            what=f"DP-EFSGD generator, {self.config.steps} steps",
+        )
+
     def privacy_figures(
         self, noise_multiplier: float, delta: float | None = None
     ) -> dict[str, PrivacyFigure]:
@@ -183,7 +193,7 @@ class DPGenerator:
         c = self.config
         delta = c.target_delta if delta is None else check_delta(delta)
         return {
-            "verified": verified_figure(
+            VERIFIED: verified_figure(
                 noise_multiplier,
                 c.num_discriminators,
                 c.steps,
@@ -192,7 +202,7 @@ class DPGenerator:
                 clip_norm=c.clip_norm,
                 error_clip=c.error_clip,
             ),
-            "claimed": claimed_figure(
+            CLAIMED: claimed_figure(
                 noise_multiplier,
                 c.num_discriminators,
                 c.batch_size,

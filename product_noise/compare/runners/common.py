@@ -12,7 +12,7 @@ import torch
 from scipy import special
 from torch import nn
 
-from ...privacy import PrivacyFigure
+from ...privacy import PrivacyFigure, PrivacyReport
 from ..config import CompareConfig
 from ..data import ClassificationData
 
@@ -41,6 +41,16 @@ class Outcome:
     accounting_seconds: float = 0.0
     epochs: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def report(self) -> PrivacyReport:
+        """The run's final figures (:attr:`verified`, :attr:`claimed`) as one
+        :class:`~product_noise.privacy.PrivacyReport`."""
+        return PrivacyReport(
+            self.verified,
+            () if self.claimed is None else (self.claimed,),
+            source="product_noise.compare",
+        )
 
 
 def _inputs(cfg: CompareConfig, data: ClassificationData, X: np.ndarray) -> torch.Tensor:

@@ -11,6 +11,7 @@ import numpy as np
 from ...baselines.dpgen.accounting import claimed_floor
 from ...baselines.dpgen.evaluate import downstream_accuracy
 from ...baselines.dpgen.generator import DPGenConfig, DPGenerator
+from ...privacy import CLAIMED, VERIFIED
 from ...validation import check_delta, check_epsilon, check_positive_int
 
 __all__ = ["quick_config", "run_for_compare"]
@@ -118,8 +119,8 @@ def run_for_compare(
     ]
     return {
         "accuracy": acc,
-        "claimed": gen.privacy_["claimed"],
-        "verified": gen.privacy_["verified"],
+        "claimed": gen.privacy_[CLAIMED],
+        "verified": gen.privacy_[VERIFIED],
         "noise_scale": gen.noise_multiplier_,
         "steps": c.steps,
         "notes": notes,

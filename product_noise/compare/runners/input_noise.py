@@ -18,7 +18,7 @@ from ...baselines.input_noise import (
     _default_model,
     train_classifier,
 )
-from ...privacy import PrivacyFigure, PrivacyWarning
+from ...privacy import CLAIMED, VERIFIED, PrivacyFigure, PrivacyWarning
 from ...validation import check_delta, check_epsilon, check_positive_int
 
 
@@ -144,7 +144,7 @@ def run_for_compare(
         progress=progress,
         desc=f"input noise ({target})",
     )
-    verified = tr.privacy_["verified"]
+    verified = tr.privacy_[VERIFIED]
     if target == "claimed":
         # the comparison's privacy unit is the record (image, label): an unperturbed label
         # leaves no finite ε for it; the image-only figure is kept beside it
@@ -152,7 +152,7 @@ def run_for_compare(
         verified = PrivacyFigure(
             math.inf,
             images.delta,
-            "verified",
+            VERIFIED,
             "record = (image, label): the label is released unperturbed (the blog's unary "
             "encoding with q = 1e-17 never flips a label in float64), so no finite ε holds for "
             f"the record; images alone: ε = {images.epsilon:.4g} ({images.source})",
@@ -161,7 +161,7 @@ def run_for_compare(
         notes.append(f"verified ε of the images alone: {images.epsilon:.4g}")
     return {
         "accuracy": acc,
-        "claimed": tr.privacy_["claimed"],
+        "claimed": tr.privacy_[CLAIMED],
         "verified": verified,
         "noise_scale": tr.sigma_,
         "steps": steps,
