@@ -30,7 +30,6 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:Optimal order is the",
     "ignore:GDP accounting is experimental:UserWarning",
 )
-torch.set_num_threads(1)
 DELTA = 1e-5
 
 
