@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
 
 from product_noise.baselines.adlm import (
     AdLMClassifier,
@@ -30,17 +29,6 @@ from product_noise.baselines.adlm import (
 )
 from product_noise.compare.runners.adlm import run_for_compare
 from product_noise.privacy import PrivacyFigure
-
-torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    X, y = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(np.float32)
-    perm = np.random.default_rng(0).permutation(len(X))
-    tr, te = perm[:1437], perm[1437:]
-    return X[tr], y[tr], X[te], y[te]
 
 
 def _small(**kw) -> AdLMClassifier:

@@ -31,8 +31,6 @@ from product_noise.baselines.dpgen import (
 )
 from product_noise.compare.runners.dpgen import run_for_compare
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def digits():

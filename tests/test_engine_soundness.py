@@ -28,8 +28,8 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:Full backward hook is firing",
     "ignore:Using a non-full backward hook",
     "ignore:Optimal order is the",
+    "ignore:GDP accounting is experimental:UserWarning",
 )
-torch.set_num_threads(1)
 DELTA = 1e-5
 
 

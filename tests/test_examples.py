@@ -145,7 +145,7 @@ def test_disable_dp_alias_and_plot(tmp_path: Path) -> None:
     assert png.is_file() and png.stat().st_size > 10_000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the same figure from the command line, and a clear error for a non-result file
-    from product_noise import plots
+    from product_noise.training import plots
 
     files = sorted((tmp_path / "out").glob("movielens_*.json"))
     assert len(files) == 3

@@ -33,18 +33,6 @@ from product_noise.data.loaders import DatasetNotFoundError
 from product_noise.mechanisms.gaussian import gaussian_delta
 from product_noise.privacy import PrivacyWarning
 
-torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, ...]:
-    d = load_digits()
-    X = (d.data / 16.0).astype(np.float32)
-    y = d.target.astype(np.int64)
-    perm = np.random.default_rng(0).permutation(len(y))
-    tr, te = perm[:1437], perm[1437:]
-    return X[tr], y[tr], X[te], y[te]
-
 
 def _images(n: int = 40, d: int = 784, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, d))

@@ -67,7 +67,6 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:Optimal order is the",
 )
 
-torch.set_num_threads(1)
 
 MNIST_M = 26_010
 VARIANTS = [  # every supported non-distributed (clipping, grad_sample_mode)

@@ -54,8 +54,6 @@ N_STEPS = 2000
 ALPHA = 0.01  # acceptance threshold of every goodness-of-fit test
 POWER_P = 1e-6  # a wrong law must be rejected at least this strongly
 
-torch.set_num_threads(1)
-
 
 def _data(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)

@@ -44,8 +44,6 @@ from product_noise import PrivacyEngine
 from product_noise.privacy import PrivacyWarning
 from product_noise.training.loop import TrainConfig, save_history, train
 
-torch.set_num_threads(1)
-
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Secure RNG turned off",
     "ignore:Full backward hook is firing",
