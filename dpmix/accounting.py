@@ -45,8 +45,8 @@ every order ``α ≥ 3`` overflows to ``nan``/``inf`` and only ``α = 2`` surviv
 
 References
 ----------
-.. [1] K. Lee, H. Kim, K. Lee, C. Suh and K. Ramchandran, "Synthesizing differentially private
-       datasets using random mixing", IEEE ISIT 2019.
+.. [1] K. Lee, H. Kim, K. Lee and C. Suh, "Synthesizing differentially private datasets using
+       random mixing", IEEE ISIT 2019.
 .. [2] Y.-X. Wang, B. Balle and S. Kasiviswanathan, "Subsampled Rényi differential privacy and
        analytical moments accountant", AISTATS 2019.
 .. [3] C. Canonne, G. Kamath and T. Steinke, "The discrete Gaussian for differential privacy",

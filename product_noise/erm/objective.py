@@ -115,19 +115,19 @@ class CMS11Objective:
 
     Attributes
     ----------
-    epsilon:
+    epsilon : float
         ``ε_p``, the budget of this model.
-    epsilon_noise:
+    epsilon_noise : float
         ``ε'_p``, the part left for the noise after the Jacobian term.
-    extra_reg:
+    extra_reg : float
         ``Δ`` added to the regulariser (0 unless the fallback fired).
-    fallback:
+    fallback : bool
         Whether step 2's fallback fired (``ε'_p ≤ 0`` before adjustment).
-    jacobian:
+    jacobian : float
         ``ε_p − ε'_p = 2 log(1 + cR²/(n(Λ+Δ)))``.
-    beta:
+    beta : float
         The Gamma-norm rate ``β = ε'_p / (2R)`` (CMS11's ``ε'_p/2`` at ``R = 1``).
-    noise_shift:
+    noise_shift : float
         ``2R``: bound on the change of the noise vector ``b`` between neighbours.
     """
 
