@@ -380,6 +380,9 @@ def load_kddcup99(
 ) -> Dataset:
     """KDDCup99 10 % subset (494,021 rows; binary ``normal.`` vs attack).
 
+    Categories are one-hot over the values present in the whole file, so the dimension does not
+    depend on the sample.
+
     Parameters
     ----------
     root : path
@@ -395,9 +398,6 @@ def load_kddcup99(
         Divide the 38 numeric columns by their max (CMS11; dpml does not).
     row_norm : {"clip", "unit", None}
         Row normalisation to norm ≤ 1 (CMS11).
-
-    Categories are one-hot over the values present in the whole file, so the dimension does not
-    depend on the sample.
 
     Returns
     -------
