@@ -665,10 +665,10 @@ def load_movielens(root: str | Path, *, variant: str = "auto", seed: int = 0) ->
 
     Parameters
     ----------
-    variant : {"auto", "1m", "100k"}
-        ``"auto"`` takes ratings.dat when present, else u.data.
     root : str or Path
         Directory with ``ml-1m/ratings.dat`` or ``ml-100k/u.data`` (or the file itself).
+    variant : {"auto", "1m", "100k"}
+        ``"auto"`` takes ratings.dat when present, else u.data.
     seed : int
         Shuffle seed (the official script does not seed).
 

@@ -367,7 +367,7 @@ class ProductNoise(SphericalMechanism):
         M, the total number of values the noise covers (e.g. all trainable parameters).
     sigma : float
         The absolute scale σ (already includes the sensitivity, as in the official code). It
-        scales the norm, ``‖n‖ = σ|z|``; the per-coordinate standard deviation is ``σ/√M``.
+        scales the norm, ``‖n‖ = σ|z|``; the per-coordinate root-mean-square is ``σ/√M``.
     sensitivity : float, default 1.0
         Δ, the L2 sensitivity the privacy figures refer to.
 
