@@ -666,7 +666,7 @@ def load_movielens(root: str | Path, *, variant: str = "auto", seed: int = 0) ->
     Parameters
     ----------
     root : str or Path
-        Directory with ``ml-1m/ratings.dat`` or ``ml-100k/u.data`` (or the file itself).
+        Directory with ``ml-1m/ratings.dat`` or ``ml-100k/u.data``, or holding either file directly.
     variant : {"auto", "1m", "100k"}
         ``"auto"`` takes ratings.dat when present, else u.data.
     seed : int
