@@ -42,6 +42,16 @@ not a valid DP guarantee (:func:`thesis_epsilon`, ``variant="formula"``). The th
 (App. A.3) additionally evaluates ``B`` with its own argument in place of the mixture degree, so
 every order ``α ≥ 3`` overflows to ``nan``/``inf`` and only ``α = 2`` survives the ``min``
 (``variant="code"``); that is the variant that reproduces the thesis' ``σ = 0.0711 ↔ ε = 15``.
+
+References
+----------
+.. [1] K. Lee, H. Kim, K. Lee and C. Suh, "Synthesizing differentially private datasets using
+       random mixing", IEEE ISIT 2019.
+.. [2] Y.-X. Wang, B. Balle and S. Kasiviswanathan, "Subsampled Rényi differential privacy and
+       analytical moments accountant", AISTATS 2019.
+.. [3] C. Canonne, G. Kamath and T. Steinke, "The discrete Gaussian for differential privacy",
+       NeurIPS 2020.
+.. [4] I. Mironov, "Rényi differential privacy", IEEE CSF 2017.
 """
 
 from __future__ import annotations
@@ -260,6 +270,24 @@ def rdp_dp_accounting(
     ``SampledWithoutReplacementDpEvent(n, l, GaussianDpEvent(noise_multiplier))`` ``T`` times.
     Costs ~5 s for orders 2..256 (``O(α²)`` Python work per order), hence the native backend
     for sweeps.
+
+    Parameters
+    ----------
+    orders : sequence of int
+        Integer Rényi orders ``α ≥ 2``.
+    n : int
+        Records available.
+    l : int
+        Records per mix (sample size without replacement), ``1 ≤ l ≤ n``.
+    noise_multiplier : float
+        ``s_eff = l/Δ > 0``.
+    T : int, default 1
+        Number of releases.
+
+    Returns
+    -------
+    rdp : ndarray of shape (len(orders),)
+        Total RDP ε(α) at each order.
     """
     from dp_accounting import dp_event
     from dp_accounting.rdp import rdp_privacy_accountant as rdpa
@@ -288,6 +316,29 @@ def epsilon_from_rdp(
     ``conversion="improved"``: ``ε = min_α rdp(α) + log((α-1)/α) - (log δ + log α)/(α-1)``
     (Canonne-Kamath-Steinke 2020, Prop. 12 / Asoodeh et al.; as in ``dp_accounting``).
     ``conversion="classic"``: ``ε = min_α rdp(α) + log(1/δ)/(α-1)`` (Mironov 2017, Prop. 3).
+
+    Parameters
+    ----------
+    orders : sequence of int
+        Rényi orders ``α > 1``.
+    rdp : sequence of float
+        RDP ε(α) at each order (``nan`` is treated as ``inf``), same length as ``orders``.
+    delta : float
+        Target δ in (0, 1).
+    conversion : {"improved", "classic"}, default "improved"
+        The RDP → (ε, δ) conversion.
+
+    Returns
+    -------
+    epsilon : float
+        ε ≥ 0 at ``delta``.
+    order : int
+        The minimising order.
+
+    Raises
+    ------
+    ValueError
+        If the lengths differ, ``delta`` is out of range or ``conversion`` is unknown.
     """
     a = np.asarray(list(orders), dtype=float)
     r = np.asarray(list(rdp), dtype=float)
@@ -335,7 +386,13 @@ class DPMixAccounting:
     bound: str
 
     def source(self) -> str:
-        """One line describing the computation (used in :class:`PrivacyFigure`)."""
+        """One line describing the computation (used in :class:`PrivacyFigure`).
+
+        Returns
+        -------
+        source : str
+            Theorem, sampling parameters, backend, conversion and optimal order.
+        """
         conv = "improved (CKS20)" if self.conversion == "improved" else "classic (Mironov17)"
         thm = "Thm 27" if self.bound == "thm27" else "Thm 9"
         return (
@@ -379,6 +436,17 @@ def dpmix_epsilon(
         Which WBK theorem.
     orders : sequence of int
         Integer orders (default 2..256).
+
+    Returns
+    -------
+    accounting : Accounting
+        ε, δ, the optimal order and how they were computed.
+
+    Raises
+    ------
+    ValueError
+        On out-of-range arguments, an unknown ``backend``, or ``bound="thm9"`` with the
+        ``dp_accounting`` backend.
     """
     n, l, T = _check_sampling(n, l, T)
     delta = check_delta(delta)
@@ -410,6 +478,24 @@ def verified_figure(
     """The **verified** :class:`~product_noise.privacy.PrivacyFigure` of ``T`` DPMix releases.
 
     WBK Theorem 27, improved conversion. See :func:`dpmix_epsilon` for the parameters.
+
+    Parameters
+    ----------
+    n, l, T : int
+        Records available, records per mix, releases.
+    noise_multiplier : float
+        ``s_eff = l/Δ``.
+    delta : float
+        Target δ in (0, 1).
+    backend : {"dp_accounting", "native"}, default "dp_accounting"
+        RDP implementation.
+    orders : sequence of int
+        Integer orders (default 2..256).
+
+    Returns
+    -------
+    figure : PrivacyFigure
+        (ε, δ) labelled ``"verified"``, with the optimal order in ``extra``.
     """
     acc = dpmix_epsilon(n, l, T, noise_multiplier, delta, backend=backend, orders=orders)
     return PrivacyFigure(acc.epsilon, acc.delta, VERIFIED, acc.source(), extra={"order": acc.order})
@@ -443,6 +529,16 @@ def thesis_rdp(
         argument ``k`` in ``exp(i(i-1)Δ²/(2k²))``, which overflows for every realistic ``Δ²``, so
         every order ``α ≥ 3`` is ``nan``/``inf`` and drops out of the ``min`` (we return ``inf``
         there unless the float64 evaluation is finite, which we reproduce literally).
+
+    Returns
+    -------
+    rdp : ndarray of shape (len(orders),)
+        The thesis' per-release ``ε'_α`` at each order (a **claimed** curve).
+
+    Raises
+    ------
+    ValueError
+        On out-of-range arguments or an unknown ``variant``.
     """
     alphas = _check_orders(orders)
     n, l, _ = _check_sampling(n, l, 1)
@@ -509,6 +605,26 @@ def thesis_epsilon(
     """The thesis' claimed ε (classic conversion; ``δ = 1/n`` by default) and its order.
 
     Not a privacy guarantee: see :func:`thesis_rdp`.
+
+    Parameters
+    ----------
+    n, l, T : int
+        Records, mixture degree, releases.
+    delta_sq : float
+        The thesis' ``Δ²``.
+    delta : float, optional
+        δ in (0, 1); default ``1/n``.
+    variant : {"formula", "code"}, default "formula"
+        See :func:`thesis_rdp`.
+    orders : sequence of int
+        Orders searched (default the thesis' 2..100).
+
+    Returns
+    -------
+    epsilon : float
+        The claimed ε.
+    order : int
+        The minimising order.
     """
     n, l, T = _check_sampling(n, l, T)
     delta = 1.0 / n if delta is None else check_delta(delta)
@@ -533,6 +649,24 @@ def thesis_figure(
 
     ``variant="code"`` (default) is what the thesis' numbers come from; ``"formula"`` is its
     Fig. 3.1. Both are labelled ``claimed``: neither is a valid bound in general.
+
+    Parameters
+    ----------
+    n, l, T : int
+        Records, mixture degree, releases.
+    sigma_x, sigma_y : float
+        Per-coordinate noise standard deviations of the mixed features and labels.
+    d_x, d_y : int
+        The thesis' ``d_x`` and ``d_y`` (feature and label dimensions) in ``Δ²``.
+    delta : float, optional
+        δ in (0, 1); default ``1/n``.
+    variant : {"code", "formula"}, default "code"
+        See :func:`thesis_rdp`.
+
+    Returns
+    -------
+    figure : PrivacyFigure
+        (ε, δ) labelled ``"claimed"``, with the order in ``extra``.
     """
     sigma_x = check_positive("sigma_x", sigma_x)
     sigma_y = check_positive("sigma_y", sigma_y)
@@ -569,6 +703,31 @@ def calibrate_noise_multiplier(
     ``s_eff``); the result is rounded to the safe (larger) side and, with ``verify=True``,
     re-checked with ``dp_accounting`` (at the optimal order and its neighbours) and raised by
     ``rtol`` steps until it passes.
+
+    Parameters
+    ----------
+    target_epsilon : float
+        Target verified ε > 0.
+    delta : float
+        δ in (0, 1).
+    l, T, n : int
+        Records per mix, releases, records available.
+    orders : sequence of int
+        Integer orders (default 2..256).
+    rtol : float, default 1e-6
+        Relative tolerance of the search (and step of the safety re-check).
+    verify : bool, default True
+        Re-check the result with ``dp_accounting``.
+
+    Returns
+    -------
+    noise_multiplier : float
+        ``s_eff = l/Δ`` (dimensionless), on the safe side.
+
+    Raises
+    ------
+    ValueError
+        On out-of-range arguments.
     """
     target_epsilon = check_epsilon(target_epsilon, "target_epsilon")
     delta = check_delta(delta)

@@ -56,18 +56,53 @@ class DataBound(ABC):
 
     @abstractmethod
     def diameter(self, dim: int) -> float:
-        """Replace-one diameter ``D_x = max ‖x - x'‖₂`` in dimension ``dim``."""
+        """Replace-one diameter ``D_x = max ‖x - x'‖₂`` in dimension ``dim``.
+
+        Parameters
+        ----------
+        dim : int
+            Feature dimension ``d`` (flattened record length).
+
+        Returns
+        -------
+        D_x : float
+            The L2 diameter of the record space.
+        """
 
     @abstractmethod
     def enforce(self, X: np.ndarray, on_violation: OnViolation = "raise") -> np.ndarray:
         """Check ``X`` (``(n, d)``, float) against the bound; raise, or clip and warn.
 
         Returns ``X`` itself when nothing is outside the bound, otherwise a clipped copy.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            Float records, one per row.
+        on_violation : {"raise", "clip"}, default "raise"
+            Reject, or clip and warn with :class:`DataBoundWarning`.
+
+        Returns
+        -------
+        X : ndarray of shape (n, d)
+            ``X`` itself when nothing is outside the bound, otherwise a clipped copy.
+
+        Raises
+        ------
+        ValueError
+            If records violate the bound and ``on_violation="raise"``, or ``on_violation`` is
+            invalid.
         """
 
     @abstractmethod
     def describe(self) -> str:
-        """One line for privacy-figure sources."""
+        """One line for privacy-figure sources.
+
+        Returns
+        -------
+        description : str
+            E.g. ``"entries in [0, 1]"``.
+        """
 
 
 @dataclass(frozen=True)
@@ -87,9 +122,41 @@ class PixelBound(DataBound):
             )
 
     def diameter(self, dim: int) -> float:
+        """``D_x = (high − low) √d``.
+
+        Parameters
+        ----------
+        dim : int
+            Feature dimension ``d`` (flattened record length).
+
+        Returns
+        -------
+        D_x : float
+            The L2 diameter of the box ``[low, high]^d``.
+        """
         return (self.high - self.low) * math.sqrt(dim)
 
     def enforce(self, X: np.ndarray, on_violation: OnViolation = "raise") -> np.ndarray:
+        """Check every entry of ``X`` lies in ``[low, high]``; raise, or clip per entry and warn.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            Float records, one per row.
+        on_violation : {"raise", "clip"}, default "raise"
+            Reject, or clip and warn with :class:`DataBoundWarning`.
+
+        Returns
+        -------
+        X : ndarray of shape (n, d)
+            ``X`` itself when nothing is outside the bound, otherwise a clipped copy.
+
+        Raises
+        ------
+        ValueError
+            If records violate the bound and ``on_violation="raise"``, or ``on_violation`` is
+            invalid.
+        """
         _check_on_violation(on_violation)
         lo, hi = float(X.min()), float(X.max())
         if lo >= self.low and hi <= self.high:
@@ -108,6 +175,13 @@ class PixelBound(DataBound):
         return np.clip(X, self.low, self.high)
 
     def describe(self) -> str:
+        """One line for privacy-figure sources.
+
+        Returns
+        -------
+        description : str
+            ``"entries in [low, high]"``.
+        """
         return f"entries in [{self.low:g}, {self.high:g}]"
 
 
@@ -125,9 +199,41 @@ class L2NormBound(DataBound):
             raise ValueError(f"L2NormBound radius must be finite and > 0, got {self.radius!r}")
 
     def diameter(self, dim: int) -> float:
+        """``D_x = 2·radius`` (independent of ``dim``).
+
+        Parameters
+        ----------
+        dim : int
+            Feature dimension ``d`` (flattened record length).
+
+        Returns
+        -------
+        D_x : float
+            Twice the radius.
+        """
         return 2.0 * self.radius
 
     def enforce(self, X: np.ndarray, on_violation: OnViolation = "raise") -> np.ndarray:
+        """Check every row has ``‖x‖₂ ≤ radius``; raise, or rescale long rows and warn.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            Float records, one per row.
+        on_violation : {"raise", "clip"}, default "raise"
+            Reject, or clip and warn with :class:`DataBoundWarning`.
+
+        Returns
+        -------
+        X : ndarray of shape (n, d)
+            ``X`` itself when nothing is outside the bound, otherwise a clipped copy.
+
+        Raises
+        ------
+        ValueError
+            If records violate the bound and ``on_violation="raise"``, or ``on_violation`` is
+            invalid.
+        """
         _check_on_violation(on_violation)
         norms = np.linalg.norm(X, axis=1)
         over = norms > self.radius * (1 + 1e-6)
@@ -144,11 +250,30 @@ class L2NormBound(DataBound):
         return X * scale[:, None]
 
     def describe(self) -> str:
+        """One line for privacy-figure sources.
+
+        Returns
+        -------
+        description : str
+            ``"rows with L2 norm <= radius"``.
+        """
         return f"rows with L2 norm <= {self.radius:g}"
 
 
 def check_one_hot(Y: np.ndarray, n: int | None = None) -> np.ndarray:
     """Check that ``Y`` is a one-hot matrix ``(n, k)``, ``k ≥ 2``; return the class indices.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n, k)
+        Candidate one-hot labels (entries 0/1, one 1 per row).
+    n : int, optional
+        Expected number of rows (that of ``X``).
+
+    Returns
+    -------
+    classes : ndarray of shape (n,), dtype int64
+        The index of the 1 in each row.
 
     Raises
     ------
@@ -179,7 +304,28 @@ def check_one_hot(Y: np.ndarray, n: int | None = None) -> np.ndarray:
 
 
 def one_hot(labels: np.ndarray, num_classes: int | None = None, dtype=np.float32) -> np.ndarray:
-    """One-hot encode integer class labels ``(n,)`` → ``(n, num_classes)``."""
+    """One-hot encode integer class labels ``(n,)`` → ``(n, num_classes)``.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n,)
+        Integer class labels ≥ 0.
+    num_classes : int, optional
+        Number of columns; default ``labels.max() + 1``.
+    dtype : dtype, default float32
+        Output dtype.
+
+    Returns
+    -------
+    Y : ndarray of shape (n, num_classes)
+        One-hot rows.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` is not a 1-D integer array, has negative entries or an entry
+        ``>= num_classes``.
+    """
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")

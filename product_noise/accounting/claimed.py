@@ -1,11 +1,11 @@
 """The paper's *claimed* DP-SGD accounting ("distribution-independent composition").
 
 This module reproduces, number for number, ``compute_tighter_epsilon_delta`` from the authors'
-DP-SGD scripts (``DPSGD/examples/*.py`` of ``issleepgroup/Product_Noise-ERM``), as specified in
-``product_noise_paper.md`` §7.2. Every figure it returns is a **claimed** figure: it is what the
-paper reports, not a privacy guarantee.
+DP-SGD scripts (``DPSGD/examples/*.py`` of ``issleepgroup/Product_Noise-ERM``) accompanying the
+product-noise paper [1]_. Every figure it returns is a **claimed** figure: it is what the paper
+reports, not a privacy guarantee.
 
-The accounting is known to be unsound (reference notes §7.2, §4):
+The accounting is known to be unsound:
 
 * the per-step ``delta0`` fed into it comes from the paper's formula, and the true per-step
   delta of the product-noise mechanism at the paper's settings is orders of magnitude larger
@@ -16,6 +16,13 @@ The accounting is known to be unsound (reference notes §7.2, §4):
 * the amplification formulas are applied even where the data loader is not Poisson-sampled (IMDB).
 
 Use :mod:`product_noise.accounting.pld` for **verified** figures.
+
+References
+----------
+.. [1] L. Liu, Y. Ji, Y. Fang, X. Wei and Z. Li, "Product noise ...", SIGMOD 2026,
+       arXiv:2512.06253.
+.. [2] P. Kairouz, S. Oh and P. Viswanath, "The composition theorem for differential privacy",
+       ICML 2015.
 """
 
 from __future__ import annotations
@@ -148,10 +155,10 @@ def paper_composition_at_steps(
 ) -> ClaimedFigure:
     """The paper's claimed ``(eps', delta')`` after ``num_steps`` DP-SGD steps.
 
-    Same formula as :func:`paper_composition` (reference notes §7.2), evaluated at an arbitrary
-    number of steps ``T`` instead of at epoch boundaries. This is the paper's **claimed**
-    accounting and it is known to be unsound: the per-step ``delta0`` of product noise is false
-    (§4) and ``delta''`` is not a valid bound (§7.2).
+    Same formula as :func:`paper_composition`, evaluated at an arbitrary number of steps ``T``
+    instead of at epoch boundaries. This is the paper's **claimed** accounting and it is known to
+    be unsound: the per-step ``delta0`` of product noise is false and ``delta''`` is not a valid
+    bound (see the module docstring).
 
     Parameters
     ----------
@@ -197,7 +204,7 @@ def paper_composition(
 ) -> list[ClaimedEpochFigure]:
     """The paper's claimed per-epoch ``(eps', delta')`` (``compute_tighter_epsilon_delta``).
 
-    Reproduces exactly the official code (reference notes §7.2), including its roundings:
+    Reproduces exactly the official code, including its roundings:
 
     * ``q = B/N``, ``eps_a = ln(1 + q (e^eps0 - 1))``, ``delta_a = q delta0``;
     * ``floor(N/B)`` steps per epoch, ``T = epoch * floor(N/B)``;
@@ -210,7 +217,7 @@ def paper_composition(
       ``delta' = 2 - (1 - e^eps_a s)^j (1 - s)^(T-j) - (1 - s)^T + delta''``.
 
     This is the paper's **claimed** accounting and it is known to be unsound: ``delta''`` is not
-    a valid bound (§7.2) and the per-step ``delta0`` is false for product noise (§4). Never
+    a valid bound and the per-step ``delta0`` is false for product noise. Never
     present these figures as a privacy guarantee; see :mod:`product_noise.accounting.pld`.
 
     Parameters
@@ -243,8 +250,9 @@ def paper_composition(
 
     Examples
     --------
-    MNIST defaults (§7.3): ``paper_composition(0.3, 1.9779675188471893e-07, 256, 60000, 50)[-1]``
-    gives ``epsilon ≈ 0.9923`` and ``delta ≈ 9.867e-6`` after 11,700 steps.
+    The paper's MNIST defaults,
+    ``paper_composition(0.3, 1.9779675188471893e-07, 256, 60000, 50)[-1]``, give
+    ``epsilon ≈ 0.9923`` and ``delta ≈ 9.867e-6`` after 11,700 steps.
     """
     _check_common(epsilon0, delta0, batch_size, num_samples, delta_tilde)
     if int(epochs) != epochs or epochs < 1:

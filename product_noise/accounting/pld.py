@@ -7,7 +7,7 @@ composes it numerically with ``dp_accounting``. Every figure derived from it is 
 figure: an upper bound on the true epsilon (or delta), up to the accuracy of the profile values
 supplied by the caller and floating-point round-off.
 
-Route (reference: ``verified_accounting/README.md`` §2(b)-(c)):
+Route (PLD accounting as in Meiser & Mohammadi 2018, Koskela et al. 2020 and ``dp_accounting``):
 
 1. Evaluate the base profile ``d(ε')``, ``ε' >= 0``, once, on nodes: step 0.01 on ``[0, 20]``,
    then geometric with ratio 1.01 up to the image ``ln(1 + (e^E - 1)/q)`` of the grid end ``E``.
@@ -29,6 +29,17 @@ Route (reference: ``verified_accounting/README.md`` §2(b)-(c)):
 
 Not certified: the accuracy of the profile values supplied by the caller, FFT round-off
 (~1e-15) and the clipping of tiny negative masses caused by round-off in connect-the-dots.
+
+References
+----------
+.. [1] S. Meiser and E. Mohammadi, "Tight on budget? Tight bounds for r-fold approximate
+       differential privacy", ACM CCS 2018.
+.. [2] A. Koskela, J. Jälkö and A. Honkela, "Computing tight differential privacy guarantees
+       using FFT", AISTATS 2020.
+.. [3] V. Doroshenko, B. Ghazi, P. Kamath, R. Kumar and P. Manurangsi, "Connect the dots:
+       tighter discrete approximations of privacy loss distributions", PETS 2022.
+.. [4] Y. Zhu, J. Dong and Y.-X. Wang, "Optimal accounting of differential privacy via
+       characteristic function", AISTATS 2022.
 """
 
 from __future__ import annotations

@@ -135,7 +135,24 @@ class EpsilonLowerBound:
     n_selection: int
 
     def epsilon_at(self, delta: float) -> float:
-        """The lower bound at another δ from the same confidence event (valid simultaneously)."""
+        """The lower bound at another δ from the same confidence event (valid simultaneously).
+
+        Parameters
+        ----------
+        delta : float
+            δ strictly inside (0, 1).
+
+        Returns
+        -------
+        epsilon_lower : float
+            ``max(0, ln((p_lower − δ)/p_upper))`` (``inf`` if ``p_upper`` is 0 and
+            ``p_lower > δ``).
+
+        Raises
+        ------
+        ValueError
+            If ``delta`` is not strictly inside (0, 1).
+        """
         delta = check_delta(delta)
         return _log_ratio(self.p_lower, self.p_upper, delta)
 
@@ -157,7 +174,13 @@ class EpsilonLowerBound:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able copy of every field."""
+        """JSON-able copy of every field.
+
+        Returns
+        -------
+        record : dict
+            The dataclass fields by name.
+        """
         return dict(self.__dict__)
 
     def to_empirical(self, source: str | None = None) -> EmpiricalBound:

@@ -4,7 +4,7 @@ on δ at a given ε.
 The package labels every privacy figure ``claimed`` (a paper's formula) or ``verified`` (exact
 profile of the noise actually added). The audit is a third, independent kind of evidence: an
 **empirical lower bound**. It runs an attack on the noise drawn by :meth:`Mechanism.sample` and
-needs no formula at all, so any claim can be checked against it (``product_noise_paper.md`` §4.2).
+needs no formula at all, so any claim can be checked against it.
 
 Setting
 -------
@@ -28,9 +28,10 @@ Tests (families of sets ``S``)
 ------------------------------
 ``halfspace``
     ``S = {⟨y, e₁⟩ ≥ c}`` (or ``≤ c``): the Neyman–Pearson test for Gaussian noise, and the
-    test of §4.2 that gives δ ≥ 0.40 at ε = 0.3 in the MNIST setting of the paper.
+    test that gives δ ≥ 0.40 at ε = 0.3 in the MNIST setting of the product-noise paper
+    (Liu, Ji, Fang, Wei, Li, SIGMOD 2026, arXiv:2512.06253).
 ``norm_direction``
-    ``S = {‖y‖ ≤ ρ and ⟨y, e₁⟩ ≥ c}`` (§4.2, "norm and direction"). Product noise reveals its
+    ``S = {‖y‖ ≤ ρ and ⟨y, e₁⟩ ≥ c}`` ("norm and direction"). Product noise reveals its
     own scale: a draw with a small radius ``r = ‖n‖`` behaves like Gaussian noise of standard
     deviation ``r/√M`` per coordinate, which is far easier to see through. Under ``x`` a small
     radius puts ``y`` close to ``v`` (small ``‖y‖``, ``⟨y, e₁⟩ ≈ Δ``); under ``x'`` a small
@@ -153,7 +154,13 @@ class AuditResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able copy of every field."""
+        """JSON-able copy of every field.
+
+        Returns
+        -------
+        record : dict
+            The dataclass fields by name (``params`` copied).
+        """
         return {
             "epsilon": self.epsilon,
             "delta_lower": self.delta_lower,

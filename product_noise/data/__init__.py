@@ -1,7 +1,8 @@
 """Benchmark datasets of the convex-ERM experiments, read from local upstream files.
 
 Every loader takes the directory holding the upstream files (nothing is downloaded), applies the
-preprocessing of ``convex_erm_anchors.md`` §1/§2.3 with a fixed seed, splits the first 80 % for
+preprocessing of Chaudhuri et al. (JMLR 2011) and the dpml benchmark (Iyengar et al., IEEE S&P
+2019) with a fixed seed, splits the first 80 % for
 training, and optionally caches the result (``cache_dir=``). A missing file raises
 :class:`DatasetNotFoundError` naming the expected file and where the upstream data comes from.
 """

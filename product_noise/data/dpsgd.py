@@ -79,7 +79,18 @@ ML1M_TRAIN_SIZE = 800_000
 
 @dataclass
 class DPSGDData:
-    """Train/test torch datasets and what the model needs to know about them."""
+    """Train/test torch datasets and what the model needs to know about them.
+
+    Attributes
+    ----------
+    name : str
+        Dataset name, e.g. ``"mnist"`` or ``"movielens-1m"``.
+    train, test : torch.utils.data.Dataset
+        ``TensorDataset`` of ``(inputs, labels)``; shapes are given by each loader.
+    info : dict
+        Source path, layout, sizes the model needs (``in_features``, ``num_users``, ...) and a
+        ``"note"`` on any deviation from the official scripts.
+    """
 
     name: str
     train: Dataset
@@ -156,6 +167,19 @@ def load_mnist_dpsgd(
         that lack ``train-images-idx3-ubyte``). Recorded in ``info["note"]``.
     seed : int
         Seed of that split.
+
+    Returns
+    -------
+    data : DPSGDData
+        Inputs: float32 tensors of shape (n, 1, 28, 28), normalised with
+        :data:`MNIST_MEAN_STD`; labels: int64 tensors of shape (n,) with values 0–9.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If an upstream file is missing (the message gives the expected layout).
+    ValueError
+        If a file is malformed.
     """
     root = Path(root)
     if train_on_test_split:
@@ -232,7 +256,27 @@ def _cifar_tensor(data: np.ndarray) -> torch.Tensor:
 
 
 def load_cifar10(root: str | Path) -> DPSGDData:
-    """CIFAR-10 python batches → normalized 3×32×32 tensors (no augmentation, as under DP)."""
+    """CIFAR-10 python batches → normalized 3×32×32 tensors (no augmentation, as under DP).
+
+    Parameters
+    ----------
+    root : str or Path
+        ``<root>/cifar-10-batches-py/`` or a directory holding the six batch files.
+
+    Returns
+    -------
+    data : DPSGDData
+        Inputs: float32 tensors of shape (50000, 3, 32, 32) / (10000, 3, 32, 32), normalised
+        per channel with :data:`CIFAR10_MEAN` / :data:`CIFAR10_STD`; labels: int64 tensors of
+        shape (n,) with values 0–9.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If an upstream file is missing (the message gives the expected layout).
+    ValueError
+        If a file is malformed.
+    """
     root = Path(root)
     base = root / "cifar-10-batches-py"
     dirs = [base, root]
@@ -323,10 +367,29 @@ def load_adult_dpsgd(
 
     Parameters
     ----------
+    root : str or Path
+        Directory with ``adult.data`` (and ``adult.test`` for ``split="uci"``).
     split : {"official", "uci"}
         ``"official"``: ``adult.data`` only, ``train_test_split(test_size=0.2,
         random_state=42)`` (scikit-learn's permutation, as the official script). ``"uci"``:
         train on ``adult.data``, test on ``adult.test`` (categories from both files).
+    seed : int, default 42
+        ``random_state`` of the official split.
+    test_size : float, default 0.2
+        Test fraction of the official split.
+
+    Returns
+    -------
+    data : DPSGDData
+        Inputs: float32 tensors of shape (n, in_features) (``info["in_features"]``); labels:
+        int64 tensors of shape (n,), 1 for ``>50K`` and 0 otherwise.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If an upstream file is missing (the message gives the expected layout).
+    ValueError
+        If a file is malformed, or ``split`` is unknown.
     """
     from sklearn.model_selection import train_test_split
 
@@ -372,7 +435,18 @@ _BR_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercase words: ``[a-z0-9]+`` with an optional ``'suffix`` (HTML line breaks removed)."""
+    """Lowercase words: ``[a-z0-9]+`` with an optional ``'suffix`` (HTML line breaks removed).
+
+    Parameters
+    ----------
+    text : str
+        Raw text.
+
+    Returns
+    -------
+    tokens : list of str
+        The words in order.
+    """
     return _TOKEN_RE.findall(_BR_RE.sub(" ", text).lower())
 
 
@@ -380,6 +454,23 @@ def build_vocab(texts: Sequence[str], vocab_size: int = IMDB_VOCAB_SIZE) -> dict
     """Word → id for the ``vocab_size − 2`` most frequent words (ties alphabetical).
 
     Ids 0 and 1 are padding and unknown; ids beyond the corpus' distinct words stay unused.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        Training texts.
+    vocab_size : int, default IMDB_VOCAB_SIZE
+        Size of the id space including pad and unk, ≥ 3.
+
+    Returns
+    -------
+    vocab : dict of str to int
+        Word → id in ``2 .. vocab_size − 1``.
+
+    Raises
+    ------
+    ValueError
+        If ``vocab_size < 3``.
     """
     if vocab_size < 3:
         raise ValueError(f"vocab_size must be ≥ 3 (pad, unk and one word), got {vocab_size}")
@@ -389,7 +480,22 @@ def build_vocab(texts: Sequence[str], vocab_size: int = IMDB_VOCAB_SIZE) -> dict
 
 
 def encode(texts: Sequence[str], vocab: dict[str, int], max_length: int) -> torch.Tensor:
-    """Token ids, truncated to ``max_length`` and right-padded with 0 (empty text → all pad)."""
+    """Token ids, truncated to ``max_length`` and right-padded with 0 (empty text → all pad).
+
+    Parameters
+    ----------
+    texts : sequence of str
+        Texts to encode.
+    vocab : dict of str to int
+        Word → id (e.g. from :func:`build_vocab`); other words map to 1 (unk).
+    max_length : int
+        Sequence length.
+
+    Returns
+    -------
+    ids : torch.Tensor of shape (len(texts), max_length), dtype int64
+        Token ids.
+    """
     out = torch.zeros((len(texts), max_length), dtype=torch.long)
     for r, t in enumerate(texts):
         ids = [vocab.get(w, UNK) for w in tokenize(t)][:max_length]
@@ -457,8 +563,25 @@ def load_imdb(
     vocab_size : int
         Size of the id space including pad and unk (28,996 keeps ImdbNet at 464,242
         parameters); the vocabulary is built from the training text only.
-    seed, test_frac :
-        Seeded split of ``imdb_labelled.txt`` (aclImdb has its own train/test).
+    max_length : int, default IMDB_MAX_LENGTH
+        Sequence length (truncate / pad).
+    seed : int, default 0
+        Seed of the split of ``imdb_labelled.txt`` (aclImdb has its own train/test).
+    test_frac : float, default 0.2
+        Test fraction of that split.
+
+    Returns
+    -------
+    data : DPSGDData
+        Inputs: int64 tensors of shape (n, max_length); labels: int64 tensors of shape (n,),
+        1 = positive, 0 = negative.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If an upstream file is missing (the message gives the expected layout).
+    ValueError
+        If a file is malformed, or ``layout`` is unknown.
     """
     root = Path(root)
     acl = next((b for b in (root / "aclImdb", root) if (b / "train").is_dir()), None)
@@ -542,10 +665,25 @@ def load_movielens(root: str | Path, *, variant: str = "auto", seed: int = 0) ->
 
     Parameters
     ----------
+    root : str or Path
+        Directory with ``ml-1m/ratings.dat`` or ``ml-100k/u.data``, or holding either file directly.
     variant : {"auto", "1m", "100k"}
         ``"auto"`` takes ratings.dat when present, else u.data.
     seed : int
         Shuffle seed (the official script does not seed).
+
+    Returns
+    -------
+    data : DPSGDData
+        Inputs: int64 tensors of shape (n, 2) holding 0-indexed ``(user, item)``; labels: int64
+        tensors of shape (n,) with values 0–4; ``info`` has ``num_users`` and ``num_items``.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If an upstream file is missing (the message gives the expected layout).
+    ValueError
+        If a file is malformed, or ``variant`` is unknown.
     """
     root = Path(root)
     c1m = [root / "ml-1m" / "ratings.dat", root / "ratings.dat"]

@@ -64,7 +64,23 @@ class DatasetNotFoundError(FileNotFoundError):
 
 @dataclass
 class Dataset:
-    """A preprocessed train/test split (dense ndarray or CSR ``X``)."""
+    """A preprocessed train/test split (dense ndarray or CSR ``X``).
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"adult"``.
+    X_train : ndarray or scipy.sparse.csr_matrix of shape (n_train, n_features)
+        Training rows (float64).
+    y_train : ndarray of shape (n_train,)
+        Training labels: ±1.0 (float64) for binary tasks, 0–9 (int64) for MNIST.
+    X_test : ndarray or scipy.sparse.csr_matrix of shape (n_test, n_features)
+        Test rows.
+    y_test : ndarray of shape (n_test,)
+        Test labels.
+    meta : dict
+        Preprocessing parameters (seed, ...) and, if cached, the cache file under ``"cache"``.
+    """
 
     name: str
     X_train: Any
@@ -85,7 +101,27 @@ class Dataset:
 # ----------------------------------------------------------------------------- preprocessing
 def normalize_rows(X: Any, mode: str | None = "clip", norm: float = 1.0) -> Any:
     """Rows to L2 norm ≤ ``norm`` (``"clip"``: project only longer rows; ``"unit"``: every
-    non-zero row to exactly ``norm``; ``None``: unchanged)."""
+    non-zero row to exactly ``norm``; ``None``: unchanged).
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix of shape (n_samples, n_features)
+        Data matrix.
+    mode : {"clip", "unit", None}, default "clip"
+        Normalisation mode.
+    norm : float, default 1.0
+        Target L2 norm of the rows.
+
+    Returns
+    -------
+    X : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_features)
+        The normalised rows (CSR for sparse input); ``X`` itself when ``mode`` is ``None``.
+
+    Raises
+    ------
+    ValueError
+        If ``mode`` is not ``"clip"``, ``"unit"`` or ``None``.
+    """
     if mode is None:
         return X
     if sparse.issparse(X):
@@ -104,7 +140,18 @@ def normalize_rows(X: Any, mode: str | None = "clip", norm: float = 1.0) -> Any:
 
 
 def column_max_normalize(X: np.ndarray) -> np.ndarray:
-    """Divide each column by its maximum absolute value (columns that are all zero unchanged)."""
+    """Divide each column by its maximum absolute value (columns that are all zero unchanged).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Dense data matrix.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        A new array with entries in [−1, 1].
+    """
     m = np.abs(X).max(axis=0)
     return X / np.where(m > 0, m, 1.0)
 
@@ -279,6 +326,20 @@ def load_adult(
         Shuffle seed (dpml's 10000019; the permutation is NumPy ``default_rng``'s, not dpml's).
     row_norm : {"clip", "unit", None}
         Row normalisation to norm ≤ 1.
+
+    Returns
+    -------
+    dataset : Dataset
+        ``X_train`` of shape (n_train, 104) and ``X_test`` of shape (n_test, 104) (dense, float64;
+        rows of L2 norm ≤ 1 unless ``row_norm=None``), labels ``y_train`` / ``y_test`` of shape
+        (n_train,) / (n_test,) (±1.0; ``>50K`` is +1); the first 80 % of the shuffled rows train.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If an upstream file is missing under ``root``.
+    ValueError
+        If a file is malformed, or ``row_norm`` is not ``"clip"``, ``"unit"`` or ``None``.
     """
     root = Path(root)
     f_train = _find(root, ["adult.data"], "Adult", _ADULT_SOURCE)
@@ -319,20 +380,39 @@ def load_kddcup99(
 ) -> Dataset:
     """KDDCup99 10 % subset (494,021 rows; binary ``normal.`` vs attack).
 
+    Categories are one-hot over the values present in the whole file, so the dimension does not
+    depend on the sample.
+
     Parameters
     ----------
     root : path
         Directory with ``kddcup.data_10_percent.gz`` (or the uncompressed file).
+    cache_dir : path, optional
+        Where to cache the preprocessed arrays.
     n_samples : int or None
         Rows drawn **with replacement** as dpml-benchmark does (70,000); ``None`` keeps every row
         (shuffled).
+    seed : int
+        Sampling seed.
     max_normalize : bool
         Divide the 38 numeric columns by their max (CMS11; dpml does not).
     row_norm : {"clip", "unit", None}
         Row normalisation to norm ≤ 1 (CMS11).
 
-    Categories are one-hot over the values present in the whole file, so the dimension does not
-    depend on the sample.
+    Returns
+    -------
+    dataset : Dataset
+        ``X_train`` of shape (n_train, n_features) and ``X_test`` of shape (n_test, n_features)
+        (dense, float64; rows of L2 norm ≤ 1 unless ``row_norm=None``), labels ``y_train`` /
+        ``y_test`` of shape (n_train,) / (n_test,) (±1.0; ``normal.`` is +1); the first 80 % of the
+        shuffled rows train.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If an upstream file is missing under ``root``.
+    ValueError
+        If a file is malformed, or ``row_norm`` is not ``"clip"``, ``"unit"`` or ``None``.
     """
     root = Path(root)
     f = _find(
@@ -434,6 +514,35 @@ def load_mnist(
     as the official code does (55k+10k there; here all of ``parts``).
 
     ``parts=("test",)`` uses only the 10,000 test digits (all this machine has).
+
+    Parameters
+    ----------
+    root : str or Path
+        Directory with the IDX files (gzipped or not).
+    parts : sequence of {"train", "test"}, default ("train", "test")
+        Which upstream parts to stack.
+    cache_dir : str or Path, optional
+        Where to cache the preprocessed arrays (keyed by the files' size and mtime and the
+        arguments); ``None`` does not cache.
+    seed : int, default 0
+        Shuffle seed.
+    row_norm : {"clip", "unit", None}, default "clip"
+        Row normalisation to L2 norm ≤ 1 (see :func:`normalize_rows`).
+
+    Returns
+    -------
+    dataset : Dataset
+        ``X_train`` of shape (n_train, 784) and ``X_test`` of shape (n_test, 784) (dense, pixels
+        scaled to [0, 1] before row normalisation, float64; rows of L2 norm ≤ 1 unless
+        ``row_norm=None``), labels ``y_train`` / ``y_test`` of shape (n_train,) / (n_test,) (int64
+        digits 0–9); the first 80 % of the shuffled rows train.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If an upstream file is missing under ``root``.
+    ValueError
+        If a file is malformed, or ``row_norm`` is not ``"clip"``, ``"unit"`` or ``None``.
     """
     root = Path(root)
     prefix = {"train": "train", "test": "t10k"}
@@ -464,7 +573,21 @@ def load_mnist(
 # ----------------------------------------------------------------------------- synthetic
 def load_synthetic_l(*, row_norm: str | None = "clip", random_state: int = 1000) -> Dataset:
     """dpml ``random``: ``make_classification(10000, 40, n_informative=30, class_sep=2.0,
-    random_state=1000)``, labels ±1, first 80 % train."""
+    random_state=1000)``, labels ±1, first 80 % train.
+
+    Parameters
+    ----------
+    row_norm : {"clip", "unit", None}, default "clip"
+        Row normalisation to L2 norm ≤ 1 (see :func:`normalize_rows`).
+    random_state : int, default 1000
+        Seed of :func:`sklearn.datasets.make_classification`.
+
+    Returns
+    -------
+    dataset : Dataset
+        ``X_train`` of shape (8000, 40) and ``X_test`` of shape (2000, 40) (dense float64),
+        labels ±1.0 of shape (8000,) / (2000,).
+    """
     from sklearn.datasets import make_classification
 
     X, y = make_classification(
@@ -489,6 +612,27 @@ def load_synthetic_h(
     stacked blocks of ``make_classification(10000, 20000, n_informative=5000,
     n_redundant=5000)`` (seeded ``random_state + i`` here; unseeded there): 70,000 × 20,000 dense,
     about 11 GB.
+
+    Parameters
+    ----------
+    variant : {"dpml", "product"}, default "dpml"
+        Which generator to reproduce.
+    row_norm : {"clip", "unit", None}, default "clip"
+        Row normalisation to L2 norm ≤ 1 (see :func:`normalize_rows`).
+    random_state : int, default 1
+        Seed of :func:`sklearn.datasets.make_classification` (block ``i`` uses
+        ``random_state + i``).
+
+    Returns
+    -------
+    dataset : Dataset
+        Dense float64 ``X_train`` / ``X_test`` with 2000 (``"dpml"``) or 20,000 (``"product"``)
+        columns, labels ±1.0; the first 80 % of the rows train.
+
+    Raises
+    ------
+    ValueError
+        If ``variant`` is unknown.
     """
     from sklearn.datasets import make_classification
 
@@ -553,7 +697,34 @@ def load_realsim(
     row_norm: str | None = "clip",
 ) -> Dataset:
     """Real-sim (72,309 × 20,958 CSR, ±1), shuffled with values, indices and indptr aligned
-    (dpml's preprocessor misaligns them)."""
+    (dpml's preprocessor misaligns them).
+
+    Parameters
+    ----------
+    root : str or Path
+        Directory with ``real-sim.bz2`` (or the uncompressed file).
+    cache_dir : str or Path, optional
+        Where to cache the preprocessed arrays (keyed by the files' size and mtime and the
+        arguments); ``None`` does not cache.
+    seed : int, default 0
+        Shuffle seed.
+    row_norm : {"clip", "unit", None}, default "clip"
+        Row normalisation to L2 norm ≤ 1 (see :func:`normalize_rows`).
+
+    Returns
+    -------
+    dataset : Dataset
+        ``X_train`` of shape (n_train, 20958) and ``X_test`` of shape (n_test, 20958) (CSR,
+        float64; rows of L2 norm ≤ 1 unless ``row_norm=None``), labels ``y_train`` / ``y_test``
+        of shape (n_train,) / (n_test,) (±1.0); the first 80 % of the shuffled rows train.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If an upstream file is missing under ``root``.
+    ValueError
+        If a file is malformed, or ``row_norm`` is not ``"clip"``, ``"unit"`` or ``None``.
+    """
     root = Path(root)
     f = _find(root, ["real-sim.bz2", "real-sim"], "Real-sim", _REALSIM_SOURCE)
 
@@ -574,7 +745,36 @@ def load_rcv1(
     seed: int = 0,
     row_norm: str | None = "clip",
 ) -> Dataset:
-    """RCV1 binary (d = 47,236, CSR), shuffled, first ``n_samples`` kept (dpml: 50,000)."""
+    """RCV1 binary (d = 47,236, CSR), shuffled, first ``n_samples`` kept (dpml: 50,000).
+
+    Parameters
+    ----------
+    root : str or Path
+        Directory with ``rcv1_train.binary.bz2`` (or the uncompressed file).
+    cache_dir : str or Path, optional
+        Where to cache the preprocessed arrays (keyed by the files' size and mtime and the
+        arguments); ``None`` does not cache.
+    n_samples : int or None, default 50000
+        Rows kept after shuffling; ``None`` keeps all.
+    seed : int, default 0
+        Shuffle seed.
+    row_norm : {"clip", "unit", None}, default "clip"
+        Row normalisation to L2 norm ≤ 1 (see :func:`normalize_rows`).
+
+    Returns
+    -------
+    dataset : Dataset
+        ``X_train`` of shape (n_train, 47236) and ``X_test`` of shape (n_test, 47236) (CSR, float64;
+        rows of L2 norm ≤ 1 unless ``row_norm=None``), labels ``y_train`` / ``y_test`` of shape
+        (n_train,) / (n_test,) (±1.0; CCAT+ECAT is +1); the first 80 % of the shuffled rows train.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If an upstream file is missing under ``root``.
+    ValueError
+        If a file is malformed, or ``row_norm`` is not ``"clip"``, ``"unit"`` or ``None``.
+    """
     root = Path(root)
     f = _find(root, ["rcv1_train.binary.bz2", "rcv1_train.binary"], "RCV1", _RCV1_SOURCE)
 
@@ -602,7 +802,30 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
 
 
 def load_dataset(name: str, root: str | Path | None = None, **kwargs: Any) -> Dataset:
-    """Load by name; ``root`` is the directory of the upstream files (unused for synthetic)."""
+    """Load by name; ``root`` is the directory of the upstream files (unused for synthetic).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`LOADERS` (``"adult"``, ``"kddcup99"``, ``"mnist"``, ``"synthetic_l"``,
+        ``"synthetic_h"``, ``"realsim"``, ``"rcv1"``).
+    root : str or Path, optional
+        Directory of the upstream files; required except for the synthetic datasets.
+    **kwargs
+        Passed to the loader (``cache_dir``, ``seed``, ``row_norm``, ...).
+
+    Returns
+    -------
+    dataset : Dataset
+        The preprocessed train/test split.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown or ``root`` is missing for a file-based dataset.
+    DatasetNotFoundError
+        If an upstream file is missing.
+    """
     if name not in LOADERS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(LOADERS)}")
     if name.startswith("synthetic"):

@@ -21,6 +21,13 @@ a two-dimensional integral computed by quadrature (:func:`objective_delta`); the
 with D and D' swapped. For the Gaussian ``L* = μ χ₂ + μ²/2`` (``μ = s_b/σ``) and the integral has a
 closed form (:func:`objective_delta_gaussian`, used as a check); for the Gamma-norm law
 ``L* ≤ s_b β``, which is CMS11's pure-ε argument. Iyengar et al.'s σ satisfies this bound.
+
+References
+----------
+.. [1] K. Chaudhuri, C. Monteleoni and A. D. Sarwate, "Differentially private empirical risk
+       minimization", Journal of Machine Learning Research 12, 2011.
+.. [2] R. Iyengar, J. P. Near, D. Song, O. Thakkar, A. Thakurta and L. Wang, "Towards practical
+       differentially private convex optimization", IEEE S&P 2019.
 """
 
 from __future__ import annotations
@@ -98,6 +105,34 @@ def output_noise(
     paper's ``σ = Δ t/ε`` with ``k`` from ``params`` (default ``k = 1000``, as the official
     ERM code);
     ``gamma`` is pure ε-DP (δ unused).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`NOISES`.
+    epsilon : float
+        Target ε > 0.
+    delta : float
+        Target δ in (0, 1) (checked but unused for ``gamma``).
+    dim : int
+        Number of model coordinates M.
+    sensitivity : float
+        L2 sensitivity Δ of the released vector (e.g. :func:`output_sensitivity`).
+    params : dict, optional
+        Extra keyword arguments of the family's calibration (``k``, ``q``, ``target_delta`` for
+        ``product_paper``); must be empty for ``gamma``.
+
+    Returns
+    -------
+    mechanism : Mechanism
+        The calibrated noise.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown or an argument is out of range.
+    TypeError
+        If ``params`` are given for ``gamma``.
     """
     name = _check_noise(name)
     params = dict(params or {})
@@ -116,6 +151,20 @@ def release_figures(mech: Mechanism, epsilon: float, delta: float) -> tuple[Priv
     The claim is the mechanism's own (classic Gaussian, paper formula, Gamma pure) or, for a
     verified calibration, the target it was calibrated to. The verified figure is ε at the
     claimed δ from the exact profile (δ at ε for a pure claim).
+
+    Parameters
+    ----------
+    mech : Mechanism
+        The released noise.
+    epsilon, delta : float
+        The calibration target, used as the claim when ``mech`` has none.
+
+    Returns
+    -------
+    claimed : PrivacyFigure
+        Labelled ``"claimed"``.
+    verified : PrivacyFigure
+        Labelled ``"verified"``.
     """
     claim = mech.claimed()
     if claim is None:
@@ -150,6 +199,33 @@ def objective_delta(
     neighbours (the change lies in a fixed 2-dimensional subspace), ``jacobian`` the bound ``J``
     on the log-determinant ratio. Truncated probability mass (``2·10⁻²⁰`` of the radius,
     ``10⁻³⁰`` of ``ς``) is added, so the value is an upper bound up to quadrature error.
+
+    Parameters
+    ----------
+    law : SGG
+        Radial law of the noise vector ``b`` (at its actual scale).
+    shift : float
+        ``s_b > 0``, bound on the norm of the change of ``b`` between neighbours.
+    epsilon : float or ndarray
+        ε (finite), a scalar or a 1-D array.
+    jacobian : float, default 0.0
+        ``J``, the bound on the log-determinant ratio.
+    hmax : float, default 0.5
+        Largest panel width in ``ln r`` of the outer quadrature.
+    order : int, default 24
+        Gauss–Legendre order per outer panel.
+    inner_order : int, default 48
+        Gauss–Legendre order of the inner integral over ``ς``.
+
+    Returns
+    -------
+    delta : float or ndarray of shape (n_eps,)
+        The bound at each ε, a float for scalar ``epsilon``.
+
+    Raises
+    ------
+    ValueError
+        If an ε is not finite or ``shift <= 0``.
     """
     check_positive("shift", shift)
     eps_arr = np.atleast_1d(np.asarray(epsilon, dtype=float))
@@ -201,6 +277,22 @@ def objective_delta_gaussian(
 
     ``δ = e^{−a²/2} − e^{ε'} [e^{−(a+μ)²/2} − μ√(2π) Φ(−(a+μ))]``, ``ε' = ε − J``,
     ``a = max(0, (ε' − μ²/2)/μ)``.
+
+    Parameters
+    ----------
+    epsilon : float
+        ε.
+    sigma : float
+        Per-coordinate standard deviation σ of the Gaussian noise.
+    shift : float
+        ``s_b``, bound on the change of the noise vector (``μ = s_b/σ``).
+    jacobian : float, default 0.0
+        ``J``, the bound on the log-determinant ratio.
+
+    Returns
+    -------
+    delta : float
+        The bound, clipped to [0, 1].
     """
     mu = shift / sigma
     en = epsilon - jacobian
@@ -213,7 +305,24 @@ def objective_delta_gaussian(
 def objective_epsilon(
     mech: SphericalMechanism, shift: float, delta: float, jacobian: float = 0.0
 ) -> float:
-    """Smallest ε with :func:`objective_delta` ≤ ``delta`` (``inf`` if none up to MAX_EPSILON)."""
+    """Smallest ε with :func:`objective_delta` ≤ ``delta`` (``inf`` if none up to MAX_EPSILON).
+
+    Parameters
+    ----------
+    mech : SphericalMechanism
+        The objective noise (its :attr:`~SphericalMechanism.law` is used).
+    shift : float
+        ``s_b``, bound on the change of the noise vector.
+    delta : float
+        Target δ > 0.
+    jacobian : float, default 0.0
+        ``J``; the search starts at ε = J.
+
+    Returns
+    -------
+    epsilon : float
+        The verified ε of the objective-perturbation step (≥ ``jacobian``), or ``inf``.
+    """
     law = _law_of(mech)
     # ε below the Jacobian term J is never met: the search starts at J (J + 1, J + 2, J + 4, …)
     return invert_profile(
@@ -262,6 +371,39 @@ def objective_noise(
     * ``product_paper``: the paper's ``σ = shift · t/(ε − J)`` (``k`` default 1000), claim
       ``(ε, paper δ(ε − J))``, as the official AMP code;
     * ``gaussian``, ``l2``, ``product``: least scale whose :func:`objective_delta` ≤ δ at ε.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`NOISES`.
+    epsilon : float
+        Budget ε > 0 of the objective part (including ``J``).
+    delta : float
+        δ in (0, 1) of the objective part.
+    dim : int
+        Number of model coordinates M.
+    shift : float
+        ``s_b``, bound on the change of the noise vector between neighbours.
+    jacobian : float
+        ``J``, the Jacobian bound (must be < ε).
+    params : dict, optional
+        ``k`` and ``q`` for ``product_paper``; must be empty otherwise.
+
+    Returns
+    -------
+    mechanism : SphericalMechanism
+        The noise ``b``.
+    claim : PrivacyFigure
+        The claimed (ε, δ) of this part, labelled ``"claimed"``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown, an argument is out of range or ``J ≥ ε``.
+    TypeError
+        On unexpected ``params``.
+    NoBracketFoundError
+        If no finite scale reaches the target.
     """
     name = _check_noise(name)
     epsilon = check_epsilon(epsilon)

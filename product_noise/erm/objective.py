@@ -1,15 +1,22 @@
 """The formulas of output perturbation, CMS11 objective perturbation and AMP, in one place.
 
-Notation (``convex_erm_anchors.md``): ``n`` samples, rows ``‖x‖ ≤ R`` (after the optional constant
+Notation: ``n`` samples, rows ``‖x‖ ≤ R`` (after the optional constant
 intercept feature), margin loss with ``|ℓ'| ≤ 1`` and ``ℓ'' ≤ c``; the *averaged* objective
 
     J(θ) = (1/n) Σ ℓ(y_i θᵀx_i) + (Λ/2) ‖θ‖².
 
-With ``R = 1`` every formula below is exactly the one of the reference note; for ``R ≠ 1`` the
-Lipschitz constant is ``R`` and the per-sample Hessian bound is ``c R²`` (the note's "own reading":
-diffprivlib uses ``c R``, which under-states the Jacobian term when ``R > 1``).
+With ``R = 1`` every formula below is exactly the published one (CMS11 [1]_, AMP [2]_); for
+``R ≠ 1`` the Lipschitz constant is ``R`` and the per-sample Hessian bound is ``c R²`` (this
+package's reading: diffprivlib uses ``c R``, which under-states the Jacobian term when ``R > 1``).
 
 Neighbouring datasets differ in **one replaced record** throughout (CMS11's relation).
+
+References
+----------
+.. [1] K. Chaudhuri, C. Monteleoni and A. D. Sarwate, "Differentially private empirical risk
+       minimization", Journal of Machine Learning Research 12, 2011.
+.. [2] R. Iyengar, J. P. Near, D. Song, O. Thakkar, A. Thakurta and L. Wang, "Towards practical
+       differentially private convex optimization", IEEE S&P 2019.
 """
 
 from __future__ import annotations
@@ -33,7 +40,22 @@ __all__ = [
 
 
 def output_sensitivity(n: int, lam: float, lipschitz: float = 1.0) -> float:
-    """L2 sensitivity of ``argmin J``: ``2 L / (n Λ)`` (CMS11 Alg. 1; ``L = R``)."""
+    """L2 sensitivity of ``argmin J``: ``2 L / (n Λ)`` (CMS11 Alg. 1; ``L = R``).
+
+    Parameters
+    ----------
+    n : int
+        Number of samples ≥ 1.
+    lam : float
+        Regularisation ``Λ > 0`` of the averaged objective.
+    lipschitz : float, default 1.0
+        Lipschitz constant ``L`` of the per-sample loss in θ (``R`` for margin losses).
+
+    Returns
+    -------
+    sensitivity : float
+        L2 sensitivity (a norm) of the minimiser under one replaced record.
+    """
     n = check_positive_int("n", n)
     return 2.0 * check_positive("lipschitz", lipschitz) / (n * check_positive("lam", lam))
 
@@ -43,6 +65,22 @@ def ppssgd_sensitivity(n: int, lam: float, lipschitz: float, radius: float) -> f
 
     ``ρ`` is the radius of the L2 ball the iterates are projected on, so the regularised
     per-sample gradient is bounded by ``L + Λρ``.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples ≥ 1.
+    lam : float
+        Regularisation ``Λ > 0``.
+    lipschitz : float
+        Lipschitz constant ``L`` of the per-sample loss.
+    radius : float
+        Projection radius ``ρ > 0``.
+
+    Returns
+    -------
+    sensitivity : float
+        L2 sensitivity of the final iterate.
     """
     n = check_positive_int("n", n)
     lam = check_positive("lam", lam)
@@ -55,6 +93,18 @@ def jacobian_term(curvature: float, strong_convexity_sum: float) -> float:
 
     ``Λ_Σ`` is the strong convexity of the *summed* objective (``n(Λ + Δ)`` for CMS11); one
     replaced record changes the summed Hessian by a rank-2 term with eigenvalues ``≤ c R²``.
+
+    Parameters
+    ----------
+    curvature : float
+        ``c R²``, the bound on the per-sample Hessian's eigenvalues.
+    strong_convexity_sum : float
+        ``Λ_Σ`` of the summed objective.
+
+    Returns
+    -------
+    epsilon : float
+        The pure ε spent on the Jacobian.
     """
     return 2.0 * math.log1p(curvature / strong_convexity_sum)
 
@@ -65,19 +115,19 @@ class CMS11Objective:
 
     Attributes
     ----------
-    epsilon:
+    epsilon : float
         ``ε_p``, the budget of this model.
-    epsilon_noise:
+    epsilon_noise : float
         ``ε'_p``, the part left for the noise after the Jacobian term.
-    extra_reg:
+    extra_reg : float
         ``Δ`` added to the regulariser (0 unless the fallback fired).
-    fallback:
+    fallback : bool
         Whether step 2's fallback fired (``ε'_p ≤ 0`` before adjustment).
-    jacobian:
+    jacobian : float
         ``ε_p − ε'_p = 2 log(1 + cR²/(n(Λ+Δ)))``.
-    beta:
-        The Gamma-norm rate ``β = ε'_p / (2R)`` (the note's ``ε'_p/2`` at ``R = 1``).
-    noise_shift:
+    beta : float
+        The Gamma-norm rate ``β = ε'_p / (2R)`` (CMS11's ``ε'_p/2`` at ``R = 1``).
+    noise_shift : float
         ``2R``: bound on the change of the noise vector ``b`` between neighbours.
     """
 
@@ -97,6 +147,24 @@ def cms11_objective(
 
     ``ε'_p = ε_p − 2 log(1 + cR²/(nΛ))``; if ``ε'_p > 0`` then ``Δ = 0``, else
     ``Δ = cR²/(n (e^{ε_p/4} − 1)) − Λ`` and ``ε'_p = ε_p/2``; ``β = ε'_p/(2R)``.
+
+    Parameters
+    ----------
+    epsilon : float
+        ``ε_p > 0``, the pure budget of this model.
+    n : int
+        Number of samples ≥ 1.
+    lam : float
+        Regularisation ``Λ > 0`` of the averaged objective.
+    c : float
+        Bound on ``ℓ''`` (:attr:`MarginLoss.c`).
+    data_norm : float, default 1.0
+        ``R``, bound on the row norms.
+
+    Returns
+    -------
+    plan : CMS11Objective
+        The noise budget, extra regulariser, Jacobian term and Gamma-norm rate.
     """
     epsilon = check_epsilon(epsilon)
     n = check_positive_int("n", n)
@@ -126,6 +194,16 @@ def strategy1_fraction(epsilon: float) -> float:
     """AMP-NT's ``ε_p/ε_obj`` ("Strategy #1", dpml-benchmark):
 
     ``max(min(0.88671 + 0.0186607/ε^0.372906, 0.99), 1 − 1/ε + 0.001)``.
+
+    Parameters
+    ----------
+    epsilon : float
+        ε > 0.
+
+    Returns
+    -------
+    fraction : float
+        ``ε_p/ε_obj`` (exceeds 1 for ε ≥ 1000).
     """
     epsilon = check_epsilon(epsilon)
     return max(min(0.88671 + 0.0186607 / epsilon**0.372906, 0.99), 1.0 - 1.0 / epsilon + 0.001)
@@ -174,7 +252,7 @@ def amp_plan(
     min_reg: float = 0.0,
     hessian_rank: int = 2,
 ) -> AMPPlan:
-    """AMP's budget split (``convex_erm_anchors.md`` §2.2).
+    """AMP's budget split (Iyengar et al. 2019 [2]_).
 
     ``ε_out = f_out ε``, ``ε_obj = ε − ε_out``, ``ε_p = f ε_obj`` (``f`` = Strategy #1 when not
     given), ``δ_out = f_out δ``, ``δ_obj = δ − δ_out``; ``Λ_Σ = max(r β/(ε_obj − ε_p), n·min_reg)``
@@ -184,6 +262,39 @@ def amp_plan(
     The output sensitivity carries the factor 2 of Redberg et al. (``2τ/λ``): the approximate
     minimisers on neighbouring datasets each lie within ``nγ/Λ_Σ`` of the (common) exact minimiser
     they are compared through. dpml uses ``nγ/Λ_Σ``.
+
+    Parameters
+    ----------
+    epsilon : float
+        Total ε > 0.
+    delta : float
+        Total δ in (0, 1).
+    n : int
+        Number of samples ≥ 1.
+    c : float
+        Bound on ``ℓ''``.
+    data_norm : float, default 1.0
+        ``R``, bound on the row norms.
+    eps_frac : float, optional
+        ``f = ε_p/ε_obj`` in (0, 1); default :func:`strategy1_fraction`.
+    eps_out_frac : float, default 0.01
+        ``f_out`` in (0, 1): the share of ε and δ for the output noise.
+    gamma : float, optional
+        Gradient-norm tolerance ``γ > 0`` of the approximate minimiser; default ``1/n²``.
+    min_reg : float, default 0.0
+        Smallest averaged regulariser (``Λ_Σ ≥ n · min_reg``).
+    hessian_rank : int, default 2
+        ``r``, the rank of the Hessian change between neighbours.
+
+    Returns
+    -------
+    plan : AMPPlan
+        The budget split, regulariser, Jacobian term, γ and both sensitivities.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range, ``eps_out_frac >= 1`` or ``eps_frac`` is not in (0, 1).
     """
     from ..validation import check_delta, check_probability
 
@@ -232,5 +343,20 @@ def amp_plan(
 
 
 def amp_iyengar_sigma(shift: float, epsilon: float, delta: float) -> float:
-    """Iyengar et al.'s Gaussian scale ``σ = Δ (1 + √(2 ln(1/δ))) / ε`` (both AMP noises)."""
+    """Iyengar et al.'s Gaussian scale ``σ = Δ (1 + √(2 ln(1/δ))) / ε`` (both AMP noises).
+
+    Parameters
+    ----------
+    shift : float
+        L2 sensitivity Δ of the perturbed quantity.
+    epsilon : float
+        ε > 0 of that noise.
+    delta : float
+        δ in (0, 1) of that noise.
+
+    Returns
+    -------
+    sigma : float
+        Per-coordinate standard deviation of the Gaussian noise.
+    """
     return shift * (1.0 + math.sqrt(2.0 * math.log(1.0 / delta))) / epsilon

@@ -144,6 +144,32 @@ def ppssgd(
     ``L² + λ``, i.e. smaller steps), iterates projected on the L2 ball of radius ``radius``.
     One fresh permutation per epoch. Returns the last iterate (to be perturbed by the caller with
     sensitivity :func:`~product_noise.erm.objective.ppssgd_sensitivity`).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Data matrix (rows of norm ≤ ``lipschitz`` for the stated sensitivity).
+    y : ndarray of shape (n_samples,)
+        Labels ±1.
+    loss : MarginLoss
+        The margin loss (its ``c`` enters the step size).
+    lam : float
+        Strong convexity ``λ > 0`` (regularisation of the averaged objective).
+    lipschitz : float
+        Lipschitz constant ``L`` of the per-sample loss.
+    radius : float
+        Radius of the L2 ball the iterates are projected on.
+    epochs : int
+        Number of passes.
+    batch_size : int
+        Mini-batch size.
+    rng : numpy.random.Generator
+        Source of the permutations.
+
+    Returns
+    -------
+    theta : ndarray of shape (n_features,)
+        The last iterate (not yet perturbed).
     """
     n, d = X.shape
     beta = loss.c * lipschitz**2 + lam

@@ -75,6 +75,11 @@ class Mechanism(ABC):
         rng : int, SeedSequence, BitGenerator, Generator or None
             Anything :func:`numpy.random.default_rng` accepts (a ``Generator`` is used as is,
             ``None`` draws fresh entropy).
+
+        Returns
+        -------
+        noise : ndarray of shape (M,) or (size, M), dtype float64
+            One noise vector, or ``size`` independent vectors as rows.
         """
 
     @abstractmethod
@@ -84,6 +89,24 @@ class Mechanism(ABC):
         """Draw one noise vector over all ``tensors`` jointly (their total size must be M).
 
         Returns a list of tensors with the shapes, dtypes and devices of ``tensors``.
+
+        Parameters
+        ----------
+        tensors : sequence of torch.Tensor
+            Templates (e.g. the parameters' gradients); their ``numel()`` must sum to M.
+        generator : torch.Generator, optional
+            Source of randomness; ``None`` uses PyTorch's default generator.
+
+        Returns
+        -------
+        noise : list of torch.Tensor
+            One tensor per template, same shape, dtype and device; together they form a single
+            draw of the M-dimensional noise.
+
+        Raises
+        ------
+        ValueError
+            If the tensors do not hold exactly M values in total.
         """
 
     # ---------------------------------------------------------------- norms
@@ -100,10 +123,27 @@ class Mechanism(ABC):
     # ---------------------------------------------------------------- privacy
     @abstractmethod
     def delta(self, epsilon: float | np.ndarray) -> float | np.ndarray:
-        """Verified privacy profile δ(ε) for ε ≥ 0 (worst case over shifts of norm ≤ Δ)."""
+        """Verified privacy profile δ(ε) for ε ≥ 0 (worst case over shifts of norm ≤ Δ).
+
+        Parameters
+        ----------
+        epsilon : float or ndarray
+            ε ≥ 0, a scalar or an array of any shape.
+
+        Returns
+        -------
+        delta : float or ndarray
+            δ(ε), with the shape of ``epsilon``.
+        """
 
     def privacy_profile(self) -> Callable[[np.ndarray], np.ndarray]:
-        """The verified profile as a vectorised callable, for the accounting layer."""
+        """The verified profile as a vectorised callable, for the accounting layer.
+
+        Returns
+        -------
+        profile : callable
+            ``profile(eps) -> ndarray``: δ at each ε of the array ``eps`` (at least 1-D, float).
+        """
 
         def profile(eps: np.ndarray) -> np.ndarray:
             return np.atleast_1d(np.asarray(self.delta(np.asarray(eps, dtype=float))))
@@ -111,14 +151,49 @@ class Mechanism(ABC):
         return profile
 
     def epsilon(self, delta: float) -> float:
-        """Smallest ε ≥ 0 with δ(ε) ≤ ``delta`` (``inf`` if none below 1e4)."""
+        """Smallest ε ≥ 0 with δ(ε) ≤ ``delta`` (``inf`` if none below 1e4).
+
+        Parameters
+        ----------
+        delta : float
+            Target δ, strictly inside (0, 1).
+
+        Returns
+        -------
+        epsilon : float
+            The verified ε of one release at ``delta``; ``inf`` if no ε ≤ :data:`MAX_EPSILON`
+            reaches it.
+
+        Raises
+        ------
+        ValueError
+            If ``delta`` is not strictly inside (0, 1).
+        """
         delta = check_delta(delta)
         return invert_profile(self.delta, delta, max_epsilon=MAX_EPSILON)
 
     def verified(
         self, *, epsilon: float | None = None, delta: float | None = None
     ) -> PrivacyFigure:
-        """The verified (ε, δ) of one release: give ``delta`` (→ ε) or ``epsilon`` (→ δ)."""
+        """The verified (ε, δ) of one release: give ``delta`` (→ ε) or ``epsilon`` (→ δ).
+
+        Parameters
+        ----------
+        epsilon : float, optional
+            ε > 0; δ(ε) is computed from the verified profile.
+        delta : float, optional
+            δ in (0, 1); the smallest ε with δ(ε) ≤ ``delta`` is computed.
+
+        Returns
+        -------
+        figure : PrivacyFigure
+            The pair (ε, δ), labelled ``"verified"``, with its source.
+
+        Raises
+        ------
+        ValueError
+            If not exactly one of ``epsilon`` and ``delta`` is given, or it is out of range.
+        """
         if (epsilon is None) == (delta is None):
             raise ValueError("give exactly one of epsilon= or delta=")
         src = f"exact privacy profile of {self.describe()}"
@@ -128,7 +203,13 @@ class Mechanism(ABC):
         return PrivacyFigure(eps, float(self.delta(eps)), VERIFIED, src)
 
     def claimed(self) -> PrivacyFigure | None:
-        """The guarantee a paper states for this noise (labelled ``claimed``), if any."""
+        """The guarantee a paper states for this noise (labelled ``claimed``), if any.
+
+        Returns
+        -------
+        figure : PrivacyFigure or None
+            The paper's (ε, δ), labelled ``"claimed"``; ``None`` when no paper claim applies.
+        """
         return None
 
     # ---------------------------------------------------------------- calibration
@@ -137,17 +218,47 @@ class Mechanism(ABC):
     def calibrate(
         cls, epsilon: float, delta: float, dim: int, sensitivity: float = 1.0
     ) -> Mechanism:
-        """The least-noise member of this family that is verified (ε, δ)-DP."""
+        """The least-noise member of this family that is verified (ε, δ)-DP.
+
+        Parameters
+        ----------
+        epsilon : float
+            Target ε > 0.
+        delta : float
+            Target δ, strictly inside (0, 1).
+        dim : int
+            Noise dimension M.
+        sensitivity : float, default 1.0
+            L2 sensitivity Δ of the query (the largest shift norm).
+
+        Returns
+        -------
+        mechanism : Mechanism
+            An instance of this class whose verified δ(ε) is at most ``delta``.
+        """
 
     # ---------------------------------------------------------------- description
     def describe(self) -> str:
+        """A one-line description, e.g. ``"Gaussian(M=10, sigma=1.2, Δ=1)"``.
+
+        Returns
+        -------
+        description : str
+            Class name, dimension, scale (if any) and sensitivity.
+        """
         return f"{type(self).__name__}(M={self.dim}, Δ={self.sensitivity:g})"
 
     def __repr__(self) -> str:
         return self.describe()
 
     def config(self) -> dict[str, Any]:
-        """JSON-able parameters that rebuild this mechanism with :func:`from_config`."""
+        """JSON-able parameters that rebuild this mechanism with :func:`from_config`.
+
+        Returns
+        -------
+        config : dict
+            ``name``, ``dim``, ``sensitivity`` and the family's own parameters.
+        """
         return {"name": self.name, "dim": self.dim, "sensitivity": self.sensitivity}
 
 
@@ -184,10 +295,37 @@ class SphericalMechanism(Mechanism):
         return np.random.default_rng(rng)
 
     def sample_radius(self, size: int | None = None, *, rng: SeedLike = None) -> np.ndarray | float:
-        """Draw ``‖n‖`` (one float, or ``size`` of them); ``rng`` as in :meth:`sample`."""
+        """Draw ``‖n‖`` (one float, or ``size`` of them); ``rng`` as in :meth:`sample`.
+
+        Parameters
+        ----------
+        size : int, optional
+            Number of radii; ``None`` draws one.
+        rng : int, SeedSequence, BitGenerator, Generator or None
+            As in :meth:`sample`.
+
+        Returns
+        -------
+        radius : float or ndarray of shape (size,), dtype float64
+            L2 norms of noise vectors (not per-coordinate scales).
+        """
         return self.law.sample_radius(self._rng(rng), size)
 
     def sample(self, size: int | None = None, *, rng: SeedLike = None) -> np.ndarray:
+        """Draw noise vectors ``radius · direction``, shape ``(M,)`` or ``(size, M)`` (float64).
+
+        Parameters
+        ----------
+        size : int, optional
+            Number of vectors; ``None`` draws one vector of shape ``(M,)``.
+        rng : int, SeedSequence, BitGenerator, Generator or None
+            Anything :func:`numpy.random.default_rng` accepts.
+
+        Returns
+        -------
+        noise : ndarray of shape (M,) or (size, M), dtype float64
+            Radius from the radial law times a direction uniform on the unit sphere.
+        """
         rng = self._rng(rng)
         r = self.law.sample_radius(rng, size)
         h = uniform_direction(rng, size, self.dim)
@@ -220,6 +358,26 @@ class SphericalMechanism(Mechanism):
     def sample_like(
         self, tensors: Sequence[torch.Tensor], *, generator: torch.Generator | None = None
     ) -> list[torch.Tensor]:
+        """Draw one noise vector over all ``tensors`` jointly (their total size must be M).
+
+        Parameters
+        ----------
+        tensors : sequence of torch.Tensor
+            Templates whose ``numel()`` sum to M.
+        generator : torch.Generator, optional
+            Source of randomness for the direction and the radius.
+
+        Returns
+        -------
+        noise : list of torch.Tensor
+            Tensors shaped like ``tensors`` (same dtype and device) whose joint L2 norm is one
+            radius draw and whose joint direction is uniform.
+
+        Raises
+        ------
+        ValueError
+            If the tensors do not hold exactly M values in total.
+        """
         import torch
 
         gs = self._normals_like(tensors, generator)
@@ -244,10 +402,35 @@ class SphericalMechanism(Mechanism):
         return self.law.shift_monotone_proven
 
     def delta(self, epsilon: float | np.ndarray) -> float | np.ndarray:
+        """Verified δ(ε): supremum over shift norms ≤ Δ of the exact spherical profile.
+
+        Parameters
+        ----------
+        epsilon : float or ndarray
+            ε ≥ 0, a scalar or an array.
+
+        Returns
+        -------
+        delta : float or ndarray
+            δ(ε), with the shape of ``epsilon``.
+        """
         return self.law.delta_sup(epsilon, self.sensitivity)
 
     def delta_at_shift(self, epsilon: float | np.ndarray, shift: float) -> float | np.ndarray:
-        """δ(ε) at one shift norm (no supremum)."""
+        """δ(ε) at one shift norm (no supremum).
+
+        Parameters
+        ----------
+        epsilon : float or ndarray
+            ε ≥ 0, a scalar or an array.
+        shift : float
+            Norm of the shift between neighbouring outputs (same units as Δ).
+
+        Returns
+        -------
+        delta : float or ndarray
+            δ(ε) for that shift, with the shape of ``epsilon``.
+        """
         return self.law.delta(epsilon, shift)
 
     @classmethod
@@ -266,7 +449,32 @@ class SphericalMechanism(Mechanism):
     def calibrate_scale(
         cls, epsilon: float, delta: float, dim: int, sensitivity: float = 1.0
     ) -> float:
-        """Smallest scale whose verified profile satisfies δ(ε) ≤ ``delta`` (conservative)."""
+        """Smallest scale whose verified profile satisfies δ(ε) ≤ ``delta`` (conservative).
+
+        Parameters
+        ----------
+        epsilon : float
+            Target ε > 0.
+        delta : float
+            Target δ in [:data:`MIN_DELTA`, 1).
+        dim : int
+            Noise dimension M ≥ 2.
+        sensitivity : float, default 1.0
+            L2 sensitivity Δ.
+
+        Returns
+        -------
+        scale : float
+            The family's scale parameter (σ, θ, ...; see :attr:`scale_name`), on the safe side
+            of the root: the mechanism at this scale satisfies δ(ε) ≤ ``delta``.
+
+        Raises
+        ------
+        ValueError
+            If an argument is out of range or ``delta < MIN_DELTA``.
+        NoBracketFoundError
+            If no finite scale reaches the target.
+        """
         epsilon = check_epsilon(epsilon)
         delta = check_delta(delta)
         dim = check_dimension(dim, minimum=2)
@@ -300,13 +508,45 @@ class SphericalMechanism(Mechanism):
     def calibrate(
         cls, epsilon: float, delta: float, dim: int, sensitivity: float = 1.0
     ) -> SphericalMechanism:
+        """The least-noise member of this family that is verified (ε, δ)-DP.
+
+        Parameters
+        ----------
+        epsilon : float
+            Target ε > 0.
+        delta : float
+            Target δ in [:data:`MIN_DELTA`, 1).
+        dim : int
+            Noise dimension M.
+        sensitivity : float, default 1.0
+            L2 sensitivity Δ.
+
+        Returns
+        -------
+        mechanism : SphericalMechanism
+            ``cls(dim, calibrate_scale(epsilon, delta, dim, sensitivity), sensitivity)``.
+        """
         return cls(dim, cls.calibrate_scale(epsilon, delta, dim, sensitivity), sensitivity)
 
     def describe(self) -> str:
+        """A one-line description with dimension, scale and sensitivity.
+
+        Returns
+        -------
+        description : str
+            E.g. ``"ProductNoise(M=100, sigma=2.5, Δ=1)"``.
+        """
         return (
             f"{type(self).__name__}(M={self.dim}, {self.scale_name}={self.scale:.6g}, "
             f"Δ={self.sensitivity:g})"
         )
 
     def config(self) -> dict[str, Any]:
+        """JSON-able parameters that rebuild this mechanism with :func:`from_config`.
+
+        Returns
+        -------
+        config : dict
+            The base keys plus the scale under :attr:`scale_name`.
+        """
         return {**super().config(), self.scale_name: self.scale}

@@ -1,14 +1,14 @@
 """Product noise (Liu, Ji, Fang, Wei, Li, SIGMOD 2026, arXiv 2512.06253), exactly as the official
 code draws it, with the paper's claimed δ and the verified truth next to it.
 
-Sampler (``product_noise_paper.md`` §2): one scalar ``z ~ N(0, 1)`` and one direction ``h`` uniform
-on the unit sphere of R^M (over all tensors jointly)::
+Sampler (as in the paper and its official code): one scalar ``z ~ N(0, 1)`` and one direction
+``h`` uniform on the unit sphere of R^M (over all tensors jointly)::
 
     n = σ · |z| · h,       σ = Δ · t / ε
 
 so ``‖n‖ = σ|z|`` is half-normal; this is the SGG law with ``α = 0, p = 2, β = 1/(2σ²)``.
 
-The paper's calibration (code's "formula in Theorem 3", §3.1–§3.2), for a moment order
+The paper's calibration (code's "formula in Theorem 3"), for a moment order
 ``1 ≤ q < M − 3/2`` (default ``q = M/2``) and a constant ``k > 1``::
 
     t_q   = √2 · k^{1/q} · ((q+3)/2)^{1/2 + 1/q} · exp(−(1/2 + 1/(2q)))
@@ -18,10 +18,15 @@ The paper's calibration (code's "formula in Theorem 3", §3.1–§3.2), for a mo
 
 With ``q = M/2`` this is ``t² = 2 k^{4/M} (M/4 + 3/2)^{1+4/M} / e^{1+2/M}``.
 
-**This claimed δ is false for the noise the code adds** (§4): at the paper's MNIST DPSGD setting
+**This claimed δ is false for the noise the code adds**: at the paper's MNIST DPSGD setting
 (M = 26010, k = 40000, ε₀ = 0.3) the claimed δ is 1.98e-7 while the exact δ at ε₀ is 0.42.
 :meth:`ProductNoise.claimed` therefore returns a figure labelled ``claimed``;
 :meth:`ProductNoise.delta` is the exact (verified) profile.
+
+References
+----------
+.. [1] L. Liu, Y. Ji, Y. Fang, X. Wei and Z. Li, "Product noise ...", SIGMOD 2026,
+       arXiv:2512.06253.
 """
 
 from __future__ import annotations
@@ -68,7 +73,27 @@ def _check_paper_args(
 
 
 def paper_t(dim: int, k: float, q: float | None = None) -> float:
-    """The paper's constant ``t_q`` (``σ = Δ t / ε``); ``q`` defaults to ``M/2``."""
+    """The paper's constant ``t_q`` (``σ = Δ t / ε``); ``q`` defaults to ``M/2``.
+
+    Parameters
+    ----------
+    dim : int
+        Noise dimension M > 3.
+    k : float
+        The paper's constant ``k > 1``.
+    q : float, optional
+        Moment order, ``1 ≤ q < M − 3/2``; default ``M/2``.
+
+    Returns
+    -------
+    t : float
+        ``t_q`` (dimensionless: the scale in units of Δ/ε).
+
+    Raises
+    ------
+    ValueError
+        If ``M <= 3``, ``k <= 1`` or ``q`` is outside ``[1, M − 3/2)``.
+    """
     dim, k, q = _check_paper_args(dim, k, q)
     log_t = (
         0.5 * math.log(2.0)
@@ -80,7 +105,29 @@ def paper_t(dim: int, k: float, q: float | None = None) -> float:
 
 
 def claimed_delta(epsilon: float, dim: int, k: float, q: float | None = None) -> float:
-    """The paper's claimed δ for per-release budget ``epsilon`` (Kummer ₁F₁ form, §3.1)."""
+    """The paper's claimed δ for per-release budget ``epsilon`` (Kummer ₁F₁ form).
+
+    Parameters
+    ----------
+    epsilon : float
+        Per-release ε > 0.
+    dim : int
+        Noise dimension M > 3.
+    k : float
+        The paper's constant ``k > 1``.
+    q : float, optional
+        Moment order, ``1 ≤ q < M − 3/2``; default ``M/2``.
+
+    Returns
+    -------
+    delta : float
+        The **claimed** δ (not a valid bound for the noise; see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        On out-of-range arguments, as :func:`paper_t`.
+    """
     epsilon = check_epsilon(epsilon)
     dim, k, q = _check_paper_args(dim, k, q)
     t = paper_t(dim, k, q)
@@ -104,6 +151,28 @@ def solve_k(epsilon: float, dim: int, target_delta: float, q: float | None = Non
     """The constant ``k`` for which the paper's claimed δ equals ``target_delta``.
 
     Bisection (Brent) on ``ln k``; the claimed δ is decreasing in ``k``.
+
+    Parameters
+    ----------
+    epsilon : float
+        Per-release ε > 0.
+    dim : int
+        Noise dimension M > 3.
+    target_delta : float
+        Claimed δ to reach, in (0, 1).
+    q : float, optional
+        Moment order, ``1 ≤ q < M − 3/2``; default ``M/2``.
+
+    Returns
+    -------
+    k : float
+        The constant ``k > 1``.
+
+    Raises
+    ------
+    ValueError
+        On out-of-range arguments, if the claimed δ is already below ``target_delta`` as
+        ``k → 1``, or if no finite ``k`` (``ln k ≤ 700``) reaches it.
     """
     epsilon = check_epsilon(epsilon)
     target_delta = check_delta(target_delta, "target_delta")
@@ -130,6 +199,24 @@ def optimal_q(epsilon: float, dim: int, k: float, grid: int = 1000) -> tuple[flo
 
     A grid over ``[1, M − 3/2)`` as the official ``get_min_delta.py`` does, refined by a bounded
     scalar minimisation around the best grid point.
+
+    Parameters
+    ----------
+    epsilon : float
+        Per-release ε > 0.
+    dim : int
+        Noise dimension M > 3.
+    k : float
+        The paper's constant ``k > 1``.
+    grid : int, default 1000
+        Number of grid points in ``[1, M − 3/2)``.
+
+    Returns
+    -------
+    q : float
+        The minimising moment order.
+    delta : float
+        The claimed δ at ``q``.
     """
     epsilon = check_epsilon(epsilon)
     dim, k, _ = _check_paper_args(dim, k, None)
@@ -168,8 +255,35 @@ def revealed_scale_delta(
 
     Each term increases with the shift, so the bound at ``shift = Δ`` covers every shift ≤ Δ:
     no numerical check over shift norms is needed. At M = 26010 it exceeds the exact spherical
-    profile by 2e-5 to 4e-4 relative (``verified_accounting/README.md`` §2(a)). Vectorised over
-    ε (the accounting layer evaluates thousands of points at once).
+    profile by 2e-5 to 4e-4 relative. Vectorised over ε (the accounting layer evaluates
+    thousands of points at once).
+
+    Parameters
+    ----------
+    epsilon : float or ndarray
+        ε ≥ 0 (finite), a scalar or a 1-D array.
+    dim : int
+        Noise dimension M ≥ 2.
+    sigma : float
+        Absolute scale σ of the noise (``‖n‖ = σ|z|``).
+    shift : float, default 1.0
+        Shift norm (normally the sensitivity Δ).
+    hmax : float, default 0.5
+        Largest step of the quadrature over ``ln B`` (smaller is more accurate).
+    order : int, default 24
+        Gauss–Legendre order per quadrature panel.
+    chunk : int, default 256
+        Number of ε evaluated per vectorised block (memory only).
+
+    Returns
+    -------
+    delta : float or ndarray of shape (n_eps,)
+        The upper bound on δ(ε), a float for scalar ``epsilon``.
+
+    Raises
+    ------
+    ValueError
+        If an ε is negative or not finite, or another argument is out of range.
     """
     dim = check_dimension(dim, minimum=2)
     sigma = check_positive("sigma", sigma)
@@ -249,11 +363,12 @@ class ProductNoise(SphericalMechanism):
 
     Parameters
     ----------
-    dim:
+    dim : int
         M, the total number of values the noise covers (e.g. all trainable parameters).
-    sigma:
-        The absolute scale σ (already includes the sensitivity, as in the official code).
-    sensitivity:
+    sigma : float
+        The absolute scale σ (already includes the sensitivity, as in the official code). It
+        scales the norm, ``‖n‖ = σ|z|``; the per-coordinate root-mean-square is ``σ/√M``.
+    sensitivity : float, default 1.0
         Δ, the L2 sensitivity the privacy figures refer to.
 
     Use :meth:`from_paper` for the paper's calibration (its ``claimed`` figure is then known)
@@ -349,12 +464,37 @@ class ProductNoise(SphericalMechanism):
 
     def delta(self, epsilon: float | np.ndarray) -> float | np.ndarray:
         """Verified δ(ε): the exact spherical profile for M ≥ 4; below, where that integral is
-        not resolved, the revealed-scale bound (exact for its own law, never optimistic)."""
+        not resolved, the revealed-scale bound (exact for its own law, never optimistic).
+
+        Parameters
+        ----------
+        epsilon : float or ndarray
+            ε ≥ 0, a scalar or an array.
+
+        Returns
+        -------
+        delta : float or ndarray
+            δ(ε), with the shape of ``epsilon``.
+        """
         if self.dim < MIN_EXACT_DIM:
             return revealed_scale_delta(epsilon, self.dim, self.sigma, self.sensitivity)
         return super().delta(epsilon)
 
     def delta_at_shift(self, epsilon: float | np.ndarray, shift: float) -> float | np.ndarray:
+        """δ(ε) at one shift norm (exact profile, or the revealed-scale bound for M < 4).
+
+        Parameters
+        ----------
+        epsilon : float or ndarray
+            ε ≥ 0, a scalar or an array.
+        shift : float
+            Shift norm > 0 (same units as Δ).
+
+        Returns
+        -------
+        delta : float or ndarray
+            δ(ε), with the shape of ``epsilon``.
+        """
         if self.dim < MIN_EXACT_DIM:
             return revealed_scale_delta(epsilon, self.dim, self.sigma, shift)
         return super().delta_at_shift(epsilon, shift)
@@ -369,7 +509,13 @@ class ProductNoise(SphericalMechanism):
 
     def privacy_profile(self):
         """Profile for composition: the revealed-scale bound (rigorous for every shift ≤ Δ and
-        fast for thousands of ε at once; see :func:`revealed_scale_delta`)."""
+        fast for thousands of ε at once; see :func:`revealed_scale_delta`).
+
+        Returns
+        -------
+        profile : callable
+            ``profile(eps) -> ndarray``: the bound at each ε of the array ``eps`` (at least 1-D).
+        """
 
         def profile(eps: np.ndarray) -> np.ndarray:
             return np.atleast_1d(revealed_scale_delta(eps, self.dim, self.sigma, self.sensitivity))
@@ -377,6 +523,13 @@ class ProductNoise(SphericalMechanism):
         return profile
 
     def claimed(self) -> PrivacyFigure | None:
+        """The paper's (ε₀, claimed δ) if built by :meth:`from_paper`, else ``None``.
+
+        Returns
+        -------
+        figure : PrivacyFigure or None
+            Labelled ``"claimed"``; known not to hold for this noise.
+        """
         if self.paper is None:
             return None
         return PrivacyFigure(
@@ -409,6 +562,20 @@ class ProductNoise(SphericalMechanism):
         return self.sigma * abs(float(torch.randn((), generator=generator, dtype=torch.float64)))
 
     def sample(self, size: int | None = None, *, rng: SeedLike = None) -> np.ndarray:
+        """Draw ``σ |z| h`` vectors as the official code does.
+
+        Parameters
+        ----------
+        size : int, optional
+            Number of vectors; ``None`` draws one vector of shape ``(M,)``.
+        rng : int, SeedSequence, BitGenerator, Generator or None
+            Anything :func:`numpy.random.default_rng` accepts.
+
+        Returns
+        -------
+        noise : ndarray of shape (M,) or (size, M), dtype float64
+            Each row has norm ``σ|z|`` (half-normal) and a uniform direction.
+        """
         rng = self._rng(rng)
         shape = (self.dim,) if size is None else (size, self.dim)
         g = rng.standard_normal(shape)
@@ -417,6 +584,13 @@ class ProductNoise(SphericalMechanism):
         return self.sigma * (z if size is None else z[:, None]) * g
 
     def config(self) -> dict[str, Any]:
+        """JSON-able parameters that rebuild this mechanism with :func:`from_config`.
+
+        Returns
+        -------
+        config : dict
+            ``name``, ``dim``, ``sensitivity``, ``sigma`` and, if set, :attr:`paper`.
+        """
         cfg = super().config()
         if self.paper is not None:
             cfg["paper"] = dict(self.paper)

@@ -15,7 +15,8 @@ Gaussian N(0, σ² I_M)   M − 1       2    1 / (2σ²)
 product noise σ|z|·h    0           2    1 / (2σ²)
 ======================  ==========  ===  ===============
 
-Exact privacy profile (``mechanism_anchors.md`` §3.1; Joseph et al. 2025 §3; Wei et al. Lemma 4.1).
+Exact privacy profile (the hockey-stick divergence as in Balle & Wang 2018 [1]; Joseph et al. 2025
+§3; Wei et al. Lemma 4.1).
 Write ``g(ρ) = ln f_R(ρ) − (M−1) ln ρ = −a ln ρ − β ρ^p`` (+ const) with ``a = M − 1 − α ≥ 0``, so
 ``g`` is non-increasing. For a shift ``v`` of norm ``c``, ``P = law(n + v)`` and ``Q = law(n)``, the
 privacy loss at ``n = r H`` with ``u = ⟨H, v⟩ / c`` is::
@@ -40,6 +41,11 @@ quadrature error (the integrand lies in [0, 1]).
 Shift norms: DP needs the supremum of δ over shifts ``‖v‖ ≤ Δ``. It is attained at ``‖v‖ = Δ``
 for the Gaussian (proved); for other members it is checked on a grid of shift norms by
 :meth:`SGG.delta_sup` (a numerical check, not a proof — stated wherever it is used).
+
+References
+----------
+.. [1] B. Balle and Y.-X. Wang, "Improving the Gaussian mechanism for differential privacy:
+       analytical calibration and optimal denoising", ICML 2018.
 """
 
 from __future__ import annotations
@@ -81,7 +87,24 @@ def _gauss_legendre(order: int) -> tuple[np.ndarray, np.ndarray]:
 def uniform_direction(
     rng: np.random.Generator, size: int | None, dim: int, dtype=np.float64
 ) -> np.ndarray:
-    """Directions uniform on the unit sphere of R^dim, shape ``(dim,)`` or ``(size, dim)``."""
+    """Directions uniform on the unit sphere of R^dim, shape ``(dim,)`` or ``(size, dim)``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness.
+    size : int or None
+        Number of directions; ``None`` draws one.
+    dim : int
+        Dimension of the ambient space.
+    dtype : dtype, default float64
+        Floating dtype of the draw.
+
+    Returns
+    -------
+    h : ndarray of shape (dim,) or (size, dim)
+        Unit vectors (normalised standard normals).
+    """
     shape = (dim,) if size is None else (size, dim)
     g = rng.standard_normal(shape, dtype=dtype)
     norm = np.linalg.norm(g, axis=-1, keepdims=True)
@@ -94,11 +117,20 @@ class SGG:
 
     Parameters
     ----------
-    dim:
-        Dimension M of the noise vector (M ≥ 2 for the exact profile; the Gaussian uses its
-        closed form in any dimension).
-    alpha, beta, p:
-        Radial shape; ``α ≤ M − 1`` is required so that the density is non-increasing in the norm.
+    dim : int
+        Dimension M of the noise vector (M ≥ 4 for the exact profile, see
+        :data:`MIN_EXACT_DIM`; the Gaussian uses its closed form in any dimension).
+    alpha : float
+        Radial shape, ``−1 < α ≤ M − 1`` (so that the density is non-increasing in the norm).
+    beta : float
+        Rate ``β > 0`` (``β R^p ~ Gamma((α+1)/p, 1)``).
+    p : float
+        Power ``p > 0``.
+
+    Raises
+    ------
+    ValueError
+        If ``β`` or ``p`` is not positive or ``α`` is outside ``(−1, M − 1]``.
     """
 
     dim: int
@@ -128,15 +160,52 @@ class SGG:
         return max(self.dim - 1.0 - self.alpha, 0.0)
 
     def radius_ppf(self, q: np.ndarray, *, upper: bool = False) -> np.ndarray:
-        """Quantile of R at lower-tail probability ``q`` (upper-tail if ``upper``)."""
+        """Quantile of R at lower-tail probability ``q`` (upper-tail if ``upper``).
+
+        Parameters
+        ----------
+        q : array_like
+            Probabilities in [0, 1], any shape.
+        upper : bool, default False
+            Treat ``q`` as upper-tail probabilities ``P[R > r]``.
+
+        Returns
+        -------
+        r : ndarray
+            Radii (norms), with the shape of ``q``.
+        """
         q = np.asarray(q, dtype=float)
         y = special.gammainccinv(self.shape, q) if upper else special.gammaincinv(self.shape, q)
         return (y / self.beta) ** (1.0 / self.p)
 
     def radius_cdf(self, r: np.ndarray) -> np.ndarray:
+        """``P[R ≤ r]``.
+
+        Parameters
+        ----------
+        r : array_like
+            Radii ≥ 0, any shape.
+
+        Returns
+        -------
+        cdf : ndarray
+            Probabilities, with the shape of ``r``.
+        """
         return special.gammainc(self.shape, self.beta * np.asarray(r, dtype=float) ** self.p)
 
     def radius_logpdf(self, r: np.ndarray) -> np.ndarray:
+        """``ln f_R(r)``, the log density of the radius.
+
+        Parameters
+        ----------
+        r : array_like
+            Radii > 0, any shape.
+
+        Returns
+        -------
+        logpdf : ndarray
+            Log densities, with the shape of ``r``.
+        """
         r = np.asarray(r, dtype=float)
         k = self.shape
         return (
@@ -148,11 +217,38 @@ class SGG:
         )
 
     def sample_radius(self, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
+        """Draw radii ``R = (Y/β)^{1/p}`` with ``Y ~ Gamma((α+1)/p, 1)``.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            Source of randomness.
+        size : int, optional
+            Number of radii; ``None`` draws one.
+
+        Returns
+        -------
+        r : float or ndarray of shape (size,)
+            Noise norms.
+        """
         y = rng.gamma(self.shape, 1.0, size=size)
         return (y / self.beta) ** (1.0 / self.p)
 
     def sample(self, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
-        """Noise vectors, shape ``(M,)`` or ``(size, M)``."""
+        """Noise vectors, shape ``(M,)`` or ``(size, M)``.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            Source of randomness.
+        size : int, optional
+            Number of vectors; ``None`` draws one.
+
+        Returns
+        -------
+        noise : ndarray of shape (M,) or (size, M), dtype float64
+            Radius times a uniform direction.
+        """
         r = self.sample_radius(rng, size)
         h = uniform_direction(rng, size, self.dim)
         return h * (r if size is None else np.asarray(r)[:, None])
@@ -189,7 +285,18 @@ class SGG:
         return self.is_gaussian
 
     def scaled(self, factor: float) -> SGG:
-        """The law of ``factor · n``."""
+        """The law of ``factor · n``.
+
+        Parameters
+        ----------
+        factor : float
+            Positive scale factor.
+
+        Returns
+        -------
+        law : SGG
+            Same ``α`` and ``p``, ``β · factor^{−p}``.
+        """
         return SGG(self.dim, self.alpha, self.beta * factor ** (-self.p), self.p)
 
     # ------------------------------------------------------------------ privacy loss
@@ -236,7 +343,22 @@ class SGG:
         return w
 
     def privacy_loss(self, r: np.ndarray, u: np.ndarray, shift: float) -> np.ndarray:
-        """``L(r, u) = g(r) − g(s)`` for the pair (n + v, n) with ‖v‖ = ``shift``."""
+        """``L(r, u) = g(r) − g(s)`` for the pair (n + v, n) with ‖v‖ = ``shift``.
+
+        Parameters
+        ----------
+        r : array_like
+            Noise norms ``‖n‖ > 0``.
+        u : array_like
+            Cosines ``⟨H, v⟩/‖v‖`` in [−1, 1], broadcast against ``r``.
+        shift : float
+            Shift norm ``‖v‖``.
+
+        Returns
+        -------
+        loss : ndarray
+            Privacy loss at each ``(r, u)``, broadcast shape of ``r`` and ``u``.
+        """
         r = np.asarray(r, dtype=float)
         x = shift * (2.0 * r * np.asarray(u, dtype=float) + shift)
         lg = np.log1p(x / r**2)  # ln(s²/r²) = 2w
@@ -280,6 +402,28 @@ class SGG:
         """Exact hockey-stick divergence δ(ε) at one shift norm (vectorised over ε ≥ 0).
 
         The result is an upper bound up to quadrature error (truncated radius mass is added).
+
+        Parameters
+        ----------
+        epsilon : float, sequence of float or ndarray
+            ε ≥ 0 (finite).
+        shift : float, default 1.0
+            Shift norm ``‖v‖ > 0``.
+        hmax : float, default 0.5
+            Largest panel width in ``ln r`` (tightened to 0.05 for M < 10).
+        order : int, default 24
+            Gauss–Legendre order per panel (at least 48 for M < 10).
+
+        Returns
+        -------
+        delta : float or ndarray of shape (n_eps,)
+            δ at each ε, a float for scalar ``epsilon``.
+
+        Raises
+        ------
+        ValueError
+            If an ε is negative or not finite, or M < :data:`MIN_EXACT_DIM` for a non-Gaussian
+            law.
         """
         check_positive("shift", shift)
         if self.dim < MIN_EXACT_DIM:
@@ -345,6 +489,22 @@ class SGG:
 
         For the Gaussian the full shift is provably the worst case and only it is evaluated.
         For other laws this is a numerical check over a grid, not a proof.
+
+        Parameters
+        ----------
+        epsilon : float, sequence of float or ndarray
+            ε ≥ 0 (finite).
+        sensitivity : float, default 1.0
+            Δ, the largest shift norm.
+        fractions : sequence of float, default DEFAULT_SHIFT_FRACTIONS
+            Shift norms as fractions of Δ.
+        **kw
+            Passed to :meth:`delta` (``hmax``, ``order``).
+
+        Returns
+        -------
+        delta : float or ndarray of shape (n_eps,)
+            The largest δ over the shifts, a float for scalar ``epsilon``.
         """
         if self.shift_monotone_proven:
             return self.delta(epsilon, sensitivity, **kw)
@@ -365,6 +525,26 @@ class SGG:
 
         Samples ``(r, u)`` directly (``u = 2 Beta((M−1)/2, (M−1)/2) − 1``) and averages
         ``(1 − e^{ε − L})₊`` under ``P``.
+
+        Parameters
+        ----------
+        epsilon : float
+            ε ≥ 0.
+        shift : float, default 1.0
+            Shift norm.
+        num_samples : int, default 1_000_000
+            Number of Monte Carlo samples.
+        rng : numpy.random.Generator, optional
+            Source of randomness; default a fresh generator.
+        batch : int, default 1_000_000
+            Samples per vectorised batch (memory only).
+
+        Returns
+        -------
+        mean : float
+            Estimate of δ(ε).
+        stderr : float
+            Its standard error.
         """
         check_positive_int("num_samples", num_samples)
         rng = np.random.default_rng() if rng is None else rng

@@ -1,6 +1,7 @@
 """The per-dataset networks of the product-noise paper's DP-SGD experiments.
 
-Architectures and parameter counts follow the official scripts (``product_noise_paper.md`` §8);
+Architectures and parameter counts follow the official scripts of the product-noise paper (Liu,
+Ji, Fang, Wei, Li, SIGMOD 2026, arXiv:2512.06253);
 the parameter count M matters because it sets the product-noise constant ``t(M, k)``.
 
 =============  ==========================================================  =========
@@ -33,7 +34,18 @@ __all__ = [
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (the noise dimension M)."""
+    """Number of trainable parameters (the noise dimension M).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+
+    Returns
+    -------
+    M : int
+        Total ``numel()`` of the parameters with ``requires_grad``.
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -48,6 +60,18 @@ class SampleConvNet(nn.Module):
         self.fc2 = nn.Linear(32, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (batch, 1, 28, 28)
+            Float images.
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (batch, num_classes)
+            Unnormalised class scores.
+        """
         x = nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2, 1)
         x = nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2, 1)
         return self.fc2(torch.relu(self.fc1(x.flatten(1))))
@@ -76,6 +100,18 @@ class CifarConvNet(nn.Module):
         self.fc = nn.Linear(128, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (batch, 3, 32, 32)
+            Float images.
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (batch, num_classes)
+            Unnormalised class scores.
+        """
         return self.fc(self.features(x).flatten(1))
 
 
@@ -89,6 +125,18 @@ class AdultMLP(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (batch, in_features)
+            Float features.
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (batch, num_classes)
+            Unnormalised class scores.
+        """
         return self.net(x)
 
 
@@ -106,6 +154,18 @@ class ImdbNet(nn.Module):
         self.fc2 = nn.Linear(16, num_classes)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Class logits.
+
+        Parameters
+        ----------
+        tokens : torch.Tensor of shape (batch, seq_len)
+            Long token ids, 0 = padding.
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (batch, num_classes)
+            Unnormalised class scores.
+        """
         mask = (tokens != 0).unsqueeze(-1).to(self.embedding.weight.dtype)
         emb = self.embedding(tokens) * mask
         pooled = emb.sum(1) / mask.sum(1).clamp_min(1.0)
@@ -129,6 +189,18 @@ class NeuMF(nn.Module):
         self.out = nn.Linear(mf_dim + 2 * mlp_dim, 5)
 
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        """Class logits.
+
+        Parameters
+        ----------
+        pairs : torch.Tensor of shape (batch, 2)
+            Long ``(user, item)`` indices.
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (batch, 5)
+            Unnormalised class scores.
+        """
         u, i = pairs[:, 0], pairs[:, 1]
         mf = self.user_mf(u) * self.item_mf(i)
         mlp = torch.cat([self.user_mlp(u), self.item_mlp(i)], dim=-1)
