@@ -19,7 +19,7 @@ Use :mod:`product_noise.accounting.pld` for **verified** figures.
 
 References
 ----------
-.. [1] L. Liu, Y. Ji, Y. Fang, X. Wei and Z. Li, "Product noise ...", SIGMOD 2026,
+.. [1] L. Liu, Y. Ji, Y. Fang, X. Wei and Z. Li, SIGMOD 2026,
        arXiv:2512.06253.
 .. [2] P. Kairouz, S. Oh and P. Viswanath, "The composition theorem for differential privacy",
        ICML 2015.

@@ -16,7 +16,7 @@ References
 ----------
 .. [1] K. Chaudhuri, C. Monteleoni and A. D. Sarwate, "Differentially private empirical risk
        minimization", Journal of Machine Learning Research 12, 2011.
-.. [2] L. Liu, Y. Ji, Y. Fang, X. Wei and Z. Li, "Product noise ...", SIGMOD 2026,
+.. [2] L. Liu, Y. Ji, Y. Fang, X. Wei and Z. Li, SIGMOD 2026,
        arXiv:2512.06253.
 """
 

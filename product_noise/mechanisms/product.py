@@ -25,7 +25,7 @@ With ``q = M/2`` this is ``t² = 2 k^{4/M} (M/4 + 3/2)^{1+4/M} / e^{1+2/M}``.
 
 References
 ----------
-.. [1] L. Liu, Y. Ji, Y. Fang, X. Wei and Z. Li, "Product noise ...", SIGMOD 2026,
+.. [1] L. Liu, Y. Ji, Y. Fang, X. Wei and Z. Li, SIGMOD 2026,
        arXiv:2512.06253.
 """
 
