@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from ..mechanisms.registry import mechanism_names
 from ..privacy import PrivacyFigure
 
 __all__ = [
@@ -64,7 +65,8 @@ __all__ = [
 
 ALGORITHMS = ("output", "objective", "amp", "amp-nt", "ppssgd")
 LOSSES = ("LR", "SVM")
-NOISE_CHOICES = ("gaussian", "classic_gaussian", "product", "product_paper", "l2", "gamma")
+#: the ERM noises of the registry (:data:`product_noise.erm.noise.NOISES`)
+NOISE_CHOICES = mechanism_names("erm")
 EPSILONS = (0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0)
 #: Huber parameter of dpml-benchmark's Huber-SVM (``lossfunctions/huber_svm.py``)
 HUBER_H = 0.1

@@ -23,6 +23,13 @@ from .gaussian import (
 )
 from .l2 import GammaNorm, L2Mechanism
 from .product import ProductNoise, claimed_delta, optimal_q, paper_t, solve_k
+from .registry import (
+    MechanismSpec,
+    get_mechanism,
+    mechanism_names,
+    mechanism_specs,
+    register_mechanism,
+)
 from .spherical import SGG, uniform_direction
 
 __all__ = [
@@ -35,6 +42,11 @@ __all__ = [
     "GammaNorm",
     "SGG",
     "MECHANISMS",
+    "MechanismSpec",
+    "register_mechanism",
+    "get_mechanism",
+    "mechanism_names",
+    "mechanism_specs",
     "calibrate",
     "from_config",
     "gaussian_delta",
@@ -47,13 +59,14 @@ __all__ = [
     "uniform_direction",
 ]
 
-#: registry name → class whose ``calibrate`` gives the verified least-noise member
+#: registry name → class whose ``calibrate`` gives the verified least-noise member (the verified
+#: names of :func:`calibrate`, from :mod:`.registry`)
 MECHANISMS: dict[str, type[SphericalMechanism]] = {
-    "gaussian": Gaussian,
-    "product": ProductNoise,
-    "l2": L2Mechanism,
+    spec.name: spec.load()  # type: ignore[misc]
+    for spec in mechanism_specs("table", calibration="verified")
 }
-_ALL_NAMES = (*MECHANISMS, "classic_gaussian", "product_paper")
+#: every name :func:`calibrate` accepts: the verified ones first, then the claimed ones
+_ALL_NAMES = (*MECHANISMS, *mechanism_names("table", calibration="claimed"))
 
 
 def calibrate(
