@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from ..validation import InputError
+
 __all__ = ["smallest_noise"]
 
 
@@ -41,7 +43,7 @@ def smallest_noise(
     hi = 1.0
     while epsilon_of(hi) > target_epsilon:
         if hi >= high:
-            raise ValueError(
+            raise InputError(
                 f"target_epsilon={target_epsilon} is not reachable with noise <= {high:g}"
                 + (f" ({what})" if what else "")
             )

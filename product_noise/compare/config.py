@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..mechanisms.registry import mechanism_names
+from ..validation import InputError
 
 __all__ = [
     "CompareConfig",
@@ -61,7 +62,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A comparison is misconfigured; raised before anything is trained (exit status 2)."""
 
 

@@ -44,6 +44,7 @@ from scipy import sparse
 
 from ..mechanisms.registry import mechanism_names
 from ..privacy import PrivacyFigure
+from ..validation import InputError
 
 __all__ = [
     "ALGORITHMS",
@@ -118,7 +119,7 @@ def grid_for(algorithm: str) -> list[dict[str, Any]]:
         Hyperparameter dictionaries; entry 0 is :data:`FIXED` ``[algorithm]``.
     """
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+        raise InputError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     fixed = FIXED[algorithm]
     rest = [g for g in GRIDS[algorithm] if g != fixed]
     return [dict(fixed)] + [dict(g) for g in rest]
@@ -276,15 +277,15 @@ def run_gridsearch(
     from ..validation import check_epsilon
 
     if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     if noise not in NOISE_CHOICES:
-        raise ValueError(f"noise must be one of {', '.join(NOISE_CHOICES)}, got {noise!r}")
+        raise InputError(f"noise must be one of {', '.join(NOISE_CHOICES)}, got {noise!r}")
     eps_list = [float(check_epsilon(e)) for e in epsilons]
     if int(repeats) < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+        raise InputError(f"repeats must be >= 1, got {repeats}")
     configs = grid_for(algorithm)
     if algorithm == "ppssgd" and (sparse.issparse(X_train) or sparse.issparse(X_test)):
-        raise ValueError("ppssgd needs dense features; this dataset is sparse")
+        raise InputError("ppssgd needs dense features; this dataset is sparse")
     n_train = int(X_train.shape[0])
     delta = 1.0 / n_train**2
     runs: list[Run] = []

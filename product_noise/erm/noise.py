@@ -37,7 +37,7 @@ from ..mechanisms.product import claimed_delta, paper_t
 from ..mechanisms.registry import get_mechanism, mechanism_names
 from ..mechanisms.spherical import SGG
 from ..privacy import PrivacyFigure
-from ..validation import check_delta, check_dimension, check_epsilon, check_positive
+from ..validation import InputError, check_delta, check_dimension, check_epsilon, check_positive
 from .objective import amp_iyengar_sigma
 
 __all__ = [
@@ -65,7 +65,7 @@ def _make(name: str, dim: int, scale: float, sensitivity: float) -> SphericalMec
 
 def _check_noise(name: object) -> str:
     if not isinstance(name, str) or name not in NOISES:
-        raise ValueError(f"noise must be one of {', '.join(NOISES)}; got {name!r}")
+        raise InputError(f"noise must be one of {', '.join(NOISES)}; got {name!r}")
     return name
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..validation import InputError
 from .base import MIN_DELTA, Mechanism, SphericalMechanism
 from .gaussian import (
     Gaussian,
@@ -91,7 +92,7 @@ def calibrate(
             kwargs["target_delta"] = delta
         return ProductNoise.from_paper(dim, epsilon, sensitivity=sensitivity, **kwargs)
     if name not in MECHANISMS:
-        raise ValueError(f"unknown mechanism {name!r}; choose one of {', '.join(_ALL_NAMES)}")
+        raise InputError(f"unknown mechanism {name!r}; choose one of {', '.join(_ALL_NAMES)}")
     if kwargs:
         raise TypeError(f"unexpected arguments for {name!r}: {sorted(kwargs)}")
     return MECHANISMS[name].calibrate(epsilon, delta, dim, sensitivity)

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import optimize
 
 from ..privacy import PrivacyFigure
-from ..validation import check_delta, check_dimension, check_epsilon, check_positive
+from ..validation import InputError, check_delta, check_dimension, check_epsilon, check_positive
 from .spherical import MIN_EXACT_DIM, SGG, uniform_direction
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -282,7 +282,7 @@ class SphericalMechanism(Mechanism):
         dim = check_dimension(dim, minimum=2)
         sensitivity = check_positive("sensitivity", sensitivity)
         if delta < MIN_DELTA:
-            raise ValueError(f"delta must be >= {MIN_DELTA:g} for numerical calibration")
+            raise InputError(f"delta must be >= {MIN_DELTA:g} for numerical calibration")
         sup = not cls._unit_law(dim).shift_monotone_proven
 
         def solve(use_sup: bool) -> float:
@@ -296,7 +296,7 @@ class SphericalMechanism(Mechanism):
             while f(hi) > 0:
                 hi += 5.0
                 if hi > 200:
-                    raise ValueError("no finite noise scale reaches this (epsilon, delta)")
+                    raise InputError("no finite noise scale reaches this (epsilon, delta)")
             log_s = optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-12)
             s = math.exp(log_s)
             while cls._delta_for_scale(epsilon, dim, sensitivity, s, use_sup) > delta:

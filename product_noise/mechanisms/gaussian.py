@@ -20,7 +20,7 @@ import numpy as np
 from scipy import optimize, special
 
 from ..privacy import PrivacyFigure, PrivacyWarning
-from ..validation import check_delta, check_dimension, check_epsilon, check_positive
+from ..validation import InputError, check_delta, check_dimension, check_epsilon, check_positive
 from .base import MIN_DELTA, SeedLike, SphericalMechanism
 from .spherical import SGG
 
@@ -60,7 +60,7 @@ def analytic_gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1
     epsilon = check_epsilon(epsilon)
     delta = check_delta(delta)
     if delta < MIN_DELTA:
-        raise ValueError(f"delta must be >= {MIN_DELTA:g} for numerical calibration, got {delta!r}")
+        raise InputError(f"delta must be >= {MIN_DELTA:g} for numerical calibration, got {delta!r}")
     sensitivity = check_positive("sensitivity", sensitivity)
 
     def f(log_s: float) -> float:
@@ -135,7 +135,7 @@ class Gaussian(SphericalMechanism):
     ) -> float:
         check_dimension(dim)
         if check_delta(delta) < MIN_DELTA:
-            raise ValueError(
+            raise InputError(
                 f"delta must be >= {MIN_DELTA:g} for numerical calibration, got {delta!r}"
             )
         return analytic_gaussian_sigma(epsilon, delta, sensitivity)

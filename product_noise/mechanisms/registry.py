@@ -36,6 +36,7 @@ import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from ..validation import InputError
 from .base import Mechanism
 from .gaussian import Gaussian
 from .l2 import GammaNorm, L2Mechanism
@@ -198,7 +199,7 @@ class MechanismRegistry:
         """The spec of a name or alias; anything else is a :class:`ValueError` naming them all."""
         key = self._lookup.get(name) if isinstance(name, str) else None
         if key is None:
-            raise ValueError(f"unknown mechanism {name!r}; choose one of {', '.join(self._specs)}")
+            raise InputError(f"unknown mechanism {name!r}; choose one of {', '.join(self._specs)}")
         return self._specs[key]
 
     def specs(
