@@ -28,13 +28,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from product_noise.data.dpsgd import DPSGDData  # noqa: E402
-from product_noise.training.loop import TrainConfig, save_history, train  # noqa: E402
+from product_noise.training.loop import NOISES, TrainConfig, save_history, train  # noqa: E402
 from product_noise.training.models import count_parameters  # noqa: E402
 from product_noise.validation import check_output_dir  # noqa: E402
 
 __all__ = ["Defaults", "build_parser", "parse", "run", "format_epoch", "entry"]
 
-SCRIPT_NOISES = ("product", "gaussian", "none")
+#: the training loop's noises but ℓ2: the scripts have flags for product noise (ε₀, k) and the
+#: Gaussian (σ) only
+SCRIPT_NOISES = tuple(n for n in NOISES if n != "l2")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,12 @@
 """Argument checks shared by every public entry point.
 
-Each check raises :class:`ValueError` (or :class:`TypeError`) with a message that names the
-argument, the value received and the range expected, before any state is changed.
+Each check raises :class:`InputError` (a :class:`ValueError`) or :class:`TypeError` with a message
+that names the argument, the value received and the range expected, before any state is changed.
+
+:class:`InputError` marks bad input from the user (an argument, a setting, a missing data file):
+the command line reports it in one ``error: ...`` line with exit status 2, while any other
+exception is an internal error (exit status 1). Raise it, not a bare ``ValueError``, where a
+value the user chose is wrong.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from numbers import Integral, Real
 from pathlib import Path
 
 __all__ = [
+    "InputError",
     "check_epsilon",
     "check_delta",
     "check_positive",
@@ -24,6 +30,10 @@ __all__ = [
 ]
 
 
+class InputError(ValueError):
+    """Bad input from the user: a message naming what to change (exit status 2 on the CLI)."""
+
+
 def _as_float(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
@@ -34,9 +44,9 @@ def check_positive(name: str, value: object, *, allow_inf: bool = False) -> floa
     """Return ``value`` as a float after checking it is finite (or +inf if allowed) and > 0."""
     v = _as_float(name, value)
     if math.isnan(v) or (math.isinf(v) and not (allow_inf and v > 0)):
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+        raise InputError(f"{name} must be a finite positive number, got {value!r}")
     if v <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
+        raise InputError(f"{name} must be > 0, got {value!r}")
     return v
 
 
@@ -44,7 +54,7 @@ def check_nonnegative(name: str, value: object) -> float:
     """Return ``value`` as a float after checking it is finite and >= 0."""
     v = _as_float(name, value)
     if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise InputError(f"{name} must be a finite number >= 0, got {value!r}")
     return v
 
 
@@ -57,7 +67,7 @@ def check_delta(value: object, name: str = "delta") -> float:
     """Check a privacy parameter δ: strictly inside (0, 1)."""
     v = _as_float(name, value)
     if not (0.0 < v < 1.0):
-        raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+        raise InputError(f"{name} must lie strictly between 0 and 1, got {value!r}")
     return v
 
 
@@ -67,17 +77,17 @@ def check_probability(name: str, value: object, *, allow_zero: bool = False) -> 
     lo_ok = v >= 0.0 if allow_zero else v > 0.0
     if math.isnan(v) or not lo_ok or v > 1.0:
         interval = "[0, 1]" if allow_zero else "(0, 1]"
-        raise ValueError(f"{name} must lie in {interval}, got {value!r}")
+        raise InputError(f"{name} must lie in {interval}, got {value!r}")
     return v
 
 
 def check_confidence(confidence: object) -> float:
     """Check a confidence level strictly inside (0, 1) (a ``ValueError`` for non-numbers too)."""
     if isinstance(confidence, bool) or not isinstance(confidence, Real):
-        raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
+        raise InputError(f"confidence must be a number in (0, 1), got {confidence!r}")
     c = float(confidence)
     if not (0.0 < c < 1.0):
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
+        raise InputError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     return c
 
 
@@ -90,7 +100,7 @@ def check_positive_int(name: str, value: object, *, minimum: int = 1) -> int:
             raise TypeError(f"{name} must be an integer, got {value!r}")
     v = int(value)
     if v < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return v
 
 
@@ -107,12 +117,12 @@ def check_output_dir(path: str | os.PathLike[str], name: str = "--out") -> Path:
     """
     p = Path(path)
     if p.exists() and not p.is_dir():
-        raise ValueError(f"{name} {str(p)!r} is an existing file, not a directory")
+        raise InputError(f"{name} {str(p)!r} is an existing file, not a directory")
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ValueError(f"{name} {str(p)!r}: cannot create the directory ({reason})") from None
+        raise InputError(f"{name} {str(p)!r}: cannot create the directory ({reason})") from None
     if not os.access(p, os.W_OK | os.X_OK):
-        raise ValueError(f"{name} {str(p)!r}: the directory is not writable")
+        raise InputError(f"{name} {str(p)!r}: the directory is not writable")
     return p

@@ -117,8 +117,8 @@ def test_resume_skips_finished_runs(quick_run: Path, capsys: pytest.CaptureFixtu
     "extra, message",
     [
         (["--mechanisms", "dpsgd-laplace"], "unknown mechanism"),
-        (["--epsilons", "1", "0"], "must be a finite number > 0"),
-        (["--epsilons", "-2"], "must be a finite number > 0"),
+        (["--epsilons", "1", "0"], "epsilon must be > 0"),
+        (["--epsilons", "-2"], "epsilon must be > 0"),
         (["--dataset", "adult"], "--data-root"),
         (["--dataset", "mnist", "--data-root", "/nonexistent/dir"], "not a directory"),
         (["--resume"], "--resume needs --out"),

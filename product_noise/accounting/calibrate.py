@@ -37,6 +37,8 @@ from typing import Literal
 
 from scipy import optimize
 
+from ..validation import InputError
+
 __all__ = [
     "MAX_EPSILON",
     "TOL",
@@ -73,8 +75,9 @@ class CalibrationError(ValueError):
     """A calibration search failed."""
 
 
-class NoBracketFoundError(CalibrationError):
-    """No point of the search domain meets the target."""
+class NoBracketFoundError(CalibrationError, InputError):
+    """No point of the search domain meets the target: the target asked for is out of reach,
+    which is bad input (an :class:`~product_noise.validation.InputError`; exit 2 on the CLI)."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,6 @@ with the package's other calibration searches.
 
 from __future__ import annotations
 
-from product_noise.accounting.calibrate import smallest_noise
+from .calibrate import smallest_noise
 
 __all__ = ["smallest_noise"]

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..privacy import PrivacyWarning
 from ..validation import (
+    InputError,
     check_positive,
 )
 from .bounds import epsilon_lower_bound
@@ -36,7 +37,7 @@ def audit_dpmix(
     from dpmix.bounds import ONE_HOT_DIAMETER, PixelBound
 
     if mix_size > n_records:
-        raise ValueError(f"dpmix_l={mix_size} exceeds n_records={n_records}")
+        raise InputError(f"dpmix_l={mix_size} exceeds n_records={n_records}")
     X, y = digits_sample(n_records - 1, seed)
     d = X.shape[1]
     dx = math.sqrt(d)

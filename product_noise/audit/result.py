@@ -9,13 +9,18 @@ from typing import Any
 
 import numpy as np
 
+from ..mechanisms.registry import mechanism_names
 from ..privacy import CLAIMED, VERIFIED, PrivacyFigure
 from .bounds import EpsilonLowerBound
 
 __all__ = ["MECHANISMS", "TrainingAuditResult", "digits_sample"]
 
-#: mechanisms :func:`~product_noise.audit.audit_training` can audit
-MECHANISMS: tuple[str, ...] = ("gaussian", "product-paper", "product", "l2", "dpmix")
+#: mechanisms :func:`~product_noise.audit.audit_training` can audit: the registry's audited
+#: noises (harness order, dash spelling) and DPMix
+MECHANISMS: tuple[str, ...] = (
+    *mechanism_names("audit", spelling="dash", order="harness"),
+    "dpmix",
+)
 
 
 @dataclass

@@ -79,6 +79,7 @@ from typing import Any
 import numpy as np
 
 from ..validation import (
+    InputError,
     check_confidence,
     check_epsilon,
     check_positive_int,
@@ -299,13 +300,13 @@ def _check_tests(tests: Any) -> tuple[str, ...]:
     if isinstance(tests, str):
         tests = (tests,)
     if not isinstance(tests, Sequence) or len(tests) == 0:
-        raise ValueError(f"tests must be a non-empty sequence of names from {TESTS}, got {tests!r}")
+        raise InputError(f"tests must be a non-empty sequence of names from {TESTS}, got {tests!r}")
     out = tuple(tests)
     unknown = [t for t in out if t not in TESTS]
     if unknown:
-        raise ValueError(f"unknown test(s) {unknown}; choose from {', '.join(TESTS)}")
+        raise InputError(f"unknown test(s) {unknown}; choose from {', '.join(TESTS)}")
     if len(set(out)) != len(out):
-        raise ValueError(f"tests must not repeat, got {out!r}")
+        raise InputError(f"tests must not repeat, got {out!r}")
     return out
 
 
@@ -314,9 +315,9 @@ def _check_n_samples(n_samples: Any) -> int:
         if isinstance(n_samples, float) and n_samples.is_integer():
             n_samples = int(n_samples)
         else:
-            raise ValueError(f"n_samples must be an integer >= {_MIN_SAMPLES}, got {n_samples!r}")
+            raise InputError(f"n_samples must be an integer >= {_MIN_SAMPLES}, got {n_samples!r}")
     if int(n_samples) < _MIN_SAMPLES:
-        raise ValueError(f"n_samples must be an integer >= {_MIN_SAMPLES}, got {n_samples!r}")
+        raise InputError(f"n_samples must be an integer >= {_MIN_SAMPLES}, got {n_samples!r}")
     return int(n_samples)
 
 

@@ -85,6 +85,7 @@ import time
 
 from ..privacy import CLAIMED, VERIFIED
 from ..validation import (
+    InputError,
     check_confidence,
     check_delta,
     check_epsilon,
@@ -171,12 +172,12 @@ def audit_training(
         does not have. Nothing is run then.
     """
     if mechanism not in MECHANISMS:
-        raise ValueError(f"unknown mechanism {mechanism!r}; choose one of {', '.join(MECHANISMS)}")
+        raise InputError(f"unknown mechanism {mechanism!r}; choose one of {', '.join(MECHANISMS)}")
     allowed = ("release",) if mechanism == "dpmix" else ("white-box", "final-model")
     if threat_model is None:
         threat_model = allowed[0]
     if threat_model not in allowed:
-        raise ValueError(
+        raise InputError(
             f"threat_model {threat_model!r} does not apply to {mechanism}; choose one of "
             f"{', '.join(allowed)}"
         )
@@ -191,11 +192,11 @@ def audit_training(
         max_grad_norm = check_positive("max_grad_norm", max_grad_norm)
         learning_rate = check_positive("learning_rate", learning_rate)
     except TypeError as exc:
-        raise ValueError(str(exc)) from exc
+        raise InputError(str(exc)) from exc
     confidence = check_confidence(confidence)
     if noise_multiplier is not None:
         if mechanism == "product-paper":
-            raise ValueError(
+            raise InputError(
                 "noise_multiplier does not apply to product-paper (the paper's calibration sets "
                 "the noise from epsilon); use mechanism='product' for a given noise"
             )

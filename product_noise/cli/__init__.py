@@ -13,7 +13,10 @@ Subcommands
                 verified and claimed ε
 
 Every privacy figure printed is labelled ``claimed`` or ``verified``
-(:mod:`product_noise.privacy`); bad input prints one ``error: ...`` line on stderr and exits 2.
+(:mod:`product_noise.privacy`); bad input (:class:`~product_noise.validation.InputError`, which
+:class:`CLIError` and the harness' ``ConfigError`` are) prints one ``error: ...`` line on stderr
+and exits 2. Any other exception is an internal error: one ``error: internal error: ...`` line and
+a hint to rerun with ``PRODUCT_NOISE_DEBUG=1`` for the traceback, exit status 1.
 
 Adding a subcommand
 -------------------
@@ -27,15 +30,21 @@ registration order.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
+import traceback
 from collections.abc import Sequence
 
 from .. import __version__
+from ..validation import InputError
 from . import audit, audit_training, calibrate, compare, dpmix, erm, mechanisms
 from .command import COMMANDS, FORMATTER, CLIError, Command, Parser, error, register
 
-__all__ = ["main", "build_parser", "Command", "COMMANDS", "register", "CLIError"]
+__all__ = ["main", "build_parser", "Command", "COMMANDS", "register", "CLIError", "DEBUG_ENV"]
+
+#: set to a non-empty value other than ``0`` to print the traceback of an internal error
+DEBUG_ENV = "PRODUCT_NOISE_DEBUG"
 
 for _command in (
     mechanisms.COMMAND,
@@ -88,9 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 on bad input (one ``error: ...`` line on stderr), 1 on other failures
-        reported by a subcommand, 130 when interrupted by Ctrl-C, 143 by SIGTERM in a
-        subcommand that handles it (``compare``): 128 + the signal's number.
+        0 on success, 2 on bad input (:class:`~product_noise.validation.InputError`: one
+        ``error: ...`` line on stderr), 1 on other failures reported by a subcommand and on an
+        internal error (any other exception: ``error: internal error: <type>: <message>`` and a
+        hint; with ``PRODUCT_NOISE_DEBUG=1`` the traceback too), 130 when interrupted by Ctrl-C,
+        143 by SIGTERM in a subcommand that handles it (``compare``): 128 + the signal's number.
     """
     parser = build_parser()
     try:
@@ -101,10 +112,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command].run(args)
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except (CLIError, ValueError) as exc:
+    except InputError as exc:  # CLIError, ConfigError, DatasetNotFoundError, the check_* errors
         error(str(exc))
         return 2
     except KeyboardInterrupt as exc:  # compare raises a subclass for SIGTERM, with its signum
         signum = int(getattr(exc, "signum", 2))  # 2: SIGINT
         error("interrupted" if signum == 2 else f"interrupted (signal {signum})")
         return 128 + signum
+    except Exception as exc:  # a bug (or an unforeseen failure), not the user's input
+        return _internal_error(exc)
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+
+
+def _internal_error(exc: Exception) -> int:
+    if _debug():
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    error(f"internal error: {type(exc).__name__}: {exc}")
+    if not _debug():
+        print(
+            f"hint: not a problem with the input (a bug?); rerun with {DEBUG_ENV}=1 for the "
+            "traceback",
+            file=sys.stderr,
+        )
+    return 1

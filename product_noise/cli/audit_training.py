@@ -16,6 +16,7 @@ from ..validation import (
     check_positive_int,
 )
 from .command import Command
+from .types import DELTA, EPSILON, SEED, confidence, positive_int
 
 #: the standard report: (mechanism, steps, epsilon, threat model) per row; epsilon is the
 #: calibration target (verified ε, or the claimed ε for product-paper)
@@ -44,16 +45,19 @@ def _add_arguments(p: Any) -> None:
     )
     p.add_argument(
         "--trials",
-        type=int,
+        type=positive_int("trials", minimum=MIN_TRIALS),
         default=None,
         help=f"runs per world (default {_DEFAULT_TRIALS}; --quick: {_QUICK_TRIALS})",
     )
     p.add_argument(
-        "--steps", type=int, default=None, help="steps per run for every row (default: standard)"
+        "--steps",
+        type=positive_int("steps"),
+        default=None,
+        help="steps per run for every row (default: standard)",
     )
     p.add_argument(
         "--epsilon",
-        type=float,
+        type=EPSILON,
         default=None,
         help="calibration target for every row (default: standard)",
     )
@@ -63,9 +67,9 @@ def _add_arguments(p: Any) -> None:
         default=None,
         help="keep only the DP-SGD rows of this threat model (default: both)",
     )
-    p.add_argument("--delta", type=float, default=1e-5, help="δ of every figure (default 1e-5)")
-    p.add_argument("--confidence", type=float, default=0.95, help="default 0.95")
-    p.add_argument("--seed", type=int, default=0, help="default 0")
+    p.add_argument("--delta", type=DELTA, default=1e-5, help="δ of every figure (default 1e-5)")
+    p.add_argument("--confidence", type=confidence, default=0.95, help="default 0.95")
+    p.add_argument("--seed", type=SEED, default=0, help="default 0")
     p.add_argument("--quick", action="store_true", help=f"{_QUICK_TRIALS} trials per world")
     p.add_argument("--out", default=None, help="output directory (default runs/audit-training-*)")
 

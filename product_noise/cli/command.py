@@ -8,11 +8,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..validation import InputError
+
 __all__ = ["CLIError", "Command", "COMMANDS", "register", "FORMATTER", "Parser", "error", "warn"]
 
 
-class CLIError(Exception):
-    """Bad command-line input: reported as one ``error: ...`` line, exit status 2."""
+class CLIError(InputError):
+    """Bad command-line input: reported as one ``error: ...`` line, exit status 2.
+
+    An :class:`~product_noise.validation.InputError` (so also a ``ValueError``)."""
 
 
 class Parser(argparse.ArgumentParser):

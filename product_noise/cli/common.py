@@ -8,17 +8,14 @@ import warnings
 from collections.abc import Sequence
 
 from ..mechanisms import Mechanism, ProductNoise, calibrate
+from ..mechanisms.registry import mechanism_names, mechanism_specs
 from ..privacy import PrivacyFigure, PrivacyWarning
 from .command import CLIError, warn
 from .types import DIM, EPSILON, SENSITIVITY, K
 
-MECHANISM_CHOICES = ("gaussian", "classic_gaussian", "product", "product_paper", "l2")
-MECHANISM_HELP = (
-    "gaussian = analytic Gaussian (verified); classic_gaussian = Dwork-Roth formula (claimed, "
-    "a theorem only for ε < 1); product = product noise calibrated on its exact profile "
-    "(verified); product_paper = product noise at the paper's calibration (claimed, known "
-    "false); l2 = ℓ2 mechanism (verified)"
-)
+#: ``--mechanism`` of ``calibrate`` and ``audit``: the names core ``calibrate`` accepts
+MECHANISM_CHOICES = mechanism_names("table")
+MECHANISM_HELP = "; ".join(spec.help_text for spec in mechanism_specs("table"))
 
 
 def build_mechanism(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 import textwrap
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .command import Command
+from .types import DELTA, EPSILON, SEED, nonnegative_int, positive_int
 
 __all__ = ["NAME", "add_arguments", "run", "COMMAND"]
 
@@ -68,29 +68,6 @@ EPILOG = textwrap.dedent(
 )
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return v
-
-
-def _int(minimum: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
-        return v
-
-    return parse
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``product-noise compare``."""
     p.add_argument("--quick", action="store_true", help="the CI preset (under a minute)")
@@ -110,8 +87,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="M",
         help="mechanisms or groups (dpsgd, dpmix, erm, nonprivate, all; default all)",
     )
-    p.add_argument("--epsilons", nargs="+", type=_positive_float, metavar="E", help="target ε grid")
-    p.add_argument("--seeds", nargs="+", type=_int(0), metavar="S", help="seeds")
+    p.add_argument("--epsilons", nargs="+", type=EPSILON, metavar="E", help="target ε grid")
+    p.add_argument("--seeds", nargs="+", type=SEED, metavar="S", help="seeds")
     p.add_argument(
         "--dataset",
         metavar="NAME",
@@ -122,12 +99,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--erm-dataset", metavar="NAME", help="dataset of convex ERM (breast_cancer)")
     p.add_argument("--data-root", type=Path, metavar="DIR", help="directory of upstream files")
     p.add_argument("--model", choices=["mlp", "cnn"], help="network (default mlp)")
-    p.add_argument("--epochs", type=_int(1), help="DP-SGD epochs")
-    p.add_argument("--delta", type=_positive_float, help="δ of DP-SGD and DPMix (1e-5)")
-    p.add_argument("--max-train", type=_int(1), metavar="N", help="use at most N training rows")
+    p.add_argument("--epochs", type=positive_int("epochs"), help="DP-SGD epochs")
+    p.add_argument("--delta", type=DELTA, help="δ of DP-SGD and DPMix (1e-5)")
+    p.add_argument(
+        "--max-train",
+        type=positive_int("max-train"),
+        metavar="N",
+        help="use at most N training rows",
+    )
     p.add_argument(
         "--workers",
-        type=_int(0),
+        type=nonnegative_int("workers"),
         help="processes for calibration/accounting (0 = automatic: min(2, cores))",
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")

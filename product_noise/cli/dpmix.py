@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import textwrap
 from typing import Any
 
-from .command import Command
+from .command import CLIError, Command
+from .types import DELTA, EPSILON, positive_float, positive_int
 
 __all__ = ["NAME", "add_arguments", "run", "COMMAND"]
 
@@ -40,45 +40,37 @@ EPILOG = textwrap.dedent(
 )
 
 
-def _pos_int(text: str) -> int:
-    try:
-        v = int(float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1 or v != float(text):
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return v
-
-
-def _pos_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return v
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``product-noise dpmix``."""
-    p.add_argument("--n", type=_pos_int, required=True, help="records (per class: class size)")
-    p.add_argument("--l", type=_pos_int, required=True, help="records per mix (1 <= l <= n)")
-    p.add_argument("--T", type=_pos_int, required=True, help="releases (per class)")
+    p.add_argument(
+        "--n", type=positive_int("n"), required=True, help="records (per class: class size)"
+    )
+    p.add_argument(
+        "--l", type=positive_int("l"), required=True, help="records per mix (1 <= l <= n)"
+    )
+    p.add_argument("--T", type=positive_int("T"), required=True, help="releases (per class)")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--sigma", type=_pos_float, help="σ_x = σ_y")
-    g.add_argument("--epsilon", type=_pos_float, help="target verified ε: solve σ")
-    p.add_argument("--sigma-y", type=_pos_float, default=None, help="σ_y if different from σ_x")
-    p.add_argument("--delta", type=_pos_float, default=None, help="δ (default 1/n)")
-    p.add_argument("--dim", type=_pos_int, default=784, help="feature dimension d_x (784)")
-    p.add_argument("--classes", type=_pos_int, default=10, help="one-hot label dimension (10)")
+    g.add_argument("--sigma", type=positive_float("sigma"), help="σ_x = σ_y")
+    g.add_argument("--epsilon", type=EPSILON, help="target verified ε: solve σ")
+    p.add_argument(
+        "--sigma-y", type=positive_float("sigma-y"), default=None, help="σ_y if different from σ_x"
+    )
+    p.add_argument("--delta", type=DELTA, default=None, help="δ (default 1/n)")
+    p.add_argument(
+        "--dim", type=positive_int("dim"), default=784, help="feature dimension d_x (784)"
+    )
+    p.add_argument(
+        "--classes", type=positive_int("classes"), default=10, help="one-hot label dimension (10)"
+    )
     p.add_argument(
         "--bound",
         choices=["pixel", "l2"],
         default="pixel",
         help="pixel: entries in [0,1] (D_x = √d); l2: ‖x‖ <= --radius (D_x = 2·radius)",
     )
-    p.add_argument("--radius", type=_pos_float, default=1.0, help="L2 radius for --bound l2")
+    p.add_argument(
+        "--radius", type=positive_float("radius"), default=1.0, help="L2 radius for --bound l2"
+    )
     p.add_argument(
         "--no-label-noise", action="store_true", help="labels released exactly (D_y = 0)"
     )
@@ -91,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
     from dpmix.bounds import ONE_HOT_DIAMETER, L2NormBound, PixelBound
 
     if args.l > args.n:
-        raise ValueError(f"--l must be <= --n, got l={args.l}, n={args.n}")
+        raise CLIError(f"--l must be <= --n, got l={args.l}, n={args.n}")
     delta = 1.0 / args.n if args.delta is None else args.delta
     if not 0 < delta < 1:
-        raise ValueError(f"--delta must lie strictly between 0 and 1, got {delta}")
+        raise CLIError(f"--delta must lie strictly between 0 and 1, got {delta}")
     bound = PixelBound() if args.bound == "pixel" else L2NormBound(args.radius)
     dx = bound.diameter(args.dim)
     dy = 0.0 if args.no_label_noise else ONE_HOT_DIAMETER
@@ -104,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     if args.epsilon is not None:
         if args.sigma_y is not None:
-            raise ValueError("--sigma-y cannot be combined with --epsilon (σ_y = σ_x)")
+            raise CLIError("--sigma-y cannot be combined with --epsilon (σ_y = σ_x)")
         sigma = calibrate(args.epsilon, delta, args.l, args.T, args.n, x_diameter=dx, y_diameter=dy)
         rows.append(("calibrated σ", f"σ_x = σ_y = {sigma:.6g} for verified ε <= {args.epsilon:g}"))
         sx, sy = sigma, sigma

@@ -14,44 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ..erm.gridsearch import ALGORITHMS, EPSILONS, LOSSES, NOISE_CHOICES
-from ..validation import check_epsilon, check_output_dir, check_positive_int
-from .command import Command
+from ..validation import check_output_dir
+from .command import CLIError, Command
+from .types import EPSILON, SEED, positive_int
 
 __all__ = ["PREPROCESS_COMMAND", "GRIDSEARCH_COMMAND", "DATASETS"]
 
 DATASETS = ("adult", "kddcup99", "mnist", "synthetic_l", "synthetic_h", "realsim", "rcv1")
 _SYNTHETIC = ("synthetic_l", "synthetic_h")
-
-
-# ---------------------------------------------------------------- argument types
-def _epsilon(text: str) -> float:
-    try:
-        return float(check_epsilon(float(text)))
-    except (ValueError, TypeError) as exc:
-        raise argparse.ArgumentTypeError(f"epsilon: {exc}") from None
-
-
-def _positive_int(name: str) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = float(text)
-            if value != int(value):
-                raise ValueError(f"{name} must be an integer, got {text}")
-            return int(check_positive_int(name, int(value)))
-        except (ValueError, TypeError) as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed must be >= 0, got {value}")
-    return value
 
 
 def _default_cache() -> Path:
@@ -126,7 +96,7 @@ def _run_preprocess(args: argparse.Namespace) -> int:
 
     names = DATASETS if args.target == "all" else (args.target,)
     if args.root is None and any(n not in _SYNTHETIC for n in names):
-        raise ValueError(f"--root is required for {args.target} (directory of the upstream files)")
+        raise CLIError(f"--root is required for {args.target} (directory of the upstream files)")
     cache = check_output_dir(args.cache, "--cache") if args.cache else _default_cache()
     failed = []
     for name in names:
@@ -199,13 +169,13 @@ def _add_gridsearch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--epsilons",
         nargs="+",
-        type=_epsilon,
+        type=EPSILON,
         default=list(EPSILONS),
         metavar="EPS",
         help="target ε values, each > 0 (default: %(default)s)",
     )
     p.add_argument(
-        "--repeats", type=_positive_int("repeats"), default=10, help="repeats (default: 10)"
+        "--repeats", type=positive_int("repeats"), default=10, help="repeats (default: 10)"
     )
     p.add_argument(
         "--noise",
@@ -216,12 +186,12 @@ def _add_gridsearch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", default="gridsearch-out", help="output directory")
     p.add_argument(
         "--max-train",
-        type=_positive_int("max-train"),
+        type=positive_int("max-train"),
         default=None,
         metavar="N",
         help="use only the first N training rows (δ = 1/N²)",
     )
-    p.add_argument("--seed", type=_seed, default=0, help="master seed (default: 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="master seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
 
@@ -242,7 +212,7 @@ def _run_gridsearch(args: argparse.Namespace) -> int:
     )
 
     if args.dataset not in _SYNTHETIC and args.root is None:
-        raise ValueError(f"--root is required for dataset {args.dataset}")
+        raise CLIError(f"--root is required for dataset {args.dataset}")
     configs = grid_for(args.algorithm)
     out = check_output_dir(args.out)
     if args.cache:
@@ -250,7 +220,7 @@ def _run_gridsearch(args: argparse.Namespace) -> int:
     try:
         ds = _load(args.dataset, args.root, args.cache)
     except DatasetNotFoundError as exc:
-        raise ValueError(" ".join(str(exc).split())) from None
+        raise CLIError(" ".join(str(exc).split())) from None
     X_train, y_train = ds.X_train, ds.y_train
     if args.max_train is not None:
         X_train, y_train = X_train[: args.max_train], y_train[: args.max_train]

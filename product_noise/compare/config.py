@@ -38,7 +38,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..mechanisms.registry import mechanism_names
 from ..privacy import CLAIMED, VERIFIED
+from ..validation import InputError
 
 __all__ = [
     "CompareConfig",
@@ -61,14 +63,20 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A comparison is misconfigured; raised before anything is trained (exit status 2)."""
 
 
-DPSGD_MECHANISMS = ("dpsgd-gaussian", "dpsgd-product-paper", "dpsgd-product", "dpsgd-l2")
+#: ``dpsgd-<name>`` for the registry's DP-SGD mechanisms, in harness order
+DPSGD_MECHANISMS = tuple(
+    f"dpsgd-{n}" for n in mechanism_names("dpsgd", spelling="dash", order="harness")
+)
 DPMIX_MECHANISMS = ("dpmix-global", "dpmix-class")
 ERM_METHODS = ("output", "objective", "amp", "ppssgd")
-ERM_NOISES = ("gaussian", "gamma", "product-paper", "product", "l2", "classic-gaussian")
+#: the registry's ERM noises, in harness order
+ERM_NOISES = mechanism_names("erm", spelling="dash", order="harness")
+#: ERM noises run only when named (not in the ``erm``/``default`` groups)
+_OPT_IN_ERM_NOISES = ("l2", "classic-gaussian")
 NONPRIVATE_MECHANISMS = ("nonprivate-nn", "nonprivate-logreg")
 BASELINE_MECHANISMS = ("adlm-paper", "adlm", "ldp-paper", "ldp", "dpgen-paper", "dpgen")
 #: baseline families (see :mod:`product_noise.compare.runners.baselines`); ``IMAGE_FAMILIES``
@@ -78,7 +86,8 @@ IMAGE_FAMILIES = ("adlm", "dpgen")
 _DEFAULT_ERM = tuple(
     f"erm-{m}-{n}"
     for m in ("output", "objective", "amp")
-    for n in ("gaussian", "gamma", "product-paper", "product")
+    for n in ERM_NOISES
+    if n not in _OPT_IN_ERM_NOISES
 )
 ALL_ERM = tuple(f"erm-{m}-{n}" for m in ERM_METHODS for n in ERM_NOISES)
 GROUPS: dict[str, tuple[str, ...]] = {

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..mechanisms import Mechanism, calibrate
+from ..mechanisms.registry import mechanism_specs
 from ..privacy import PrivacyWarning
 from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 
@@ -46,13 +47,10 @@ __all__ = [
     "write_table",
 ]
 
-#: registry name → calibration label, in table order
+#: registry name → calibration label, in table order (alphabetical)
 CALIBRATIONS: dict[str, str] = {
-    "classic_gaussian": "claimed (classic)",
-    "gaussian": "verified",
-    "l2": "verified",
-    "product": "verified",
-    "product_paper": "claimed (paper)",
+    spec.name: spec.table_label
+    for spec in sorted(mechanism_specs("table"), key=lambda spec: spec.name)
 }
 
 #: CSV columns, in order. ``epsilon``/``delta`` are the calibration target, labelled by

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from ..validation import InputError
 from .loaders import DatasetNotFoundError, read_idx
 
 __all__ = [
@@ -143,11 +144,11 @@ def _mnist_file(root: Path, stem: str) -> Path:
 def _mnist_tensors(img_path: Path, lab_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     img, lab = read_idx(img_path, ndim=3), read_idx(lab_path, ndim=1)
     if img.ndim != 3 or img.shape[1:] != (28, 28):
-        raise ValueError(f"{img_path}: expected IDX images of shape (N, 28, 28), got {img.shape}")
+        raise InputError(f"{img_path}: expected IDX images of shape (N, 28, 28), got {img.shape}")
     if lab.ndim != 1 or lab.shape[0] != img.shape[0]:
-        raise ValueError(f"{lab_path}: labels {lab.shape} do not match images {img.shape}")
+        raise InputError(f"{lab_path}: labels {lab.shape} do not match images {img.shape}")
     if lab.size and int(lab.max()) > 9:
-        raise ValueError(f"{lab_path}: labels must be digits 0..9, found {int(lab.max())}")
+        raise InputError(f"{lab_path}: labels must be digits 0..9, found {int(lab.max())}")
     mean, std = MNIST_MEAN_STD
     x = (torch.from_numpy(img.astype(np.float32) / 255.0) - mean) / std
     return x.unsqueeze(1), torch.from_numpy(lab.astype(np.int64))
@@ -227,22 +228,22 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with path.open("rb") as fh:
             d = pickle.load(fh, encoding="bytes")
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise ValueError(f"{path}: not a CIFAR-10 python pickle ({err})") from None
+        raise InputError(f"{path}: not a CIFAR-10 python pickle ({err})") from None
     if not isinstance(d, dict):
-        raise ValueError(f"{path}: expected a pickled dict, got {type(d).__name__}")
+        raise InputError(f"{path}: expected a pickled dict, got {type(d).__name__}")
     d = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
     labels = d.get("labels", d.get("fine_labels"))
     if "data" not in d or labels is None:
-        raise ValueError(f"{path}: expected keys 'data' and 'labels', got {sorted(d)}")
+        raise InputError(f"{path}: expected keys 'data' and 'labels', got {sorted(d)}")
     data = np.asarray(d["data"], dtype=np.uint8)
     labels = np.asarray(labels, dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"{path}: expected 'data' of shape (N, 3072) and N labels, got {data.shape} and "
             f"{labels.shape}"
         )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(
+        raise InputError(
             f"{path}: CIFAR-10 labels must lie in 0..9, found {labels.min()}..{labels.max()}"
         )
     return data, labels
@@ -321,7 +322,7 @@ def _read_adult_rows(path: Path) -> list[list[str]]:
                 continue
             parts = [p.strip() for p in line.split(",")]
             if len(parts) != 15:
-                raise ValueError(
+                raise InputError(
                     f"{path}, line {lineno}: expected 15 comma-separated fields, got {len(parts)}"
                     f". Expected layout: {_ADULT_LAYOUT}"
                 )
@@ -332,10 +333,10 @@ def _read_adult_rows(path: Path) -> list[list[str]]:
                     if bad
                     else f"label {parts[14]!r} is neither '<=50K' nor '>50K'"
                 )
-                raise ValueError(f"{path}, line {lineno}: {what}. Expected layout: {_ADULT_LAYOUT}")
+                raise InputError(f"{path}, line {lineno}: {what}. Expected layout: {_ADULT_LAYOUT}")
             rows.append(parts)
     if not rows:
-        raise ValueError(f"{path}: no data rows. Expected layout: {_ADULT_LAYOUT}")
+        raise InputError(f"{path}: no data rows. Expected layout: {_ADULT_LAYOUT}")
     return rows
 
 
@@ -344,7 +345,7 @@ def _adult_matrix(rows: list[list[str]], categories: list[list[str]]) -> np.ndar
     try:
         cont = np.array([[float(v) for v in cols[i]] for i in _ADULT_CONT]).T
     except ValueError as err:
-        raise ValueError(f"Adult: non-numeric value in a continuous column ({err})") from None
+        raise InputError(f"Adult: non-numeric value in a continuous column ({err})") from None
     blocks = [cont]
     for i, cats in zip(_ADULT_CAT, categories):
         index = {c: j for j, c in enumerate(cats)}
@@ -402,7 +403,7 @@ def load_adult_dpsgd(
         f_test = _first_file([root / "adult.test"], "Adult", _ADULT_LAYOUT)
         test_rows = _read_adult_rows(f_test)
     else:
-        raise ValueError(f"split must be 'official' or 'uci', got {split!r}")
+        raise InputError(f"split must be 'official' or 'uci', got {split!r}")
     all_rows = rows + test_rows
     categories = [sorted({r[i] for r in all_rows}) for i in _ADULT_CAT]
     X = _adult_matrix(all_rows, categories)
@@ -473,7 +474,7 @@ def build_vocab(texts: Sequence[str], vocab_size: int = IMDB_VOCAB_SIZE) -> dict
         If ``vocab_size < 3``.
     """
     if vocab_size < 3:
-        raise ValueError(f"vocab_size must be ≥ 3 (pad, unk and one word), got {vocab_size}")
+        raise InputError(f"vocab_size must be ≥ 3 (pad, unk and one word), got {vocab_size}")
     counts = Counter(w for t in texts for w in tokenize(t))
     words = sorted(counts, key=lambda w: (-counts[w], w))[: vocab_size - 2]
     return {w: i + 2 for i, w in enumerate(words)}
@@ -532,14 +533,14 @@ def _read_labelled(path: Path) -> tuple[list[str], list[int]]:
                 continue
             sentence, tab, label = line.rpartition("\t")
             if not tab or label.strip() not in ("0", "1"):
-                raise ValueError(
+                raise InputError(
                     f"{path}, line {lineno}: expected 'sentence<TAB>0' or 'sentence<TAB>1', "
                     f"got {line[:60]!r}. Expected layout: {_IMDB_LAYOUT}"
                 )
             texts.append(sentence)
             labels.append(int(label))
     if not texts:
-        raise ValueError(f"{path}: no labelled lines. Expected layout: {_IMDB_LAYOUT}")
+        raise InputError(f"{path}: no labelled lines. Expected layout: {_IMDB_LAYOUT}")
     return texts, labels
 
 
@@ -601,7 +602,7 @@ def load_imdb(
         te_text, te_lab = [texts[i] for i in te], [labels[i] for i in te]
         source = str(f)
     else:
-        raise ValueError(f"layout must be 'auto', 'aclimdb' or 'labelled', got {layout!r}")
+        raise InputError(f"layout must be 'auto', 'aclimdb' or 'labelled', got {layout!r}")
     vocab = build_vocab(tr_text, vocab_size)
     info = {
         "layout": layout,
@@ -637,20 +638,20 @@ def _read_ratings(path: Path, sep: str) -> np.ndarray:
             parts = line.split(sep)
             try:
                 if len(parts) != 4:
-                    raise ValueError(f"{len(parts)} fields")
+                    raise InputError(f"{len(parts)} fields")
                 u, i, r = int(parts[0]), int(parts[1]), int(parts[2])
             except ValueError as err:
-                raise ValueError(
+                raise InputError(
                     f"{path}, line {lineno}: expected 4 integer fields separated by {sep!r} "
                     f"({err}). Expected layout: {_ML_LAYOUT}"
                 ) from None
             if not 1 <= r <= 5 or u < 1 or i < 1:
-                raise ValueError(
+                raise InputError(
                     f"{path}, line {lineno}: ids must be ≥ 1 and ratings in 1..5, got {parts[:3]}"
                 )
             rows.append((u - 1, i - 1, r - 1))
     if not rows:
-        raise ValueError(f"{path}: no ratings. Expected layout: {_ML_LAYOUT}")
+        raise InputError(f"{path}: no ratings. Expected layout: {_ML_LAYOUT}")
     return np.asarray(rows, dtype=np.int64)
 
 
@@ -714,7 +715,7 @@ def load_movielens(root: str | Path, *, variant: str = "auto", seed: int = 0) ->
         tr, te = _seeded_split(len(data), 0.8, seed)
         info = {}
     else:
-        raise ValueError(f"variant must be 'auto', '1m' or '100k', got {variant!r}")
+        raise InputError(f"variant must be 'auto', '1m' or '100k', got {variant!r}")
     pairs = torch.from_numpy(data[:, :2].copy())
     labels = torch.from_numpy(data[:, 2].copy())
     info.update(

@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from ..validation import InputError
+
 __all__ = [
     "Dataset",
     "DatasetNotFoundError",
@@ -58,8 +60,11 @@ __all__ = [
 _CACHE_VERSION = 1
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    """An upstream file is missing; the message names it and where it comes from."""
+class DatasetNotFoundError(InputError, FileNotFoundError):
+    """An upstream file is missing; the message names it and where it comes from.
+
+    Bad input (:class:`~product_noise.validation.InputError`), and a :class:`FileNotFoundError`.
+    """
 
 
 @dataclass
@@ -133,7 +138,7 @@ def normalize_rows(X: Any, mode: str | None = "clip", norm: float = 1.0) -> Any:
     elif mode == "unit":
         f = np.where(n > 0, norm / np.where(n > 0, n, 1.0), 1.0)
     else:
-        raise ValueError(f"row_norm must be 'clip', 'unit' or None, got {mode!r}")
+        raise InputError(f"row_norm must be 'clip', 'unit' or None, got {mode!r}")
     if sparse.issparse(X):
         return (sparse.diags(f) @ X).tocsr()
     return X * f[:, None]
@@ -202,7 +207,7 @@ def _build_named(build: Callable[[], Dataset], files: Sequence[Path]) -> Dataset
         msg = str(err)
         if not any(str(f) in msg for f in files):
             msg = f"{', '.join(str(f) for f in files)}: {msg}"
-        raise ValueError(msg) from err
+        raise InputError(msg) from err
 
 
 def _read_cache(name: str, path: Path) -> Dataset:
@@ -289,7 +294,7 @@ def _read_adult(path: Path) -> list[list[str]]:
                 continue
             parts = [p.strip() for p in line.split(",")]
             if len(parts) != 15:
-                raise ValueError(
+                raise InputError(
                     f"{path}, line {lineno}: expected 15 comma-separated fields, got "
                     f"{len(parts)} (a truncated line?)"
                 )
@@ -298,12 +303,12 @@ def _read_adult(path: Path) -> list[list[str]]:
             try:
                 [float(parts[i]) for i in _ADULT_CONT]
             except ValueError as err:
-                raise ValueError(f"{path}, line {lineno}: {err}") from None
+                raise InputError(f"{path}, line {lineno}: {err}") from None
             if parts[14].rstrip(".") not in ("<=50K", ">50K"):
-                raise ValueError(f"{path}, line {lineno}: label {parts[14]!r} is not <=50K/>50K")
+                raise InputError(f"{path}, line {lineno}: label {parts[14]!r} is not <=50K/>50K")
             rows.append(parts)
     if not rows:
-        raise ValueError(f"{path}: no data rows")
+        raise InputError(f"{path}: no data rows")
     return rows
 
 
@@ -424,7 +429,7 @@ def load_kddcup99(
             rows = [ln.strip().split(",") for ln in fh if ln.strip()]
         bad = {len(r) for r in rows} - {42}
         if bad:
-            raise ValueError(f"{f}: expected 42 comma-separated fields per line, got {sorted(bad)}")
+            raise InputError(f"{f}: expected 42 comma-separated fields per line, got {sorted(bad)}")
         cols = list(zip(*rows))
         num_idx = [i for i in range(41) if i not in _KDD_CAT]
         num = np.array([np.asarray(cols[i], dtype=float) for i in num_idx]).T
@@ -488,17 +493,17 @@ def read_idx(path: str | Path, ndim: int | None = None) -> np.ndarray:
             head = fh.read(4)
             nd = head[3] if len(head) == 4 else -1
             if head[:3] != b"\x00\x00\x08" or nd < 1 or (ndim is not None and nd != ndim):
-                raise ValueError(
+                raise InputError(
                     f"{path}: not an unsigned-byte IDX file: expected magic {expected}, "
                     f"found {head.hex() or 'an empty file'}"
                 )
             dims = struct.unpack(">" + "I" * nd, fh.read(4 * nd))
             data = np.frombuffer(fh.read(), dtype=np.uint8)
     except (EOFError, struct.error, gzip.BadGzipFile, zlib.error) as err:
-        raise ValueError(f"{path}: truncated or damaged IDX file ({err})") from None
+        raise InputError(f"{path}: truncated or damaged IDX file ({err})") from None
     if data.size != int(np.prod(dims)):
         shown = dims if nd <= _IDX_MAX_SHOWN_DIMS else f"{nd} dimensions"
-        raise ValueError(f"{path}: header says {shown} but holds {data.size} values")
+        raise InputError(f"{path}: header says {shown} but holds {data.size} values")
     return data.reshape(dims)
 
 
@@ -549,7 +554,7 @@ def load_mnist(
     files = []
     for part in parts:
         if part not in prefix:
-            raise ValueError(f"parts must be drawn from ('train', 'test'), got {part!r}")
+            raise InputError(f"parts must be drawn from ('train', 'test'), got {part!r}")
         for kind in ("images-idx3", "labels-idx1"):
             nm = f"{prefix[part]}-{kind}-ubyte"
             files.append(_find(root, [nm + ".gz", nm], "MNIST", _MNIST_SOURCE))
@@ -559,7 +564,7 @@ def load_mnist(
         for i in range(0, len(files), 2):
             img, lab = read_idx(files[i], ndim=3), read_idx(files[i + 1], ndim=1)
             if img.ndim != 3 or lab.ndim != 1 or img.shape[0] != lab.shape[0]:
-                raise ValueError(f"{files[i]}: images {img.shape} do not match labels {lab.shape}")
+                raise InputError(f"{files[i]}: images {img.shape} do not match labels {lab.shape}")
             Xs.append(img.reshape(img.shape[0], -1).astype(np.float64) / 255.0)
             ys.append(lab.astype(np.int64))
         X, y = np.vstack(Xs), np.concatenate(ys)
@@ -660,7 +665,7 @@ def load_synthetic_h(
         X = np.vstack([b[0] for b in blocks])
         y = np.concatenate([b[1] for b in blocks])
     else:
-        raise ValueError(f"variant must be 'dpml' or 'product', got {variant!r}")
+        raise InputError(f"variant must be 'dpml' or 'product', got {variant!r}")
     X = normalize_rows(X, row_norm)
     return Dataset("synthetic_h", *_split(X, 2.0 * y - 1.0), meta={"variant": variant})
 
@@ -674,7 +679,7 @@ def _load_libsvm(path: Path, n_features: int) -> tuple[sparse.csr_matrix, np.nda
         X, y = load_svmlight_file(fh, n_features=n_features, zero_based=False)
     labs = np.unique(y)
     if len(labs) != 2:
-        raise ValueError(f"{path}: expected a binary task, found labels {labs[:10]}")
+        raise InputError(f"{path}: expected a binary task, found labels {labs[:10]}")
     return X.tocsr().astype(np.float64), np.where(y == labs.max(), 1.0, -1.0)
 
 
@@ -827,9 +832,9 @@ def load_dataset(name: str, root: str | Path | None = None, **kwargs: Any) -> Da
         If an upstream file is missing.
     """
     if name not in LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(LOADERS)}")
+        raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(LOADERS)}")
     if name.startswith("synthetic"):
         return LOADERS[name](**kwargs)
     if root is None:
-        raise ValueError(f"dataset {name!r} needs root= (directory of the upstream files)")
+        raise InputError(f"dataset {name!r} needs root= (directory of the upstream files)")
     return LOADERS[name](root, **kwargs)

@@ -42,7 +42,9 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from ..mechanisms.registry import mechanism_names
 from ..privacy import PrivacyFigure
+from ..validation import InputError
 
 __all__ = [
     "ALGORITHMS",
@@ -64,7 +66,8 @@ __all__ = [
 
 ALGORITHMS = ("output", "objective", "amp", "amp-nt", "ppssgd")
 LOSSES = ("LR", "SVM")
-NOISE_CHOICES = ("gaussian", "classic_gaussian", "product", "product_paper", "l2", "gamma")
+#: the ERM noises of the registry (:data:`product_noise.erm.noise.NOISES`)
+NOISE_CHOICES = mechanism_names("erm")
 EPSILONS = (0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0)
 #: Huber parameter of dpml-benchmark's Huber-SVM (``lossfunctions/huber_svm.py``)
 HUBER_H = 0.1
@@ -116,7 +119,7 @@ def grid_for(algorithm: str) -> list[dict[str, Any]]:
         Hyperparameter dictionaries; entry 0 is :data:`FIXED` ``[algorithm]``.
     """
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+        raise InputError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     fixed = FIXED[algorithm]
     rest = [g for g in GRIDS[algorithm] if g != fixed]
     return [dict(fixed)] + [dict(g) for g in rest]
@@ -274,15 +277,15 @@ def run_gridsearch(
     from ..validation import check_epsilon
 
     if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     if noise not in NOISE_CHOICES:
-        raise ValueError(f"noise must be one of {', '.join(NOISE_CHOICES)}, got {noise!r}")
+        raise InputError(f"noise must be one of {', '.join(NOISE_CHOICES)}, got {noise!r}")
     eps_list = [float(check_epsilon(e)) for e in epsilons]
     if int(repeats) < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+        raise InputError(f"repeats must be >= 1, got {repeats}")
     configs = grid_for(algorithm)
     if algorithm == "ppssgd" and (sparse.issparse(X_train) or sparse.issparse(X_test)):
-        raise ValueError("ppssgd needs dense features; this dataset is sparse")
+        raise InputError("ppssgd needs dense features; this dataset is sparse")
     n_train = int(X_train.shape[0])
     delta = 1.0 / n_train**2
     runs: list[Run] = []

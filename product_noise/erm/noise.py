@@ -45,12 +45,13 @@ from ..accounting.calibrate import (
     invert_profile,
     smallest_scale,
 )
-from ..mechanisms import GammaNorm, Gaussian, L2Mechanism, Mechanism, ProductNoise, calibrate
+from ..mechanisms import GammaNorm, Gaussian, Mechanism, ProductNoise, calibrate
 from ..mechanisms.base import SphericalMechanism
 from ..mechanisms.product import claimed_delta, paper_t
+from ..mechanisms.registry import get_mechanism, mechanism_names
 from ..mechanisms.spherical import SGG
 from ..privacy import CLAIMED, VERIFIED, PrivacyFigure
-from ..validation import check_delta, check_dimension, check_epsilon, check_positive
+from ..validation import InputError, check_delta, check_dimension, check_epsilon, check_positive
 from .objective import amp_iyengar_sigma
 
 __all__ = [
@@ -64,28 +65,21 @@ __all__ = [
     "release_figures",
 ]
 
-#: noise names accepted by the estimators
-NOISES = ("gaussian", "classic_gaussian", "product", "product_paper", "l2", "gamma")
+#: noise names accepted by the estimators (the registry's ``erm`` consumer)
+NOISES = mechanism_names("erm")
 
 _P_CUT = 1e-20
 _V_MIN = 1e-30
 
 
 def _make(name: str, dim: int, scale: float, sensitivity: float) -> SphericalMechanism:
-    cls: type[SphericalMechanism] = {
-        "gaussian": Gaussian,
-        "classic_gaussian": Gaussian,
-        "product": ProductNoise,
-        "product_paper": ProductNoise,
-        "l2": L2Mechanism,
-        "gamma": GammaNorm,
-    }[name]
+    cls: type[SphericalMechanism] = get_mechanism(_check_noise(name)).load()  # type: ignore[assignment]
     return cls(dim, scale, sensitivity)
 
 
 def _check_noise(name: object) -> str:
     if not isinstance(name, str) or name not in NOISES:
-        raise ValueError(f"noise must be one of {', '.join(NOISES)}; got {name!r}")
+        raise InputError(f"noise must be one of {', '.join(NOISES)}; got {name!r}")
     return name
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..validation import InputError
 from .base import MIN_DELTA, Mechanism, SphericalMechanism
 from .gaussian import (
     Gaussian,
@@ -23,6 +24,13 @@ from .gaussian import (
 )
 from .l2 import GammaNorm, L2Mechanism
 from .product import ProductNoise, claimed_delta, optimal_q, paper_t, solve_k
+from .registry import (
+    MechanismSpec,
+    get_mechanism,
+    mechanism_names,
+    mechanism_specs,
+    register_mechanism,
+)
 from .spherical import SGG, uniform_direction
 
 __all__ = [
@@ -35,6 +43,11 @@ __all__ = [
     "GammaNorm",
     "SGG",
     "MECHANISMS",
+    "MechanismSpec",
+    "register_mechanism",
+    "get_mechanism",
+    "mechanism_names",
+    "mechanism_specs",
     "calibrate",
     "from_config",
     "gaussian_delta",
@@ -47,13 +60,14 @@ __all__ = [
     "uniform_direction",
 ]
 
-#: registry name → class whose ``calibrate`` gives the verified least-noise member
+#: registry name → class whose ``calibrate`` gives the verified least-noise member (the verified
+#: names of :func:`calibrate`, from :mod:`.registry`)
 MECHANISMS: dict[str, type[SphericalMechanism]] = {
-    "gaussian": Gaussian,
-    "product": ProductNoise,
-    "l2": L2Mechanism,
+    spec.name: spec.load()  # type: ignore[misc]
+    for spec in mechanism_specs("table", calibration="verified")
 }
-_ALL_NAMES = (*MECHANISMS, "classic_gaussian", "product_paper")
+#: every name :func:`calibrate` accepts: the verified ones first, then the claimed ones
+_ALL_NAMES = (*MECHANISMS, *mechanism_names("table", calibration="claimed"))
 
 
 def calibrate(
@@ -78,7 +92,7 @@ def calibrate(
             kwargs["target_delta"] = delta
         return ProductNoise.from_paper(dim, epsilon, sensitivity=sensitivity, **kwargs)
     if name not in MECHANISMS:
-        raise ValueError(f"unknown mechanism {name!r}; choose one of {', '.join(_ALL_NAMES)}")
+        raise InputError(f"unknown mechanism {name!r}; choose one of {', '.join(_ALL_NAMES)}")
     if kwargs:
         raise TypeError(f"unexpected arguments for {name!r}: {sorted(kwargs)}")
     return MECHANISMS[name].calibrate(epsilon, delta, dim, sensitivity)

@@ -34,7 +34,7 @@ from ..accounting.calibrate import (
     smallest_scale,
 )
 from ..privacy import VERIFIED, PrivacyFigure
-from ..validation import check_delta, check_dimension, check_epsilon, check_positive
+from ..validation import InputError, check_delta, check_dimension, check_epsilon, check_positive
 from .spherical import MIN_EXACT_DIM, SGG, uniform_direction
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -480,7 +480,7 @@ class SphericalMechanism(Mechanism):
         dim = check_dimension(dim, minimum=2)
         sensitivity = check_positive("sensitivity", sensitivity)
         if delta < MIN_DELTA:
-            raise ValueError(f"delta must be >= {MIN_DELTA:g} for numerical calibration")
+            raise InputError(f"delta must be >= {MIN_DELTA:g} for numerical calibration")
         sup = not cls._unit_law(dim).shift_monotone_proven
 
         def solve(use_sup: bool) -> float:

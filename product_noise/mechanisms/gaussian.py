@@ -21,7 +21,7 @@ from scipy import special
 
 from ..accounting.calibrate import GrowingBracket, smallest_scale
 from ..privacy import CLAIMED, PrivacyFigure, PrivacyWarning
-from ..validation import check_delta, check_dimension, check_epsilon, check_positive
+from ..validation import InputError, check_delta, check_dimension, check_epsilon, check_positive
 from .base import MIN_DELTA, SeedLike, SphericalMechanism
 from .spherical import SGG
 
@@ -128,7 +128,7 @@ def analytic_gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1
     epsilon = check_epsilon(epsilon)
     delta = check_delta(delta)
     if delta < MIN_DELTA:
-        raise ValueError(f"delta must be >= {MIN_DELTA:g} for numerical calibration, got {delta!r}")
+        raise InputError(f"delta must be >= {MIN_DELTA:g} for numerical calibration, got {delta!r}")
     sensitivity = check_positive("sensitivity", sensitivity)
 
     # the unit-sensitivity σ; the bracket e^±10 grows by e^10 per step
@@ -241,7 +241,7 @@ class Gaussian(SphericalMechanism):
         """
         check_dimension(dim)
         if check_delta(delta) < MIN_DELTA:
-            raise ValueError(
+            raise InputError(
                 f"delta must be >= {MIN_DELTA:g} for numerical calibration, got {delta!r}"
             )
         return analytic_gaussian_sigma(epsilon, delta, sensitivity)

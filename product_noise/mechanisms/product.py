@@ -39,7 +39,7 @@ import numpy as np
 from scipy import optimize, special
 
 from ..privacy import CLAIMED, PrivacyFigure, PrivacyWarning
-from ..validation import check_delta, check_dimension, check_epsilon, check_positive
+from ..validation import InputError, check_delta, check_dimension, check_epsilon, check_positive
 from .base import SeedLike, SphericalMechanism
 from .spherical import MIN_EXACT_DIM, SGG, _gauss_legendre
 
@@ -61,14 +61,14 @@ def _check_paper_args(
 ) -> tuple[int, float | None, float]:
     dim = check_dimension(dim)
     if dim <= 3:
-        raise ValueError(f"the paper's formula needs M > 3, got M={dim}")
+        raise InputError(f"the paper's formula needs M > 3, got M={dim}")
     if k is not None:
         k = check_positive("k", k)
         if k <= 1.0:
-            raise ValueError(f"the paper's constant k must be > 1, got k={k!r}")
+            raise InputError(f"the paper's constant k must be > 1, got k={k!r}")
     q = dim / 2.0 if q is None else float(q)
     if not (1.0 <= q < dim - 1.5) or not math.isfinite(q):
-        raise ValueError(f"the moment order q must satisfy 1 <= q < M - 3/2 = {dim - 1.5}, got {q}")
+        raise InputError(f"the moment order q must satisfy 1 <= q < M - 3/2 = {dim - 1.5}, got {q}")
     return dim, k, q
 
 
@@ -183,14 +183,14 @@ def solve_k(epsilon: float, dim: int, target_delta: float, q: float | None = Non
 
     lo = math.log1p(1e-12)
     if f(lo) < 0:
-        raise ValueError(
+        raise InputError(
             f"the claimed delta is already below {target_delta:g} at k -> 1; no k > 1 solves it"
         )
     hi = 1.0
     while f(hi) > 0:
         hi *= 2.0
         if hi > 700:
-            raise ValueError("no finite k reaches this target delta")
+            raise InputError("no finite k reaches this target delta")
     return math.exp(optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-13))
 
 
@@ -438,7 +438,7 @@ class ProductNoise(SphericalMechanism):
         """
         epsilon0 = check_epsilon(epsilon0, "epsilon0")
         if (k is None) == (target_delta is None):
-            raise ValueError(
+            raise InputError(
                 "ProductNoise.from_paper: give exactly one of k= or target_delta= ("
                 + (
                     "neither was given, and neither has a default: k is the paper's constant "

@@ -58,7 +58,7 @@ from functools import cached_property
 import numpy as np
 from scipy import special
 
-from ..validation import check_dimension, check_positive, check_positive_int
+from ..validation import InputError, check_dimension, check_positive, check_positive_int
 
 __all__ = ["SGG", "DEFAULT_SHIFT_FRACTIONS", "MIN_EXACT_DIM", "uniform_direction"]
 
@@ -143,7 +143,7 @@ class SGG:
         check_positive("beta", self.beta)
         check_positive("p", self.p)
         if not (-1.0 < self.alpha <= self.dim - 1 + 1e-12):
-            raise ValueError(
+            raise InputError(
                 f"alpha must lie in (-1, M-1] = (-1, {self.dim - 1}] so that the noise density is "
                 f"non-increasing in the norm, got {self.alpha}"
             )
@@ -429,7 +429,7 @@ class SGG:
         if self.dim < MIN_EXACT_DIM:
             if self.is_gaussian:
                 return self._gaussian_delta(epsilon, shift)
-            raise ValueError(
+            raise InputError(
                 f"the exact spherical privacy profile is resolved only for M >= {MIN_EXACT_DIM} "
                 f"(got {self._describe}): at M = 2, 3 its quadrature does not converge. Use "
                 "Gaussian noise (closed form) or product noise (its revealed-scale bound is "

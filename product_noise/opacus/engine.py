@@ -40,6 +40,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from ..mechanisms import MECHANISMS, ProductNoise, SphericalMechanism
 from ..mechanisms.product import claimed_delta, paper_t, solve_k
+from ..mechanisms.registry import mechanism_names
 from ..privacy import ESTIMATE, VERIFIED, PrivacyFigure, PrivacyReport, PrivacyWarning
 from ..validation import (
     check_delta,
@@ -74,7 +75,8 @@ __all__ = [
 SENSITIVITY_CONVENTIONS: dict[str, float] = {"add_remove": 1.0, "paper": 2.0}
 #: Gaussian first, then the registry order (a set difference here made the order, and so the
 #: error messages, vary from run to run with string hashing)
-NOISE_CHOICES = ("gaussian", *(name for name in MECHANISMS if name != "gaussian"))
+#: the verified DP-SGD noise families (the keys of ``MECHANISMS``, from the registry)
+NOISE_CHOICES = mechanism_names("dpsgd", calibration="verified")
 _GAUSSIAN_ACCOUNTANTS = ("prv", "rdp", "gdp")
 #: Opacus accountants whose ε is a proven upper bound (PRV: Gopi et al. 2021, its upper ε; RDP:
 #: Mironov et al. 2019 with the conversion of Balle et al. 2020). ``gdp`` is the central-limit

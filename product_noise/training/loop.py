@@ -25,13 +25,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..mechanisms.registry import mechanism_names
 from ..privacy import PrivacyWarning
 from ..validation import check_delta, check_positive, check_positive_int
 from .models import count_parameters
 
 __all__ = ["TrainConfig", "train", "evaluate", "fit_minibatch", "save_history", "NOISES"]
 
-NOISES = ("product", "gaussian", "l2", "none")
+#: the verified DP-SGD families of the registry, the default (product) first, and "none"
+NOISES = (
+    "product",
+    *(n for n in mechanism_names("dpsgd", calibration="verified") if n != "product"),
+    "none",
+)
 
 
 @dataclass
