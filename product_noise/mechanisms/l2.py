@@ -9,8 +9,8 @@ M ≥ 10⁴. Calibration uses the exact spherical profile with the supremum over
 
 from __future__ import annotations
 
-from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from ..privacy import PrivacyFigure
+from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 from .base import SphericalMechanism
 from .spherical import SGG
 
