@@ -113,6 +113,57 @@ def _float_features(X: np.ndarray) -> np.ndarray:
     raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
 
 
+def _publish_inputs(
+    X: Any, Y: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...], bool]:
+    """``publish``'s input checks: the features as float rows ``(n, d)``, the labels as given
+    and as class indices, the feature shape, and whether ``X`` was a torch tensor."""
+    Xn, is_torch = _to_numpy(X, "X")
+    Yn, _ = _to_numpy(Y, "Y")
+    if Xn.ndim < 2:
+        raise ValueError(f"X must have shape (n, features...), got {Xn.shape}")
+    n = Xn.shape[0]
+    if n == 0:
+        raise ValueError(f"X has no records (shape {Xn.shape}): nothing to publish")
+    feat_shape = Xn.shape[1:]
+    X2 = _float_features(np.ascontiguousarray(Xn.reshape(n, -1)))
+    if not np.isfinite(X2).all():
+        raise ValueError("X contains NaN or infinite values")
+    labels = check_one_hot(Yn, n)
+    return X2, Yn, labels, feat_shape, is_torch
+
+
+def _mix_block(
+    rng: np.random.Generator,
+    idx: torch.Tensor,
+    Xt: torch.Tensor,
+    Yt: torch.Tensor,
+    out_x: np.ndarray,
+    out_y: np.ndarray,
+    c: int,
+    sigma_x: float,
+    sigma_y: float | None,
+) -> None:
+    """Write one block of mixes into ``out_x``/``out_y``: the means of the rows ``idx`` plus
+    Gaussian noise (features, then labels; class-conditional: the class' one-hot label)."""
+    import torch
+    import torch.nn.functional as F
+
+    size, d = out_x.shape
+    K = out_y.shape[1]
+    dtype = out_x.dtype
+    xs = torch.from_numpy(out_x)
+    xs.copy_(F.embedding_bag(idx, Xt, mode="mean"))
+    xs.add_(torch.from_numpy(rng.standard_normal((size, d), dtype=dtype)), alpha=sigma_x)
+    ys = torch.from_numpy(out_y)
+    if sigma_y is None:
+        ys.zero_()
+        ys[:, c] = 1
+    else:
+        ys.copy_(F.embedding_bag(idx, Yt, mode="mean"))
+        ys.add_(torch.from_numpy(rng.standard_normal((size, K), dtype=dtype)), alpha=sigma_y)
+
+
 @dataclass
 class Release:
     """Metadata of the last :meth:`DPMix.publish` call.
@@ -306,21 +357,9 @@ class DPMix:
             float64. For class-conditional mixing rows are grouped by class.
         """
         import torch
-        import torch.nn.functional as F
 
-        Xn, is_torch = _to_numpy(X, "X")
-        Yn, _ = _to_numpy(Y, "Y")
-        if Xn.ndim < 2:
-            raise ValueError(f"X must have shape (n, features...), got {Xn.shape}")
-        n = Xn.shape[0]
-        if n == 0:
-            raise ValueError(f"X has no records (shape {Xn.shape}): nothing to publish")
-        feat_shape = Xn.shape[1:]
-        X2 = _float_features(np.ascontiguousarray(Xn.reshape(n, -1)))
-        if not np.isfinite(X2).all():
-            raise ValueError("X contains NaN or infinite values")
-        labels = check_one_hot(Yn, n)
-        K = Yn.shape[1]
+        X2, Yn, labels, feat_shape, is_torch = _publish_inputs(X, Y)
+        n, K = X2.shape[0], Yn.shape[1]
         X2 = self.bound.enforce(X2, self.on_violation)
         d = X2.shape[1]
         counts, releases = self._groups(labels, K)
@@ -333,8 +372,45 @@ class DPMix:
 
         seed = self.seed if seed is None else seed
         entropy = int(np.random.SeedSequence().entropy) if seed is None else int(seed)
-        dtype = X2.dtype
-        tdtype = torch.float64 if dtype == np.float64 else torch.float32
+        tdtype = torch.float64 if X2.dtype == np.float64 else torch.float32
+        out_x, out_y = self._mix(X2, Yn, labels, counts, releases, entropy, sigma_x, sigma_y)
+        if self.clamp_negative:
+            np.maximum(out_x, 0, out=out_x)
+            np.maximum(out_y, 0, out=out_y)
+        self.release_ = Release(
+            seed=entropy,
+            n=n,
+            dim=d,
+            num_classes=K,
+            class_counts=counts,
+            class_releases=releases,
+            sigma_x=float(sigma_x),
+            sigma_y=None if sigma_y is None else float(sigma_y),
+            x_diameter=dx,
+            y_diameter=dy,
+            extra={"clamp_negative": self.clamp_negative, "mixing": self.mixing},
+        )
+        out_x = out_x.reshape((self.T, *feat_shape))
+        if is_torch:
+            return torch.from_numpy(out_x).to(tdtype), torch.from_numpy(out_y).to(tdtype)
+        return out_x, out_y
+
+    def _mix(
+        self,
+        X2: np.ndarray,
+        Yn: np.ndarray,
+        labels: np.ndarray,
+        counts: dict,
+        releases: dict,
+        entropy: int,
+        sigma_x: float,
+        sigma_y: float | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``T`` noisy mixes ``(T, d)`` and labels ``(T, K)``, block by block: each block
+        draws from its own stream ``SeedSequence(entropy, spawn_key=(c + 1, b))``."""
+        import torch
+
+        d, K, dtype = X2.shape[1], Yn.shape[1], X2.dtype
         Xt = torch.from_numpy(X2)
         Yt = torch.from_numpy(np.ascontiguousarray(Yn, dtype=dtype))
         out_x = np.empty((self.T, d), dtype=dtype)
@@ -358,40 +434,17 @@ class DPMix:
                 idx = torch.from_numpy(sample_subsets(rng, counts[c], self.l, size))
                 if members[c] is not None:
                     idx = members[c][idx]
-                xs = torch.from_numpy(out_x[start : start + size])
-                xs.copy_(F.embedding_bag(idx, Xt, mode="mean"))
-                xs.add_(
-                    torch.from_numpy(rng.standard_normal((size, d), dtype=dtype)), alpha=sigma_x
+                _mix_block(
+                    rng,
+                    idx,
+                    Xt,
+                    Yt,
+                    out_x[start : start + size],
+                    out_y[start : start + size],
+                    c,
+                    sigma_x,
+                    sigma_y,
                 )
-                ys = torch.from_numpy(out_y[start : start + size])
-                if sigma_y is None:
-                    ys.zero_()
-                    ys[:, c] = 1
-                else:
-                    ys.copy_(F.embedding_bag(idx, Yt, mode="mean"))
-                    ys.add_(
-                        torch.from_numpy(rng.standard_normal((size, K), dtype=dtype)),
-                        alpha=sigma_y,
-                    )
-        if self.clamp_negative:
-            np.maximum(out_x, 0, out=out_x)
-            np.maximum(out_y, 0, out=out_y)
-        self.release_ = Release(
-            seed=entropy,
-            n=n,
-            dim=d,
-            num_classes=K,
-            class_counts=counts,
-            class_releases=releases,
-            sigma_x=float(sigma_x),
-            sigma_y=None if sigma_y is None else float(sigma_y),
-            x_diameter=dx,
-            y_diameter=dy,
-            extra={"clamp_negative": self.clamp_negative, "mixing": self.mixing},
-        )
-        out_x = out_x.reshape((self.T, *feat_shape))
-        if is_torch:
-            return torch.from_numpy(out_x).to(tdtype), torch.from_numpy(out_y).to(tdtype)
         return out_x, out_y
 
     def _blocks(self, counts: dict, releases: dict) -> Iterator[tuple[int, int, int, int]]:

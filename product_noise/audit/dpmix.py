@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -33,21 +34,13 @@ def audit_dpmix(
     progress: bool,
 ) -> TrainingAuditResult:
     from dpmix import DPMix
-    from dpmix.accounting import calibrate_noise_multiplier
-    from dpmix.bounds import ONE_HOT_DIAMETER, PixelBound
+    from dpmix.bounds import PixelBound
 
     if mix_size > n_records:
         raise InputError(f"dpmix_l={mix_size} exceeds n_records={n_records}")
     X, y = digits_sample(n_records - 1, seed)
     d = X.shape[1]
-    dx = math.sqrt(d)
-    if sigma is None:
-        s_eff = calibrate_noise_multiplier(epsilon, delta, mix_size, releases, n_records)
-        sigma = s_eff * math.hypot(dx, ONE_HOT_DIAMETER) / mix_size
-        how = f"calibrated: verified ε = {epsilon:g} at δ = {delta:g}"
-    else:
-        sigma = check_positive("noise_multiplier", sigma)
-        how = "given"
+    sigma, how = _pixel_noise(sigma, epsilon, delta, mix_size, releases, n_records, d)
     Y = np.eye(10)[y]
     worlds = {
         False: (np.vstack([X, np.zeros(d)]), np.vstack([Y, np.eye(10)[0]])),
@@ -55,26 +48,7 @@ def audit_dpmix(
     }
     u = np.ones(d) / math.sqrt(d)
     mix = DPMix(mix_size, releases, sigma_x=sigma, bound=PixelBound(), progress=False)
-    ss = np.random.SeedSequence(seed).spawn(2)
-    pbar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        pbar = tqdm(total=2 * trials, unit="release", desc="audit-training dpmix")
-    scores = {}
-    try:
-        for (present, (Xw, Yw)), s in zip(worlds.items(), ss):
-            trial_seeds = s.generate_state(trials, dtype=np.uint64)
-            out = np.empty(trials)
-            for i in range(trials):
-                xt, _ = mix.publish(Xw, Yw, seed=int(trial_seeds[i]))
-                out[i] = float(np.max(np.asarray(xt) @ u))
-                if pbar is not None:
-                    pbar.update(1)
-            scores[present] = out
-    finally:
-        if pbar is not None:
-            pbar.close()
+    scores = _release_scores(mix, worlds, u, trials=trials, seed=seed, progress=progress)
     verified = mix.privacy(delta)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PrivacyWarning)
@@ -101,3 +75,58 @@ def audit_dpmix(
             "seed": seed,
         },
     )
+
+
+def _pixel_noise(
+    sigma: float | None,
+    epsilon: float,
+    delta: float,
+    mix_size: int,
+    releases: int,
+    n_records: int,
+    d: int,
+) -> tuple[float, str]:
+    """DPMix' pixel noise ``sigma_x`` (given, or calibrated to the verified ε) and how."""
+    from dpmix.accounting import calibrate_noise_multiplier
+    from dpmix.bounds import ONE_HOT_DIAMETER
+
+    dx = math.sqrt(d)
+    if sigma is None:
+        s_eff = calibrate_noise_multiplier(epsilon, delta, mix_size, releases, n_records)
+        sigma = s_eff * math.hypot(dx, ONE_HOT_DIAMETER) / mix_size
+        return sigma, f"calibrated: verified ε = {epsilon:g} at δ = {delta:g}"
+    return check_positive("noise_multiplier", sigma), "given"
+
+
+def _release_scores(
+    mix: Any,
+    worlds: dict[bool, tuple[np.ndarray, np.ndarray]],
+    u: np.ndarray,
+    *,
+    trials: int,
+    seed: int,
+    progress: bool,
+) -> dict[bool, np.ndarray]:
+    """The attack score ``max_t <x̃_t, u>`` of ``trials`` releases in each world (canary absent,
+    present), each world with its own seed stream."""
+    ss = np.random.SeedSequence(seed).spawn(2)
+    pbar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        pbar = tqdm(total=2 * trials, unit="release", desc="audit-training dpmix")
+    scores = {}
+    try:
+        for (present, (Xw, Yw)), s in zip(worlds.items(), ss):
+            trial_seeds = s.generate_state(trials, dtype=np.uint64)
+            out = np.empty(trials)
+            for i in range(trials):
+                xt, _ = mix.publish(Xw, Yw, seed=int(trial_seeds[i]))
+                out[i] = float(np.max(np.asarray(xt) @ u))
+                if pbar is not None:
+                    pbar.update(1)
+            scores[present] = out
+    finally:
+        if pbar is not None:
+            pbar.close()
+    return scores

@@ -234,33 +234,21 @@ def _claimed_product(settings: dict[str, Any], steps: int, n: int) -> PrivacyFig
         )
 
 
-def audit_dpsgd(
+def _canary_scores(
     mechanism: str,
+    noise_kw: dict[str, Any],
     *,
     trials: int,
     steps: int,
-    epsilon: float,
-    noise_multiplier: float | None,
-    delta: float,
-    confidence: float,
     n_records: int,
     max_grad_norm: float,
     learning_rate: float,
     seed: int,
     progress: bool,
     threat_model: str,
-) -> TrainingAuditResult:
-    from ..accounting.pld import verified_epsilon
-
-    dim = 64 * 10 + 10
-    noise_kw, settings = _dpsgd_noise_kwargs(
-        mechanism,
-        epsilon=epsilon,
-        delta=delta,
-        steps=steps,
-        noise_multiplier=noise_multiplier,
-        dim=dim,
-    )
+) -> tuple[dict[bool, Any], _DPSGDRun]:
+    """The audit statistic of ``trials`` runs with the canary present and ``trials`` without
+    (each world with its own noise seed), and the last run (for its engine and mechanism)."""
     ss = np.random.SeedSequence(seed)
     seeds = [int(s.generate_state(1)[0]) for s in ss.spawn(2)]
     pbar = None
@@ -289,6 +277,13 @@ def audit_dpsgd(
         if pbar is not None:
             pbar.close()
     assert run is not None
+    return scores, run
+
+
+def _verified_figure(run: _DPSGDRun, steps: int, delta: float) -> PrivacyFigure:
+    """The verified ε of ``steps`` full-batch steps of the run's mechanism at ``delta``."""
+    from ..accounting.pld import verified_epsilon
+
     mech = run.mech  # sensitivity = C: add/remove with shift C
     if steps == 1:  # one full-batch step: ε(δ) of the exact profile itself, no composition
         eps_v = float(mech.epsilon(delta))
@@ -298,12 +293,52 @@ def audit_dpsgd(
             mech.privacy_profile(), sampling_prob=1.0, num_steps=steps, delta=delta
         )
         how = f"pessimistic PLD (dp-accounting), add/remove, {steps} full-batch steps"
-    verified = PrivacyFigure(
+    return PrivacyFigure(
         float(eps_v),
         delta,
         VERIFIED,
         f"{type(mech).__name__} (M = {run.dim}): {how}",
     )
+
+
+def audit_dpsgd(
+    mechanism: str,
+    *,
+    trials: int,
+    steps: int,
+    epsilon: float,
+    noise_multiplier: float | None,
+    delta: float,
+    confidence: float,
+    n_records: int,
+    max_grad_norm: float,
+    learning_rate: float,
+    seed: int,
+    progress: bool,
+    threat_model: str,
+) -> TrainingAuditResult:
+    dim = 64 * 10 + 10
+    noise_kw, settings = _dpsgd_noise_kwargs(
+        mechanism,
+        epsilon=epsilon,
+        delta=delta,
+        steps=steps,
+        noise_multiplier=noise_multiplier,
+        dim=dim,
+    )
+    scores, run = _canary_scores(
+        mechanism,
+        noise_kw,
+        trials=trials,
+        steps=steps,
+        n_records=n_records,
+        max_grad_norm=max_grad_norm,
+        learning_rate=learning_rate,
+        seed=seed,
+        progress=progress,
+        threat_model=threat_model,
+    )
+    verified = _verified_figure(run, steps, delta)
     settings.update(
         {
             "threat_model": threat_model,

@@ -171,16 +171,7 @@ def audit_training(
         ε ≤ 0, ``noise_multiplier`` given for product-paper, or a threat model the mechanism
         does not have. Nothing is run then.
     """
-    if mechanism not in MECHANISMS:
-        raise InputError(f"unknown mechanism {mechanism!r}; choose one of {', '.join(MECHANISMS)}")
-    allowed = ("release",) if mechanism == "dpmix" else ("white-box", "final-model")
-    if threat_model is None:
-        threat_model = allowed[0]
-    if threat_model not in allowed:
-        raise InputError(
-            f"threat_model {threat_model!r} does not apply to {mechanism}; choose one of "
-            f"{', '.join(allowed)}"
-        )
+    threat_model = _check_threat_model(mechanism, threat_model)
     try:
         trials = check_positive_int("trials", trials, minimum=MIN_TRIALS)
         steps = check_positive_int("steps", steps)
@@ -195,12 +186,7 @@ def audit_training(
         raise InputError(str(exc)) from exc
     confidence = check_confidence(confidence)
     if noise_multiplier is not None:
-        if mechanism == "product-paper":
-            raise InputError(
-                "noise_multiplier does not apply to product-paper (the paper's calibration sets "
-                "the noise from epsilon); use mechanism='product' for a given noise"
-            )
-        noise_multiplier = check_positive("noise_multiplier", noise_multiplier)
+        noise_multiplier = _check_noise_multiplier(mechanism, noise_multiplier)
     t0 = time.perf_counter()
     if mechanism == "dpmix":
         res = audit_dpmix(
@@ -236,3 +222,28 @@ def audit_training(
         res.settings["target_epsilon"] = epsilon
         res.settings["target_label"] = CLAIMED if mechanism == "product-paper" else VERIFIED
     return res
+
+
+def _check_threat_model(mechanism: str, threat_model: str | None) -> str:
+    """The mechanism checked, and its threat model (the default one for ``None``)."""
+    if mechanism not in MECHANISMS:
+        raise InputError(f"unknown mechanism {mechanism!r}; choose one of {', '.join(MECHANISMS)}")
+    allowed = ("release",) if mechanism == "dpmix" else ("white-box", "final-model")
+    if threat_model is None:
+        threat_model = allowed[0]
+    if threat_model not in allowed:
+        raise InputError(
+            f"threat_model {threat_model!r} does not apply to {mechanism}; choose one of "
+            f"{', '.join(allowed)}"
+        )
+    return threat_model
+
+
+def _check_noise_multiplier(mechanism: str, noise_multiplier: float) -> float:
+    """A given noise multiplier, checked (product-paper's calibration sets its own)."""
+    if mechanism == "product-paper":
+        raise InputError(
+            "noise_multiplier does not apply to product-paper (the paper's calibration sets "
+            "the noise from epsilon); use mechanism='product' for a given noise"
+        )
+    return check_positive("noise_multiplier", noise_multiplier)

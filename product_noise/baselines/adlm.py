@@ -677,32 +677,70 @@ class AdLMClassifier(ClassifierMixin, BaseEstimator):
         delta_h0 = first_layer_sensitivity(model)
         delta_f = functional_mechanism_sensitivity(self.hk, self.n_classes)
 
-        relevance = None
-        if self.relevance == "uniform":
-            beta = np.ones(d)
-        else:
-            if self.relevance == "public":
-                xr = self._images(self.public_data[0], "public_data[0]")
-                yr = self._labels(self.public_data[1], len(xr), "public_data[1]")
-            else:
-                xr, yr = x, t
-            rel_model = train_relevance_model(
-                xr, yr, self.n_classes, epochs=self.relevance_epochs, seed=self.seed
-            )
-            n_avg = min(self.lrp_samples, len(xr))
-            relevance = dp_lrp(
-                rel_model,
-                xr,
-                self.epsilon1,
-                n_noise=len(xr) if self.dplrp_n == "dataset" else n_avg,
-                n_samples=n_avg,
-                inflation=self.lrp_inflation,
-                rng=rng,
-            )
-            beta = budget_weights(relevance)
+        beta, relevance = self._budget_weights(x, t, d, rng)
         scales = input_noise_scales(beta, delta_h0, self.epsilon2, self.batch_size)
         fm_scale = delta_f / (self.epsilon3 * self.batch_size)
+        onehot, fm_noise, fixed_noise = self._training_noise(t, scales, fm_scale, len(x), rng)
+        history, steps = self._train(model, x, onehot, scales, fm_noise, fixed_noise, rng)
 
+        releases = self.epochs if self.redraw == "step" else 1
+        eps1 = 0.0 if self.relevance == "uniform" else float(self.epsilon1)
+        figures = claimed_figures(
+            eps1, float(self.epsilon2), float(self.epsilon3), releases=releases
+        )
+        figures.append(self._verified(scales, releases))
+
+        self.model_ = model
+        self.classes_ = np.arange(self.n_classes)
+        self.beta_ = beta
+        self.relevance_ = relevance
+        self.delta_h0_ = delta_h0
+        self.delta_f_ = delta_f
+        self.input_noise_scale_ = delta_h0 / (float(self.epsilon2) * self.batch_size)
+        self.fm_noise_scale_ = fm_scale
+        self.steps_ = steps
+        self.releases_ = releases
+        self.privacy_ = figures
+        self.history_ = history
+        return self
+
+    def _budget_weights(
+        self, x: torch.Tensor, t: torch.Tensor, d: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """β and the dpLRP relevance it comes from (``None`` for uniform β)."""
+        if self.relevance == "uniform":
+            return np.ones(d), None
+        if self.relevance == "public":
+            xr = self._images(self.public_data[0], "public_data[0]")
+            yr = self._labels(self.public_data[1], len(xr), "public_data[1]")
+        else:
+            xr, yr = x, t
+        rel_model = train_relevance_model(
+            xr, yr, self.n_classes, epochs=self.relevance_epochs, seed=self.seed
+        )
+        n_avg = min(self.lrp_samples, len(xr))
+        relevance = dp_lrp(
+            rel_model,
+            xr,
+            self.epsilon1,
+            n_noise=len(xr) if self.dplrp_n == "dataset" else n_avg,
+            n_samples=n_avg,
+            inflation=self.lrp_inflation,
+            rng=rng,
+        )
+        return budget_weights(relevance), relevance
+
+    def _training_noise(
+        self,
+        t: torch.Tensor,
+        scales: np.ndarray,
+        fm_scale: float,
+        n: int,
+        rng: np.random.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The noise drawn before training, in this order: randomized-response labels (as
+        one-hot targets), the functional mechanism's noise and, for ``redraw="once"``, the
+        input noise of every record (else ``None``)."""
         t_train = t
         if self.label_privacy == "randomized_response":
             t_train = torch.from_numpy(
@@ -715,8 +753,22 @@ class AdLMClassifier(ClassifierMixin, BaseEstimator):
         )
         fixed_noise = None
         if self.redraw == "once":
-            fixed_noise = sample_input_noise(scales, len(x), self.noise_sharing, rng)
+            fixed_noise = sample_input_noise(scales, n, self.noise_sharing, rng)
+        return onehot, fm_noise, fixed_noise
 
+    def _train(
+        self,
+        model: AdLMNet,
+        x: torch.Tensor,
+        onehot: torch.Tensor,
+        scales: np.ndarray,
+        fm_noise: torch.Tensor,
+        fixed_noise: torch.Tensor | None,
+        rng: np.random.Generator,
+    ) -> tuple[list[dict[str, float]], int]:
+        """Adam on the Taylor loss of the noisy inputs plus the functional mechanism's term:
+        (per-epoch history, optimizer steps)."""
+        c, h, w = _check_image_shape(self.image_shape)
         opt = torch.optim.Adam(model.parameters(), lr=self.lr)
         gen = torch.Generator().manual_seed(self.seed)
         n = len(x)
@@ -744,27 +796,7 @@ class AdLMClassifier(ClassifierMixin, BaseEstimator):
             history.append({"epoch": epoch + 1, "loss": loss_sum})
             bar.set_postfix(loss=f"{loss_sum:.4g}")
         model.eval()
-
-        releases = self.epochs if self.redraw == "step" else 1
-        eps1 = 0.0 if self.relevance == "uniform" else float(self.epsilon1)
-        figures = claimed_figures(
-            eps1, float(self.epsilon2), float(self.epsilon3), releases=releases
-        )
-        figures.append(self._verified(scales, releases))
-
-        self.model_ = model
-        self.classes_ = np.arange(self.n_classes)
-        self.beta_ = beta
-        self.relevance_ = relevance
-        self.delta_h0_ = delta_h0
-        self.delta_f_ = delta_f
-        self.input_noise_scale_ = delta_h0 / (float(self.epsilon2) * self.batch_size)
-        self.fm_noise_scale_ = fm_scale
-        self.steps_ = steps
-        self.releases_ = releases
-        self.privacy_ = figures
-        self.history_ = history
-        return self
+        return history, steps
 
     def unprovable_reasons(self) -> list[str]:
         """Why no finite ε can be proven for this configuration (empty if one can)."""

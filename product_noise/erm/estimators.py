@@ -326,41 +326,12 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
             raise
 
     def _fit(self, X: Any, y: Any) -> _PrivateLinearClassifier:
-        self._check_params()
-        X, y = validate_data(
-            self, X, y, accept_sparse="csr", dtype=np.float64, ensure_all_finite=True
-        )
-        if sparse.issparse(X) and self.method == "ppssgd":
-            raise TypeError(
-                "sparse input is not supported by method='ppssgd' (mini-batch SGD over CSR row "
-                "slices); pass a dense array or use method='output'/'objective'/'amp'"
-            )
-        check_classification_targets(y)
-        self.classes_ = np.unique(y)
-        n_classes = len(self.classes_)
-        if n_classes < 2:
-            raise ValueError(f"need samples of at least 2 classes, got {n_classes}")
-        if n_classes > 2 and self.multi_class == "binary":
-            raise ValueError(
-                f"multi_class='binary' needs exactly 2 classes, got {n_classes} "
-                f"({self.classes_[:5].tolist()}...); use multi_class='ovr'"
-            )
+        X, y, n_classes = self._validated_input(X, y)
         n, d = X.shape
         loss = self._loss()
 
         from_data = self.data_norm is None
-        if from_data:
-            norms = _row_norms(X)
-            data_norm = float(norms.max()) if norms.max() > 0 else 1.0
-            warnings.warn(
-                "Data norm has not been specified and will be calculated on the data provided "
-                f"(max row norm {data_norm:.4g}). This leaks privacy beyond the reported figures; "
-                "set data_norm= from domain knowledge, independently of the data.",
-                PrivacyLeakWarning,
-                stacklevel=2,
-            )
-        else:
-            data_norm = float(self.data_norm)
+        data_norm = self._data_norm_from_data(X) if from_data else float(self.data_norm)
         Xa, R = clip_and_augment(X, data_norm, self.fit_intercept, self.intercept_scaling)
         dim = Xa.shape[1]
 
@@ -403,58 +374,110 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
         )
         return self
 
+    def _validated_input(self, X: Any, y: Any) -> tuple[Any, np.ndarray, int]:
+        """Check the parameters and the data; set ``classes_``. Returns (X, y, n_classes)."""
+        self._check_params()
+        X, y = validate_data(
+            self, X, y, accept_sparse="csr", dtype=np.float64, ensure_all_finite=True
+        )
+        if sparse.issparse(X) and self.method == "ppssgd":
+            raise TypeError(
+                "sparse input is not supported by method='ppssgd' (mini-batch SGD over CSR row "
+                "slices); pass a dense array or use method='output'/'objective'/'amp'"
+            )
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        n_classes = len(self.classes_)
+        if n_classes < 2:
+            raise ValueError(f"need samples of at least 2 classes, got {n_classes}")
+        if n_classes > 2 and self.multi_class == "binary":
+            raise ValueError(
+                f"multi_class='binary' needs exactly 2 classes, got {n_classes} "
+                f"({self.classes_[:5].tolist()}...); use multi_class='ovr'"
+            )
+        return X, y, n_classes
+
+    def _data_norm_from_data(self, X: Any) -> float:
+        """The data's max row norm (1 for all-zero data), with the leak warning."""
+        norms = _row_norms(X)
+        data_norm = float(norms.max()) if norms.max() > 0 else 1.0
+        warnings.warn(
+            "Data norm has not been specified and will be calculated on the data provided "
+            f"(max row norm {data_norm:.4g}). This leaks privacy beyond the reported figures; "
+            "set data_norm= from domain knowledge, independently of the data.",
+            PrivacyLeakWarning,
+            stacklevel=3,  # as before (fit): this helper, _fit, fit
+        )
+        return data_norm
+
     # ------------------------------------------------------------------ plans
     def _plan(
         self, n: int, dim: int, R: float, loss: MarginLoss, eps: float, delta: float
     ) -> dict[str, Any]:
         """Calibrate the noise once (it is the same for every one-vs-rest model)."""
-        params = self.noise_params
-        lam = float(self.lam)
         if self.method in ("output", "ppssgd"):
-            if self.method == "output":
-                sens = output_sensitivity(n, lam, R)
-            else:
-                sens = ppssgd_sensitivity(n, lam, R, float(self.sgd_radius))
-            mech = output_noise(self.noise, eps, delta, dim, sens, params)
-            claim, ver = release_figures(mech, eps, delta)
-            return {
-                "mechanisms": {"output": mech},
-                "claimed": claim,
-                "verified": ver,
-                "info": {"sensitivity": sens, "lam": lam, "epsilon": eps, "delta": delta},
-            }
+            return self._plan_output(n, dim, R, eps, delta)
         if self.method == "objective":
-            p = cms11_objective(eps, n, lam, loss.c, R)
-            if p.fallback:
-                warnings.warn(
-                    f"CMS11 objective perturbation fallback fired (eps'_p <= 0 at n={n}, "
-                    f"lam={lam:g}): regulariser increased by Delta={p.extra_reg:.4g} and "
-                    f"eps'_p = eps/2 = {p.epsilon_noise:.4g}",
-                    UserWarning,
-                    stacklevel=3,
-                )
-            mech, claim = objective_noise(
-                self.noise, eps, delta, dim, p.noise_shift, p.jacobian, params
+            return self._plan_objective(n, dim, R, loss, eps, delta)
+        return self._plan_amp(n, dim, R, loss, eps, delta)
+
+    def _plan_output(self, n: int, dim: int, R: float, eps: float, delta: float) -> dict[str, Any]:
+        """Output perturbation (``"output"``, and ``"ppssgd"``'s noisy SGD result)."""
+        lam = float(self.lam)
+        if self.method == "output":
+            sens = output_sensitivity(n, lam, R)
+        else:
+            sens = ppssgd_sensitivity(n, lam, R, float(self.sgd_radius))
+        mech = output_noise(self.noise, eps, delta, dim, sens, self.noise_params)
+        claim, ver = release_figures(mech, eps, delta)
+        return {
+            "mechanisms": {"output": mech},
+            "claimed": claim,
+            "verified": ver,
+            "info": {"sensitivity": sens, "lam": lam, "epsilon": eps, "delta": delta},
+        }
+
+    def _plan_objective(
+        self, n: int, dim: int, R: float, loss: MarginLoss, eps: float, delta: float
+    ) -> dict[str, Any]:
+        """CMS11 objective perturbation."""
+        lam = float(self.lam)
+        p = cms11_objective(eps, n, lam, loss.c, R)
+        if p.fallback:
+            warnings.warn(
+                f"CMS11 objective perturbation fallback fired (eps'_p <= 0 at n={n}, "
+                f"lam={lam:g}): regulariser increased by Delta={p.extra_reg:.4g} and "
+                f"eps'_p = eps/2 = {p.epsilon_noise:.4g}",
+                UserWarning,
+                stacklevel=4,  # as before: this helper, _plan, _fit, fit
             )
-            ver = objective_verified(mech, p.noise_shift, p.jacobian, _at(claim, delta))
-            return {
-                "mechanisms": {"objective": mech},
-                "claimed": claim,
-                "verified": ver,
-                "cms11": p,
-                "info": {
-                    "epsilon": eps,
-                    "delta": delta,
-                    "epsilon_noise": p.epsilon_noise,
-                    "fallback": p.fallback,
-                    "extra_reg": p.extra_reg,
-                    "jacobian": p.jacobian,
-                    "beta": p.beta,
-                    "noise_shift": p.noise_shift,
-                    "lam": lam,
-                },
-            }
-        # AMP
+        mech, claim = objective_noise(
+            self.noise, eps, delta, dim, p.noise_shift, p.jacobian, self.noise_params
+        )
+        ver = objective_verified(mech, p.noise_shift, p.jacobian, _at(claim, delta))
+        return {
+            "mechanisms": {"objective": mech},
+            "claimed": claim,
+            "verified": ver,
+            "cms11": p,
+            "info": {
+                "epsilon": eps,
+                "delta": delta,
+                "epsilon_noise": p.epsilon_noise,
+                "fallback": p.fallback,
+                "extra_reg": p.extra_reg,
+                "jacobian": p.jacobian,
+                "beta": p.beta,
+                "noise_shift": p.noise_shift,
+                "lam": lam,
+            },
+        }
+
+    def _plan_amp(
+        self, n: int, dim: int, R: float, loss: MarginLoss, eps: float, delta: float
+    ) -> dict[str, Any]:
+        """Approximate minima perturbation: objective noise, then output noise."""
+        params = self.noise_params
         plan = amp_plan(
             eps,
             delta,
@@ -464,24 +487,13 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
             eps_frac=self.amp_eps_frac,
             eps_out_frac=float(self.amp_eps_out_frac),
             gamma=self.amp_gamma,
-            min_reg=lam,
+            min_reg=float(self.lam),
         )
         paid = plan.eps_obj - plan.eps_p  # the official split: the noise gets exactly eps_p
         obj, claim_obj = objective_noise(
             self.noise, plan.eps_obj, plan.delta_obj, dim, plan.obj_shift, paid, params
         )
-        if self.noise == "classic_gaussian":
-            sigma = amp_iyengar_sigma(plan.out_sensitivity, plan.eps_out, plan.delta_out)
-            out: Mechanism = Gaussian(dim, sigma, plan.out_sensitivity)
-            claim_out = PrivacyFigure(
-                plan.eps_out, plan.delta_out, "claimed", "Gaussian output noise, Iyengar et al."
-            )
-            _, ver_out = release_figures(out, plan.eps_out, plan.delta_out)
-        else:
-            out = output_noise(
-                self.noise, plan.eps_out, plan.delta_out, dim, plan.out_sensitivity, params
-            )
-            claim_out, ver_out = release_figures(out, plan.eps_out, plan.delta_out)
+        out, claim_out, ver_out = self._amp_output_noise(plan, dim)
         claim = _compose([claim_obj, claim_out], "claimed", "AMP objective and output noise")
         if self.amp_shared_noise:
             ver = PrivacyFigure(
@@ -516,6 +528,24 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
                 "shared_noise": bool(self.amp_shared_noise),
             },
         }
+
+    def _amp_output_noise(
+        self, plan: Any, dim: int
+    ) -> tuple[Mechanism, PrivacyFigure, PrivacyFigure]:
+        """AMP's output noise: (mechanism, claimed figure, verified figure)."""
+        if self.noise == "classic_gaussian":
+            sigma = amp_iyengar_sigma(plan.out_sensitivity, plan.eps_out, plan.delta_out)
+            out: Mechanism = Gaussian(dim, sigma, plan.out_sensitivity)
+            claim_out = PrivacyFigure(
+                plan.eps_out, plan.delta_out, "claimed", "Gaussian output noise, Iyengar et al."
+            )
+            _, ver_out = release_figures(out, plan.eps_out, plan.delta_out)
+            return out, claim_out, ver_out
+        out = output_noise(
+            self.noise, plan.eps_out, plan.delta_out, dim, plan.out_sensitivity, self.noise_params
+        )
+        claim_out, ver_out = release_figures(out, plan.eps_out, plan.delta_out)
+        return out, claim_out, ver_out
 
     def _fit_one(
         self,

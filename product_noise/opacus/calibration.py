@@ -54,85 +54,6 @@ def calibrate_verified_noise_multiplier(
     scale ≤ 1e15 reaches the target.
     """
 
-    def _initial_noise_multiplier(
-        name: str, target_epsilon: float, target_delta: float, dim: int, q: float, steps: int
-    ) -> tuple[float, float]:
-        """A first scale near the answer and a first slope ``d ln ε / d ln σ``: Opacus' (RDP)
-        Gaussian multiplier, spread over the noise norm of ``dim`` values."""
-        try:
-            g = float(
-                get_noise_multiplier(
-                    target_epsilon=target_epsilon,
-                    target_delta=target_delta,
-                    sample_rate=q,
-                    steps=steps,
-                    accountant="rdp",
-                    epsilon_tolerance=0.05,
-                )
-            )
-        except Exception:  # noqa: BLE001 - only a starting point
-            return 1.0, -1.0
-        if name == "l2":  # E‖n‖ = Mθ against the Gaussian's ≈ σ√M
-            return g / math.sqrt(dim), -1.0
-        if name == "product":  # far more noise, and a steep ε(σ) (heavy tail)
-            return g * math.sqrt(dim) * 1e5, -4.0
-        return g, -1.0
-
-    def _secant_search(
-        eps_of: Callable[[float], float],
-        target: float,
-        rtol: float,
-        x: float,
-        slope: float,
-        max_evals: int,
-        name: str,
-    ) -> tuple[float, int]:
-        """``(x, evaluations)``: ``x = ln(scale)`` with ``eps_of(x)`` in
-        ``[(1 − rtol)·target, target]``, or the smallest safe ``x`` found when the bracket
-        closes or the evaluations run out."""
-        aim = math.log(target * (1.0 - rtol / 2.0))
-        lo: tuple[float, float] | None = None  # (x, ε) with ε > target
-        hi: tuple[float, float] | None = None  # (x, ε) with ε ≤ target
-        last: tuple[float, float] | None = None
-        big, top = math.log(1e3), math.log(1e15)
-        evals = 0
-        while evals < max_evals:
-            e = eps_of(x)
-            evals += 1
-            if e <= target:
-                if hi is None or x < hi[0]:
-                    hi = (x, e)
-                if e >= target * (1.0 - rtol):
-                    return x, evals
-            elif lo is None or x > lo[0]:
-                lo = (x, e)
-            if math.isfinite(e) and e > 0:
-                if last is not None and x != last[0] and e != last[1]:
-                    s = (math.log(e) - math.log(last[1])) / (x - last[0])
-                    if s < 0:
-                        slope = max(min(s, -0.05), -20.0)
-                last = (x, e)
-            if lo is not None and hi is not None:
-                w = hi[0] - lo[0]
-                if w < 1e-6:
-                    break
-                if math.isfinite(lo[1]) and hi[1] > 0:
-                    t = (math.log(lo[1]) - aim) / (math.log(lo[1]) - math.log(hi[1]))
-                    x = lo[0] + min(max(t, 0.1), 0.9) * w
-                else:
-                    x = lo[0] + 0.5 * w
-            elif hi is None:  # too little noise so far
-                x += big if not math.isfinite(e) else min((math.log(e) - aim) / -slope, big)
-                if x > top:
-                    raise ValueError(
-                        f"no {name or 'joint'} noise ≤ 1e15·C reaches epsilon = {target}"
-                    )
-            else:  # too much noise so far
-                x -= big if e <= 0 else min((aim - math.log(e)) / -slope, big)
-        if hi is None:
-            raise ValueError(f"calibration did not reach epsilon = {target} in {max_evals} steps")
-        return hi[0], evals
-
     target_epsilon = check_epsilon(target_epsilon, "target_epsilon")
     target_delta = check_delta(target_delta, "target_delta")
     if not 0 < rtol < 1:
@@ -148,16 +69,7 @@ def calibrate_verified_noise_multiplier(
     coarse = max(coarse_discretization, value_discretization_interval)
 
     def eps_at(disc: float) -> Callable[[float], float]:
-        def eps_of(x: float) -> float:
-            return verified_epsilon(
-                make(math.exp(x)).privacy_profile(),
-                sampling_prob=sample_rate,
-                num_steps=steps,
-                delta=target_delta,
-                value_discretization_interval=disc,
-            )
-
-        return eps_of
+        return _log_scale_epsilon(make, sample_rate, steps, target_delta, disc)
 
     x, evals = _secant_search(
         eps_at(coarse), target_epsilon, rtol, math.log(guess), slope, max_evals, name
@@ -170,6 +82,122 @@ def calibrate_verified_noise_multiplier(
     # the coarse grid did not dominate here: search again on the reporting grid, from above
     x, _ = _secant_search(fine, target_epsilon, rtol, x + 0.01, slope, max_evals, name)
     return math.exp(x)
+
+
+def _initial_noise_multiplier(
+    name: str, target_epsilon: float, target_delta: float, dim: int, q: float, steps: int
+) -> tuple[float, float]:
+    """A first scale near the answer and a first slope ``d ln ε / d ln σ``: Opacus' (RDP)
+    Gaussian multiplier, spread over the noise norm of ``dim`` values."""
+    try:
+        g = float(
+            get_noise_multiplier(
+                target_epsilon=target_epsilon,
+                target_delta=target_delta,
+                sample_rate=q,
+                steps=steps,
+                accountant="rdp",
+                epsilon_tolerance=0.05,
+            )
+        )
+    except Exception:  # noqa: BLE001 - only a starting point
+        return 1.0, -1.0
+    if name == "l2":  # E‖n‖ = Mθ against the Gaussian's ≈ σ√M
+        return g / math.sqrt(dim), -1.0
+    if name == "product":  # far more noise, and a steep ε(σ) (heavy tail)
+        return g * math.sqrt(dim) * 1e5, -4.0
+    return g, -1.0
+
+
+def _log_scale_epsilon(
+    make: Callable[[float], Any], sample_rate: float, steps: int, delta: float, disc: float
+) -> Callable[[float], float]:
+    """``x ↦`` the verified ε over ``steps`` at noise multiplier ``exp(x)`` on the PLD grid
+    ``disc``."""
+
+    def eps_of(x: float) -> float:
+        return verified_epsilon(
+            make(math.exp(x)).privacy_profile(),
+            sampling_prob=sample_rate,
+            num_steps=steps,
+            delta=delta,
+            value_discretization_interval=disc,
+        )
+
+    return eps_of
+
+
+def _secant_search(
+    eps_of: Callable[[float], float],
+    target: float,
+    rtol: float,
+    x: float,
+    slope: float,
+    max_evals: int,
+    name: str,
+) -> tuple[float, int]:
+    """``(x, evaluations)``: ``x = ln(scale)`` with ``eps_of(x)`` in
+    ``[(1 − rtol)·target, target]``, or the smallest safe ``x`` found when the bracket
+    closes or the evaluations run out."""
+    aim = math.log(target * (1.0 - rtol / 2.0))
+    lo: tuple[float, float] | None = None  # (x, ε) with ε > target
+    hi: tuple[float, float] | None = None  # (x, ε) with ε ≤ target
+    last: tuple[float, float] | None = None
+    evals = 0
+    while evals < max_evals:
+        e = eps_of(x)
+        evals += 1
+        if e <= target:
+            if hi is None or x < hi[0]:
+                hi = (x, e)
+            if e >= target * (1.0 - rtol):
+                return x, evals
+        elif lo is None or x > lo[0]:
+            lo = (x, e)
+        if math.isfinite(e) and e > 0:
+            if last is not None and x != last[0] and e != last[1]:
+                s = (math.log(e) - math.log(last[1])) / (x - last[0])
+                if s < 0:
+                    slope = max(min(s, -0.05), -20.0)
+            last = (x, e)
+        next_x = _next_log_scale(x, e, lo, hi, aim, slope, target, name)
+        if next_x is None:
+            break
+        x = next_x
+    if hi is None:
+        raise ValueError(f"calibration did not reach epsilon = {target} in {max_evals} steps")
+    return hi[0], evals
+
+
+def _next_log_scale(
+    x: float,
+    e: float,
+    lo: tuple[float, float] | None,
+    hi: tuple[float, float] | None,
+    aim: float,
+    slope: float,
+    target: float,
+    name: str,
+) -> float | None:
+    """The secant search's next ``ln(scale)`` after ``eps_of(x) = e``: inside the bracket
+    ``(lo, hi)`` once there is one, else a safeguarded secant step towards ``aim``; ``None``
+    when the bracket has closed."""
+    big, top = math.log(1e3), math.log(1e15)
+    if lo is not None and hi is not None:
+        w = hi[0] - lo[0]
+        if w < 1e-6:
+            return None
+        if math.isfinite(lo[1]) and hi[1] > 0:
+            t = (math.log(lo[1]) - aim) / (math.log(lo[1]) - math.log(hi[1]))
+            return lo[0] + min(max(t, 0.1), 0.9) * w
+        return lo[0] + 0.5 * w
+    if hi is None:  # too little noise so far
+        x += big if not math.isfinite(e) else min((math.log(e) - aim) / -slope, big)
+        if x > top:
+            raise ValueError(f"no {name or 'joint'} noise ≤ 1e15·C reaches epsilon = {target}")
+        return x
+    # too much noise so far
+    return x - (big if e <= 0 else min((aim - math.log(e)) / -slope, big))
 
 
 def calibrate_paper_epsilon0(

@@ -160,6 +160,26 @@ def _check_data_loader(data_loader: Any, poisson_sampling: bool) -> None:
         )
 
 
+def _paper_calibration(
+    epsilon0: float, k: float | None, target_delta0: float | None, q: float | None, dim: int
+) -> dict[str, float]:
+    """The paper's per-step calibration constants for ``epsilon0`` with ``k`` (or the ``k``
+    whose claimed δ₀ is ``target_delta0``), checked."""
+    epsilon0 = check_epsilon(epsilon0, "epsilon0")
+    if (k is None) == (target_delta0 is None):
+        raise ValueError("with epsilon0= give exactly one of k= or target_delta0=")
+    if k is None:
+        k = solve_k(epsilon0, dim, check_delta(target_delta0, "target_delta0"), q)
+    t = paper_t(dim, check_positive("k", k), q)
+    return {
+        "epsilon0": epsilon0,
+        "k": float(k),
+        "q": dim / 2.0 if q is None else float(q),
+        "t": t,
+        "claimed_delta0": claimed_delta(epsilon0, dim, k, q),
+    }
+
+
 class PrivacyEngine(_OpacusPrivacyEngine):
     """Opacus ``PrivacyEngine`` that can add joint product noise or ℓ2-mechanism noise.
 
@@ -239,21 +259,9 @@ class PrivacyEngine(_OpacusPrivacyEngine):
                     "give either noise_multiplier= or the paper's epsilon0= with k= (or "
                     "target_delta0=), not both"
                 )
-            epsilon0 = check_epsilon(epsilon0, "epsilon0")
-            if (k is None) == (target_delta0 is None):
-                raise ValueError("with epsilon0= give exactly one of k= or target_delta0=")
-            if k is None:
-                k = solve_k(epsilon0, dim, check_delta(target_delta0, "target_delta0"), q)
-            t = paper_t(dim, check_positive("k", k), q)
+            config["paper"] = _paper_calibration(epsilon0, k, target_delta0, q, dim)
             factor = SENSITIVITY_CONVENTIONS[sensitivity]
-            config["paper"] = {
-                "epsilon0": epsilon0,
-                "k": float(k),
-                "q": dim / 2.0 if q is None else float(q),
-                "t": t,
-                "claimed_delta0": claimed_delta(epsilon0, dim, k, q),
-            }
-            return factor * t / epsilon0, config
+            return factor * config["paper"]["t"] / config["paper"]["epsilon0"], config
         if given_paper:
             raise ValueError("k=, target_delta0= and q= need epsilon0= (the paper's calibration)")
         if noise_multiplier is None:
@@ -338,26 +346,25 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         """
         if criterion is None:
             criterion = nn.CrossEntropyLoss()
-        _check_data_loader(data_loader, poisson_sampling)
-        _check_max_grad_norm(max_grad_norm)
-        if not poisson_sampling and len(data_loader) > 1:
-            warnings.warn(
-                "poisson_sampling=False: the accountants (verified included) assume Poisson "
-                f"sampling at rate 1/{len(data_loader)}; fixed shuffled batches are not covered "
-                "by that proof, so the reported ε is not a guarantee for this loader",
-                PrivacyWarning,
-                stacklevel=2,
-            )
-        if clipping == "per_layer":
-            n_tensors = len(_trainable(optimizer))
-            if not isinstance(max_grad_norm, (list, tuple)) or len(max_grad_norm) != n_tensors:
-                raise ValueError(
-                    f"clipping='per_layer' needs max_grad_norm as a list of {n_tensors} clip "
-                    f"norms (one per trainable parameter tensor), got {max_grad_norm!r}"
-                )
-        nm, config = self._resolve_noise(
-            noise=noise,
+        opacus_args = dict(
+            module=module,
             optimizer=optimizer,
+            criterion=criterion,
+            data_loader=data_loader,
+            max_grad_norm=max_grad_norm,
+            batch_first=batch_first,
+            loss_reduction=loss_reduction,
+            poisson_sampling=poisson_sampling,
+            clipping=clipping,
+            noise_generator=noise_generator,
+            grad_sample_mode=grad_sample_mode,
+            wrap_model=wrap_model,
+            rand_on_empty=rand_on_empty,
+            **kwargs,
+        )
+        nm, config, accountant = self._validate_make_private(
+            opacus_args,
+            noise=noise,
             noise_multiplier=noise_multiplier,
             epsilon0=epsilon0,
             k=k,
@@ -365,7 +372,48 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             q=q,
             sensitivity=sensitivity,
         )
-        family = config["noise"]
+        return self._wrap_or_roll_back(opacus_args, nm, config, accountant)
+
+    def _validate_make_private(
+        self, opacus_args: dict[str, Any], **noise_args: Any
+    ) -> tuple[float, dict[str, Any], Any]:
+        """``make_private``'s checks, before anything is wrapped: the loader, the clip norms,
+        the noise arguments and the accountant. Returns (noise_multiplier, config, accountant)
+        and changes nothing."""
+        data_loader = opacus_args["data_loader"]
+        optimizer = opacus_args["optimizer"]
+        max_grad_norm = opacus_args["max_grad_norm"]
+        _check_data_loader(data_loader, opacus_args["poisson_sampling"])
+        _check_max_grad_norm(max_grad_norm)
+        if not opacus_args["poisson_sampling"] and len(data_loader) > 1:
+            warnings.warn(
+                "poisson_sampling=False: the accountants (verified included) assume Poisson "
+                f"sampling at rate 1/{len(data_loader)}; fixed shuffled batches are not covered "
+                "by that proof, so the reported ε is not a guarantee for this loader",
+                PrivacyWarning,
+                stacklevel=3,  # the caller of make_private
+            )
+        if opacus_args["clipping"] == "per_layer":
+            n_tensors = len(_trainable(optimizer))
+            if not isinstance(max_grad_norm, (list, tuple)) or len(max_grad_norm) != n_tensors:
+                raise ValueError(
+                    f"clipping='per_layer' needs max_grad_norm as a list of {n_tensors} clip "
+                    f"norms (one per trainable parameter tensor), got {max_grad_norm!r}"
+                )
+        nm, config = self._resolve_noise(optimizer=optimizer, **noise_args)
+        accountant = self._accountant_for(
+            config["noise"],
+            opacus_args["module"],
+            opacus_args["clipping"],
+            opacus_args["grad_sample_mode"],
+        )
+        return nm, config, accountant
+
+    def _accountant_for(
+        self, family: str, module: nn.Module, clipping: str, grad_sample_mode: str
+    ) -> Any:
+        """The accountant a ``make_private`` call with noise ``family`` will use (refusing an
+        optimizer mode or an accountant that does not fit that noise)."""
         accountant = self.accountant
         if family != "gaussian":
             self._check_optimizer_mode(module, clipping, grad_sample_mode)
@@ -381,40 +429,29 @@ class PrivacyEngine(_OpacusPrivacyEngine):
                 f"noise='gaussian' with accountant {accountant.mechanism()!r}: use Opacus' "
                 "accountants ('prv', 'rdp', 'gdp') for Gaussian noise"
             )
+        return accountant
 
+    def _wrap_or_roll_back(
+        self,
+        opacus_args: dict[str, Any],
+        nm: float,
+        config: dict[str, Any],
+        accountant: Any,
+    ) -> tuple:
+        """Switch the engine to the new noise, run Opacus' ``make_private`` and attach the
+        accountants; if any of it fails, put the engine back as it was and remove the hooks of
+        a module wrapped in this call."""
+        family = config["noise"]
         # if Opacus rejects the call (e.g. optimizer parameters not in the module), leave the
         # engine as it was: a failed call must not switch its noise or accountant
-        saved = (
-            self.accountant,
-            self.noise,
-            self.noise_config,
-            self._generator,
-            self._optimizer,
-            self.claimed_accountant,
-        )
+        saved = self._engine_state()
         self.accountant = accountant
         self.noise = family
         self.noise_config = config
-        self._generator = noise_generator
+        self._generator = opacus_args["noise_generator"]
         self._new_wrapper = None
         try:
-            result = super().make_private(
-                module=module,
-                optimizer=optimizer,
-                criterion=criterion,
-                data_loader=data_loader,
-                noise_multiplier=nm,
-                max_grad_norm=max_grad_norm,
-                batch_first=batch_first,
-                loss_reduction=loss_reduction,
-                poisson_sampling=poisson_sampling,
-                clipping=clipping,
-                noise_generator=noise_generator,
-                grad_sample_mode=grad_sample_mode,
-                wrap_model=wrap_model,
-                rand_on_empty=rand_on_empty,
-                **kwargs,
-            )
+            result = super().make_private(noise_multiplier=nm, **opacus_args)
             self._optimizer = result[1]
             if family != "gaussian":
                 self._attach_accountants(result[1], result[-1], config)
@@ -422,14 +459,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
                 self.claimed_accountant = None
                 self._attach_gaussian_checks(result[1], result[-1])
         except BaseException:
-            (
-                self.accountant,
-                self.noise,
-                self.noise_config,
-                self._generator,
-                self._optimizer,
-                self.claimed_accountant,
-            ) = saved
+            self._restore_engine_state(saved)
             # Opacus wraps the module before it prepares the loader and the optimizer: a later
             # failure must not leave the user's module with per-sample-gradient hooks
             if self._new_wrapper is not None:
@@ -438,6 +468,27 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         finally:
             self._new_wrapper = None
         return result
+
+    def _engine_state(self) -> tuple:
+        """What a failed ``make_private`` restores."""
+        return (
+            self.accountant,
+            self.noise,
+            self.noise_config,
+            self._generator,
+            self._optimizer,
+            self.claimed_accountant,
+        )
+
+    def _restore_engine_state(self, saved: tuple) -> None:
+        (
+            self.accountant,
+            self.noise,
+            self.noise_config,
+            self._generator,
+            self._optimizer,
+            self.claimed_accountant,
+        ) = saved
 
     def _prepare_model(self, module: nn.Module, **kwargs: Any) -> Any:
         wrapped = super()._prepare_model(module, **kwargs)
@@ -520,7 +571,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             f"eps0 is {true_delta0:.3g}. Report engine.get_privacy_report(delta), which labels "
             "the claimed and verified figures.",
             PrivacyWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of make_private
         )
 
         def hook(optim: DPOptimizer) -> None:
@@ -654,32 +705,47 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             max_grad_norm=max_grad_norm,
             **kwargs,
         )
-        sample_rate = _sample_rate(data_loader)
         steps = epochs * _steps_per_epoch(data_loader, kwargs.get("poisson_sampling", True))
-        dim = sum(int(p.numel()) for p in _trainable(optimizer))
+        noise_args = self._noise_for_target(
+            noise,
+            accounting,
+            target_epsilon,
+            target_delta,
+            data_loader=data_loader,
+            steps=steps,
+            dim=sum(int(p.numel()) for p in _trainable(optimizer)),
+            k=k,
+            q=q,
+            sensitivity=sensitivity,
+            epsilon_tolerance=epsilon_tolerance,
+        )
+        return self.make_private(**noise_args, **common)
+
+    def _noise_for_target(
+        self,
+        noise: str,
+        accounting: str,
+        target_epsilon: float,
+        target_delta: float,
+        *,
+        data_loader: DataLoader,
+        steps: int,
+        dim: int,
+        k: float | None,
+        q: float | None,
+        sensitivity: str,
+        epsilon_tolerance: float,
+    ) -> dict[str, Any]:
+        """The noise arguments of :meth:`make_private` that reach the target (ε, δ) after
+        ``steps`` (``make_private_with_epsilon``'s calibration)."""
+        sample_rate = _sample_rate(data_loader)
         if noise == "gaussian":
             if accounting != "verified" or k is not None or q is not None:
                 raise ValueError("accounting=, k= and q= apply to joint noise only")
-            if self.accountant.mechanism() in _SOUND_OPACUS_ACCOUNTANTS:
-                nm = get_noise_multiplier(
-                    target_epsilon=target_epsilon,
-                    target_delta=target_delta,
-                    sample_rate=sample_rate,
-                    steps=steps,
-                    accountant=self.accountant.mechanism(),
-                    epsilon_tolerance=epsilon_tolerance,
-                )
-            else:  # never calibrate on GDP's approximation: use the verified PLD route
-                nm = calibrate_verified_noise_multiplier(
-                    MECHANISMS["gaussian"],
-                    target_epsilon,
-                    target_delta,
-                    dim=max(dim, 1),
-                    sample_rate=sample_rate,
-                    steps=steps,
-                    rtol=min(epsilon_tolerance / target_epsilon, 0.5),
-                )
-            return self.make_private(noise="gaussian", noise_multiplier=nm, **common)
+            nm = self._calibrate_gaussian(
+                target_epsilon, target_delta, sample_rate, steps, dim, epsilon_tolerance
+            )
+            return {"noise": "gaussian", "noise_multiplier": nm}
         if noise not in MECHANISMS:
             raise ValueError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_CHOICES)}")
         if accounting == "claimed":
@@ -697,9 +763,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
                 k=k,
                 q=q,
             )
-            return self.make_private(
-                noise="product", epsilon0=eps0, k=k_used, q=q, sensitivity=sensitivity, **common
-            )
+            return dict(noise="product", epsilon0=eps0, k=k_used, q=q, sensitivity=sensitivity)
         if k is not None or q is not None:
             raise ValueError("k= and q= belong to accounting='claimed'")
         nm = calibrate_verified_noise_multiplier(
@@ -710,8 +774,37 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             sample_rate=sample_rate,
             steps=steps,
         )
-        return self.make_private(
-            noise=noise, noise_multiplier=nm, sensitivity=sensitivity, **common
+        return {"noise": noise, "noise_multiplier": nm, "sensitivity": sensitivity}
+
+    def _calibrate_gaussian(
+        self,
+        target_epsilon: float,
+        target_delta: float,
+        sample_rate: float,
+        steps: int,
+        dim: int,
+        epsilon_tolerance: float,
+    ) -> float:
+        """Gaussian noise multiplier for a target (ε, δ): Opacus' calibration on a sound
+        accountant, the verified PLD route for ``gdp``."""
+        if self.accountant.mechanism() in _SOUND_OPACUS_ACCOUNTANTS:
+            return get_noise_multiplier(
+                target_epsilon=target_epsilon,
+                target_delta=target_delta,
+                sample_rate=sample_rate,
+                steps=steps,
+                accountant=self.accountant.mechanism(),
+                epsilon_tolerance=epsilon_tolerance,
+            )
+        # never calibrate on GDP's approximation: use the verified PLD route
+        return calibrate_verified_noise_multiplier(
+            MECHANISMS["gaussian"],
+            target_epsilon,
+            target_delta,
+            dim=max(dim, 1),
+            sample_rate=sample_rate,
+            steps=steps,
+            rtol=min(epsilon_tolerance / target_epsilon, 0.5),
         )
 
     # ================================================================== checkpoints

@@ -121,6 +121,87 @@ def _gradient_penalty(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, y: t
     return ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+@dataclass
+class _Training:
+    """The models, optimisers, shards and sanitiser of one :meth:`DPGenerator.fit` run."""
+
+    c: DPGenConfig
+    x: torch.Tensor
+    y: torch.Tensor
+    rng: np.random.Generator
+    shards: list[torch.Tensor]
+    G: Generator
+    E: Encoder
+    Ds: list[Discriminator]
+    d_opts: list[torch.optim.Optimizer]
+    g_opt: torch.optim.Optimizer
+    delta_joint: float
+    san: ErrorFeedbackSanitizer
+    y_fixed: torch.Tensor
+
+    @classmethod
+    def start(
+        cls, c: DPGenConfig, x: torch.Tensor, y: torch.Tensor, k_cls: int, sigma: float
+    ) -> _Training:
+        """Seed, shard the records and build everything (in this order: it fixes the draws)."""
+        n, side = x.shape[0], x.shape[2]
+        torch.manual_seed(c.seed)
+        rng = np.random.default_rng(c.seed)
+        noise_gen = torch.Generator().manual_seed(c.seed + 1)
+        shards = [
+            torch.from_numpy(s) for s in np.array_split(rng.permutation(n), c.num_discriminators)
+        ]
+        G = Generator(side, k_cls, c.latent_dim, c.g_width, c.noise_injection)
+        E = Encoder(side, c.latent_dim, c.d_width)
+        Ds = [Discriminator(side, k_cls, c.d_width) for _ in range(c.num_discriminators)]
+        d_opts = [torch.optim.Adam(d.parameters(), lr=c.lr_d, betas=(0.5, 0.9)) for d in Ds]
+        g_opt = torch.optim.Adam(
+            list(G.parameters()) + list(E.parameters()), lr=c.lr_g, betas=(0.5, 0.9)
+        )
+        delta_joint = joint_sensitivity(c.batch_size, c.clip_norm, c.error_clip)
+        san = ErrorFeedbackSanitizer(
+            c.clip_norm,
+            c.error_clip,
+            sigma * delta_joint,
+            generator=noise_gen,
+            scale=1.0 / c.batch_size,
+        )
+        y_fixed = torch.arange(c.batch_size) % k_cls
+        return cls(c, x, y, rng, shards, G, E, Ds, d_opts, g_opt, delta_joint, san, y_fixed)
+
+    def critic_step(self, k: int) -> float:
+        """One WGAN-GP update of ``D_k`` on shard ``k`` (non-private, never released)."""
+        c, shard = self.c, self.shards[k]
+        idx = shard[torch.randint(len(shard), (c.batch_size,))]
+        real, yr = self.x[idx], self.y[idx]
+        with torch.no_grad():
+            fake = self.G(torch.randn(c.batch_size, c.latent_dim), yr)
+        d = self.Ds[k]
+        loss = d(fake, yr).mean() - d(real, yr).mean()
+        if c.gp_weight > 0:
+            loss = loss + c.gp_weight * _gradient_penalty(d, real, fake, yr)
+        self.d_opts[k].zero_grad(set_to_none=True)
+        loss.backward()
+        self.d_opts[k].step()
+        return float(loss.detach())
+
+    def generator_step(self, k: int) -> tuple[float, float]:
+        """One step of ``G`` and ``E`` through ``D_k``'s sanitised input gradient: returns
+        (generator loss per example, reconstruction loss)."""
+        c = self.c
+        z = torch.randn(c.batch_size, c.latent_dim)
+        fake = self.G(z, self.y_fixed)
+        x_in = fake.view_as(fake)  # the discriminator input: only D's gradient is hooked
+        x_in.register_hook(self.san.hook(k))
+        loss_g = -self.Ds[k](x_in, self.y_fixed).sum()
+        loss_rec = ((self.E(fake) - z) ** 2).sum(1).mean()
+        self.g_opt.zero_grad(set_to_none=True)
+        (loss_g + c.recon_weight * loss_rec).backward()
+        self.g_opt.step()
+        self.Ds[k].zero_grad(set_to_none=True)  # D's parameter gradients of L_G are discarded
+        return float(loss_g.detach()) / c.batch_size, float(loss_rec.detach())
+
+
 class DPGenerator:
     """Conditional image generator trained with error-feedback DP-SGD (DP-EFSGD baseline).
 
@@ -218,6 +299,36 @@ class DPGenerator:
         """Train on private ``images`` (``(n, H, H)`` or ``(n, 1, H, H)``, pixels in [0, 1])
         with integer ``labels`` ``0..K-1``. Checks everything before any state changes."""
         c = self.config
+        x, y, k_cls = self._check_fit_data(images, labels, num_classes)
+        side = x.shape[2]
+        sigma = self.resolve_noise_multiplier()
+        figures = self.privacy_figures(sigma)
+
+        run = _Training.start(c, x, y, k_cls, sigma)
+        # warm start: each critic on its own shard only (non-private, never released)
+        for k in range(c.num_discriminators):
+            for _ in range(c.warm_start_steps):
+                run.critic_step(k)
+        history = self._train(run)
+        if run.san.releases != c.steps:  # pragma: no cover - one release per step by construction
+            raise RuntimeError(
+                f"{run.san.releases} releases for {c.steps} steps: accounting invalid"
+            )
+
+        self.generator_, self.encoder_ = run.G.eval(), run.E.eval()
+        self.num_classes_, self.side_ = k_cls, side
+        self.noise_multiplier_ = sigma
+        self.sensitivity_ = run.delta_joint
+        self.noise_std_ = sigma * run.delta_joint
+        self.privacy_ = figures
+        self.history_ = history
+        return self
+
+    def _check_fit_data(
+        self, images: Any, labels: Any, num_classes: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """``fit``'s data checks: (images, labels, number of classes)."""
+        c = self.config
         x = as_images(images)
         y = torch.as_tensor(np.asarray(labels)).long().view(-1)
         if y.shape[0] != x.shape[0]:
@@ -235,51 +346,11 @@ class DPGenerator:
                 f"num_discriminators={c.num_discriminators} exceeds the {n} records: every "
                 "shard needs at least one record"
             )
-        sigma = self.resolve_noise_multiplier()
-        figures = self.privacy_figures(sigma)
+        return x, y, k_cls
 
-        torch.manual_seed(c.seed)
-        rng = np.random.default_rng(c.seed)
-        noise_gen = torch.Generator().manual_seed(c.seed + 1)
-        shards = [
-            torch.from_numpy(s) for s in np.array_split(rng.permutation(n), c.num_discriminators)
-        ]
-        G = Generator(side, k_cls, c.latent_dim, c.g_width, c.noise_injection)
-        E = Encoder(side, c.latent_dim, c.d_width)
-        Ds = [Discriminator(side, k_cls, c.d_width) for _ in range(c.num_discriminators)]
-        d_opts = [torch.optim.Adam(d.parameters(), lr=c.lr_d, betas=(0.5, 0.9)) for d in Ds]
-        g_opt = torch.optim.Adam(
-            list(G.parameters()) + list(E.parameters()), lr=c.lr_g, betas=(0.5, 0.9)
-        )
-        delta_joint = joint_sensitivity(c.batch_size, c.clip_norm, c.error_clip)
-        san = ErrorFeedbackSanitizer(
-            c.clip_norm,
-            c.error_clip,
-            sigma * delta_joint,
-            generator=noise_gen,
-            scale=1.0 / c.batch_size,
-        )
-        y_fixed = torch.arange(c.batch_size) % k_cls
-
-        def critic_step(k: int) -> float:
-            idx = shards[k][torch.randint(len(shards[k]), (c.batch_size,))]
-            real, yr = x[idx], y[idx]
-            with torch.no_grad():
-                fake = G(torch.randn(c.batch_size, c.latent_dim), yr)
-            d = Ds[k]
-            loss = d(fake, yr).mean() - d(real, yr).mean()
-            if c.gp_weight > 0:
-                loss = loss + c.gp_weight * _gradient_penalty(d, real, fake, yr)
-            d_opts[k].zero_grad(set_to_none=True)
-            loss.backward()
-            d_opts[k].step()
-            return float(loss.detach())
-
-        # warm start: each critic on its own shard only (non-private, never released)
-        for k in range(c.num_discriminators):
-            for _ in range(c.warm_start_steps):
-                critic_step(k)
-
+    def _train(self, run: _Training) -> list[dict[str, float]]:
+        """The ``steps`` private generator steps (with a progress bar if asked); the history."""
+        c = run.c
         it: Any = range(c.steps)
         bar = None
         if self.progress:
@@ -291,20 +362,10 @@ class DPGenerator:
         history: list[dict[str, float]] = []
         d_loss = g_loss = rec = 0.0
         for t in it:
-            k = int(rng.integers(c.num_discriminators))
+            k = int(run.rng.integers(c.num_discriminators))
             for _ in range(c.critic_steps):
-                d_loss = critic_step(k)
-            z = torch.randn(c.batch_size, c.latent_dim)
-            fake = G(z, y_fixed)
-            x_in = fake.view_as(fake)  # the discriminator input: only D's gradient is hooked
-            x_in.register_hook(san.hook(k))
-            loss_g = -Ds[k](x_in, y_fixed).sum()
-            loss_rec = ((E(fake) - z) ** 2).sum(1).mean()
-            g_opt.zero_grad(set_to_none=True)
-            (loss_g + c.recon_weight * loss_rec).backward()
-            g_opt.step()
-            Ds[k].zero_grad(set_to_none=True)  # D's parameter gradients of L_G are discarded
-            g_loss, rec = float(loss_g.detach()) / c.batch_size, float(loss_rec.detach())
+                d_loss = run.critic_step(k)
+            g_loss, rec = run.generator_step(k)
             if (t + 1) % 100 == 0 or t + 1 == c.steps:
                 history.append(
                     {
@@ -312,7 +373,7 @@ class DPGenerator:
                         "d_loss": d_loss,
                         "g_loss": g_loss,
                         "recon_loss": rec,
-                        "noiseless_norm": san.last_noiseless_norm,
+                        "noiseless_norm": run.san.last_noiseless_norm,
                         "seconds": time.perf_counter() - t0,
                     }
                 )
@@ -320,17 +381,7 @@ class DPGenerator:
                     bar.set_postfix(d=f"{d_loss:.3g}", g=f"{g_loss:.3g}", rec=f"{rec:.3g}")
         if bar is not None:
             bar.close()
-        if san.releases != c.steps:  # pragma: no cover - one release per step by construction
-            raise RuntimeError(f"{san.releases} releases for {c.steps} steps: accounting invalid")
-
-        self.generator_, self.encoder_ = G.eval(), E.eval()
-        self.num_classes_, self.side_ = k_cls, side
-        self.noise_multiplier_ = sigma
-        self.sensitivity_ = delta_joint
-        self.noise_std_ = sigma * delta_joint
-        self.privacy_ = figures
-        self.history_ = history
-        return self
+        return history
 
     # ------------------------------------------------------------------ sample
     @torch.no_grad()
