@@ -200,16 +200,27 @@ def _g(x: float) -> str:
 
 
 def _run_gridsearch(args: argparse.Namespace) -> int:
+    from ..erm.gridsearch import plot_accuracy, summarize, write_runs_csv, write_summary_csv
+
+    out, configs, ds, X_train, y_train = _prepare_gridsearch(args)
+    result = _fit_grid(args, configs, ds, X_train, y_train)
+    rows = summarize(result)
+    runs_csv = write_runs_csv(result, out / "runs.csv")
+    summary_csv = write_summary_csv(result, rows, out / "summary.csv")
+    png = plot_accuracy(result, rows, out / "accuracy_vs_epsilon.png")
+    _print_gridsearch_table(result, rows, configs)
+    _print_gridsearch_notes(args, result)
+    print(f"wrote {runs_csv}, {summary_csv}, {png}")
+    return 0
+
+
+def _prepare_gridsearch(
+    args: argparse.Namespace,
+) -> tuple[Path, list[dict[str, Any]], Any, Any, Any]:
+    """Check the paths, load the dataset; returns (output directory, grid, dataset, training
+    features, training labels), the training split cut to ``--max-train``."""
     from ..data.loaders import DatasetNotFoundError
-    from ..erm.gridsearch import (
-        config_label,
-        grid_for,
-        plot_accuracy,
-        run_gridsearch,
-        summarize,
-        write_runs_csv,
-        write_summary_csv,
-    )
+    from ..erm.gridsearch import grid_for
 
     if args.dataset not in _SYNTHETIC and args.root is None:
         raise CLIError(f"--root is required for dataset {args.dataset}")
@@ -224,6 +235,15 @@ def _run_gridsearch(args: argparse.Namespace) -> int:
     X_train, y_train = ds.X_train, ds.y_train
     if args.max_train is not None:
         X_train, y_train = X_train[: args.max_train], y_train[: args.max_train]
+    return out, configs, ds, X_train, y_train
+
+
+def _fit_grid(
+    args: argparse.Namespace, configs: list[dict[str, Any]], ds: Any, X_train: Any, y_train: Any
+) -> Any:
+    """Announce the grid and fit it (with a tqdm bar unless ``--no-progress``)."""
+    from ..erm.gridsearch import run_gridsearch
+
     total = len(args.epsilons) * len(configs) * args.repeats
     print(
         f"{args.algorithm} on {args.dataset} ({args.loss}, {args.noise} noise): "
@@ -235,7 +255,7 @@ def _run_gridsearch(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     with tqdm(total=total, disable=args.no_progress, file=sys.stderr, desc="fits") as bar:
-        result = run_gridsearch(
+        return run_gridsearch(
             args.algorithm,
             args.loss,
             args.noise,
@@ -249,10 +269,11 @@ def _run_gridsearch(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=bar.update,
         )
-    rows = summarize(result)
-    runs_csv = write_runs_csv(result, out / "runs.csv")
-    summary_csv = write_summary_csv(result, rows, out / "summary.csv")
-    png = plot_accuracy(result, rows, out / "accuracy_vs_epsilon.png")
+
+
+def _print_gridsearch_table(result: Any, rows: list[Any], configs: list[dict[str, Any]]) -> None:
+    """The baseline, the fixed configuration and a line per ε (best over grid and fixed)."""
+    from ..erm.gridsearch import config_label
 
     print(f"{result.baseline_name}: accuracy {result.baseline:.4f}")
     print(f"fixed configuration: {config_label(configs[0])}")
@@ -270,6 +291,10 @@ def _run_gridsearch(args: argparse.Namespace) -> int:
         )
         if len(configs) > 1:
             print(f"{'':>11}best: {config_label(s.best_config)}")
+
+
+def _print_gridsearch_notes(args: argparse.Namespace, result: Any) -> None:
+    """What best-over-grid means, the target δ, a claimed δ above it, failed fits."""
     print(
         "* best over grid is tuned on the test split without privacy accounting: NOT a private "
         "result. 'fixed' uses a configuration chosen in advance."
@@ -289,8 +314,6 @@ def _run_gridsearch(args: argparse.Namespace) -> int:
     failed = [r for r in result.runs if r.status != "ok"]
     if failed:
         print(f"warning: {len(failed)} fit(s) failed, e.g. {failed[0].status}", file=sys.stderr)
-    print(f"wrote {runs_csv}, {summary_csv}, {png}")
-    return 0
 
 
 GRIDSEARCH_COMMAND = Command(

@@ -189,6 +189,14 @@ def _paper_noise_multiplier(key: DPSGDKey, eps0: float, k: float) -> float:
     return SENSITIVITY_CONVENTIONS[key.paper_sensitivity] * paper_t(key.dim, k, None) / eps0
 
 
+_DPSGD_FAMILIES = {
+    "dpsgd-gaussian": "gaussian",
+    "dpsgd-product-paper": "product",
+    "dpsgd-product": "product",
+    "dpsgd-l2": "l2",
+}
+
+
 def compute_dpsgd(key: DPSGDKey) -> dict[str, Any]:
     """Calibrate one DP-SGD configuration and account it per epoch.
 
@@ -196,75 +204,20 @@ def compute_dpsgd(key: DPSGDKey) -> dict[str, Any]:
     accountant history the engine must record), ``curve`` (per epoch: claimed/verified figure
     dicts), ``calibration_seconds``, ``accounting_seconds`` and ``evaluations``.
     """
-    from ..opacus.accountants import PaperClaimedAccountant
-
     t0 = time.perf_counter()
-    q, spe, total = key.sample_rate, key.steps_per_epoch, key.steps
+    q, total = key.sample_rate, key.steps
     memo = _ProfileMemo()
     out: dict[str, Any] = {"key": asdict(key)}
-    family = {
-        "dpsgd-gaussian": "gaussian",
-        "dpsgd-product-paper": "product",
-        "dpsgd-product": "product",
-        "dpsgd-l2": "l2",
-    }[key.mechanism]
+    family = _DPSGD_FAMILIES[key.mechanism]
     paper: dict[str, float] | None = None
     evals = 0
     if key.mechanism == "dpsgd-gaussian":
-        from opacus.accountants.utils import get_noise_multiplier
-
-        nm = float(
-            get_noise_multiplier(
-                target_epsilon=key.epsilon,
-                target_delta=key.delta,
-                sample_rate=q,
-                steps=total,
-                accountant="prv",
-                epsilon_tolerance=0.01,
-            )
-        )
+        nm = _calibrate_gaussian(key)
         out["noise"] = {"noise": "gaussian", "noise_multiplier": nm}
     elif key.mechanism == "dpsgd-product-paper":
-        from ..mechanisms.product import claimed_delta
-        from ..opacus.engine import calibrate_paper_epsilon0, expected_batch_size
-
-        batch = expected_batch_size(key.n, q)
-        eps0, k = calibrate_paper_epsilon0(
-            key.epsilon, key.delta, dim=key.dim, batch_size=batch, num_samples=key.n, steps=total
-        )
-        nm = _paper_noise_multiplier(key, eps0, k)
-        paper = {
-            "epsilon0": eps0,
-            "delta0": claimed_delta(eps0, key.dim, k, None),
-            "batch_size": batch,
-            "num_samples": key.n,
-        }
-        out["noise"] = {
-            "noise": "product",
-            "epsilon0": eps0,
-            "k": k,
-            "sensitivity": key.paper_sensitivity,
-        }
+        nm, paper, out["noise"] = _calibrate_paper(key)
     else:
-        from ..mechanisms import MECHANISMS
-        from ..opacus.engine import calibrate_verified_noise_multiplier
-
-        def counted(nm: float) -> _MemoMechanism:
-            nonlocal evals
-            evals += 1
-            return memo.mechanism(family, key.dim, nm)
-
-        nm = calibrate_verified_noise_multiplier(
-            MECHANISMS[family],
-            key.epsilon,
-            key.delta,
-            dim=key.dim,
-            sample_rate=q,
-            steps=total,
-            rtol=RTOL,
-            coarse_discretization=COARSE_DISCRETIZATION,
-            mechanism_factory=counted,
-        )
+        nm, evals = _calibrate_verified(key, family, memo)
         out["noise"] = {"noise": family, "noise_multiplier": nm}
     out["calibration_seconds"] = time.perf_counter() - t0
     out["evaluations"] = evals
@@ -274,46 +227,144 @@ def compute_dpsgd(key: DPSGDKey) -> dict[str, Any]:
         out["history"] = [[nm, q, total]]
     else:
         out["history"] = [[family, key.dim, nm, q, total]]
-    curve = []
-    for epoch in range(1, key.epochs + 1):
-        steps = epoch * spe
-        row: dict[str, Any] = {"epoch": epoch, "steps": steps}
-        if family == "gaussian":
-            from opacus.accountants import create_accountant
-
-            acc = create_accountant("prv")
-            acc.history = [(nm, q, steps)]
-            row["verified"] = figure_to_dict(
-                PrivacyFigure(
-                    float(acc.get_epsilon(key.delta)),
-                    key.delta,
-                    VERIFIED,
-                    "Opacus prv accountant (subsampled Gaussian)",
-                )
-            )
-        else:
-            from ..opacus.accountants import SphericalStep
-
-            final = epoch == key.epochs
-            disc = 1e-4 if final else COARSE_DISCRETIZATION
-            acc = _verified_accountant(memo, disc)
-            acc.history = [SphericalStep(family, key.dim, nm, q, steps)]
-            fig = acc.verified_figure(key.delta)
-            if not final:
-                fig = PrivacyFigure(
-                    fig.epsilon, fig.delta, VERIFIED, fig.source + f"; PLD grid {disc:g}"
-                )
-            row["verified"] = figure_to_dict(fig)
-        if paper is not None:
-            claimed = PaperClaimedAccountant()
-            claimed.configure(**paper)
-            claimed.history = [(steps,)]
-            row["claimed"] = figure_to_dict(claimed.claimed_figure())
-        curve.append(row)
-    out["curve"] = curve
+    out["curve"] = _dpsgd_curve(key, family, nm, paper, memo)
     out["paper"] = paper
     out["accounting_seconds"] = time.perf_counter() - t1
     return out
+
+
+def _calibrate_gaussian(key: DPSGDKey) -> float:
+    """Opacus' noise multiplier for the target ε (PRV accountant)."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    return float(
+        get_noise_multiplier(
+            target_epsilon=key.epsilon,
+            target_delta=key.delta,
+            sample_rate=key.sample_rate,
+            steps=key.steps,
+            accountant="prv",
+            epsilon_tolerance=0.01,
+        )
+    )
+
+
+def _calibrate_paper(key: DPSGDKey) -> tuple[float, dict[str, float], dict[str, Any]]:
+    """The paper's calibration for the claimed target ε: (noise multiplier, the claimed
+    accountant's configuration, the ``make_private`` noise arguments)."""
+    from ..mechanisms.product import claimed_delta
+    from ..opacus.engine import calibrate_paper_epsilon0, expected_batch_size
+
+    batch = expected_batch_size(key.n, key.sample_rate)
+    eps0, k = calibrate_paper_epsilon0(
+        key.epsilon, key.delta, dim=key.dim, batch_size=batch, num_samples=key.n, steps=key.steps
+    )
+    nm = _paper_noise_multiplier(key, eps0, k)
+    paper = {
+        "epsilon0": eps0,
+        "delta0": claimed_delta(eps0, key.dim, k, None),
+        "batch_size": batch,
+        "num_samples": key.n,
+    }
+    noise = {
+        "noise": "product",
+        "epsilon0": eps0,
+        "k": k,
+        "sensitivity": key.paper_sensitivity,
+    }
+    return nm, paper, noise
+
+
+def _calibrate_verified(key: DPSGDKey, family: str, memo: _ProfileMemo) -> tuple[float, int]:
+    """The engine's verified calibration of ``family`` noise for the target ε: (noise
+    multiplier, number of mechanisms evaluated)."""
+    from ..mechanisms import MECHANISMS
+    from ..opacus.engine import calibrate_verified_noise_multiplier
+
+    evals = 0
+
+    def counted(nm: float) -> _MemoMechanism:
+        nonlocal evals
+        evals += 1
+        return memo.mechanism(family, key.dim, nm)
+
+    nm = calibrate_verified_noise_multiplier(
+        MECHANISMS[family],
+        key.epsilon,
+        key.delta,
+        dim=key.dim,
+        sample_rate=key.sample_rate,
+        steps=key.steps,
+        rtol=RTOL,
+        coarse_discretization=COARSE_DISCRETIZATION,
+        mechanism_factory=counted,
+    )
+    return nm, evals
+
+
+def _dpsgd_curve(
+    key: DPSGDKey,
+    family: str,
+    nm: float,
+    paper: dict[str, float] | None,
+    memo: _ProfileMemo,
+) -> list[dict[str, Any]]:
+    """Per epoch: the verified figure (and the claimed one for the paper's calibration)."""
+    curve = []
+    for epoch in range(1, key.epochs + 1):
+        steps = epoch * key.steps_per_epoch
+        row: dict[str, Any] = {"epoch": epoch, "steps": steps}
+        if family == "gaussian":
+            row["verified"] = _gaussian_figure(key, nm, steps)
+        else:
+            row["verified"] = _product_figure(key, family, nm, steps, epoch, memo)
+        if paper is not None:
+            row["claimed"] = _claimed_figure(paper, steps)
+        curve.append(row)
+    return curve
+
+
+def _gaussian_figure(key: DPSGDKey, nm: float, steps: int) -> dict[str, Any]:
+    """Opacus' PRV figure after ``steps`` Gaussian steps."""
+    from opacus.accountants import create_accountant
+
+    acc = create_accountant("prv")
+    acc.history = [(nm, key.sample_rate, steps)]
+    return figure_to_dict(
+        PrivacyFigure(
+            float(acc.get_epsilon(key.delta)),
+            key.delta,
+            VERIFIED,
+            "Opacus prv accountant (subsampled Gaussian)",
+        )
+    )
+
+
+def _product_figure(
+    key: DPSGDKey, family: str, nm: float, steps: int, epoch: int, memo: _ProfileMemo
+) -> dict[str, Any]:
+    """The verified accountant's figure after ``steps`` steps: on the 1e-4 PLD grid at the last
+    epoch, on the coarse grid (and so labelled) before."""
+    final = epoch == key.epochs
+    disc = 1e-4 if final else COARSE_DISCRETIZATION
+    acc = _verified_accountant(memo, disc)
+    from ..opacus.accountants import SphericalStep
+
+    acc.history = [SphericalStep(family, key.dim, nm, key.sample_rate, steps)]
+    fig = acc.verified_figure(key.delta)
+    if not final:
+        fig = PrivacyFigure(fig.epsilon, fig.delta, VERIFIED, fig.source + f"; PLD grid {disc:g}")
+    return figure_to_dict(fig)
+
+
+def _claimed_figure(paper: dict[str, float], steps: int) -> dict[str, Any]:
+    """The paper's claimed figure after ``steps`` steps."""
+    from ..opacus.accountants import PaperClaimedAccountant
+
+    claimed = PaperClaimedAccountant()
+    claimed.configure(**paper)
+    claimed.history = [(steps,)]
+    return figure_to_dict(claimed.claimed_figure())
 
 
 # ====================================================================== DPMix

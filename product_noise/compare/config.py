@@ -278,6 +278,16 @@ class CompareConfig:
     # ------------------------------------------------------------------ checks
     def validate(self) -> CompareConfig:
         """Check every setting; raise :class:`ConfigError` naming the first bad one."""
+        self._validate_mechanisms()
+        self._validate_epsilons()
+        self._validate_seeds()
+        self._validate_settings()
+        self._validate_data()
+        return self
+
+    def _validate_mechanisms(self) -> None:
+        """Expand the groups; drop (from a group) or refuse (named) the image-only mechanisms
+        on a dataset without images."""
         explicit = {str(m).strip().lower().replace("_", "-") for m in self.mechanisms}
         self.mechanisms = expand_mechanisms(self.mechanisms)
         if self.nn_data not in IMAGE_DATASETS:
@@ -294,6 +304,9 @@ class CompareConfig:
             self.mechanisms = [m for m in self.mechanisms if m not in imaging]
             if not self.mechanisms:
                 raise ConfigError("no mechanism selected for this dataset")
+
+    def _validate_epsilons(self) -> None:
+        """The ε grid: finite numbers > 0, sorted, without repeats."""
         if not self.epsilons:
             raise ConfigError("the ε grid is empty")
         eps = []
@@ -307,6 +320,9 @@ class CompareConfig:
             if v not in eps:
                 eps.append(v)
         self.epsilons = sorted(eps)
+
+    def _validate_seeds(self) -> None:
+        """The seeds: integers ≥ 0, in order, without repeats."""
         if not self.seeds:
             raise ConfigError("no seeds given")
         seeds = []
@@ -316,6 +332,9 @@ class CompareConfig:
             if s not in seeds:
                 seeds.append(s)
         self.seeds = seeds
+
+    def _validate_settings(self) -> None:
+        """δ, the model and the training, DPMix, ERM and worker settings."""
         if not 0 < float(self.delta) < 1:
             raise ConfigError(f"delta must lie strictly between 0 and 1, got {self.delta!r}")
         if self.erm_delta is not None and not 0 < float(self.erm_delta) < 1:
@@ -346,6 +365,9 @@ class CompareConfig:
             )
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise ConfigError(f"workers must be an integer >= 0, got {self.workers!r}")
+
+    def _validate_data(self) -> None:
+        """The datasets the selected families train on, and the data root of local ones."""
         if self.dataset is not None and self.dataset not in set(NN_DATASETS) | set(ERM_DATASETS):
             raise ConfigError(
                 f"unknown dataset {self.dataset!r}; choose one of "
@@ -373,7 +395,6 @@ class CompareConfig:
             root = Path(self.data_root)
             if not root.is_dir():
                 raise ConfigError(f"data root {str(root)!r} is not a directory")
-        return self
 
 
 def default_config() -> CompareConfig:

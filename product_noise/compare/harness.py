@@ -385,11 +385,7 @@ def _run_all(
     plan_cache: dict = {}
     finished = 0
     try:
-        # schedule every calibration now, the slowest kinds first
-        keys = {s.run_id: _key(cfg, s, nn_data, dims) for s in todo}
-        for s in sorted(todo, key=lambda s: _SLOW.get(s.mechanism, len(_SLOW))):
-            if keys[s.run_id] is not None:
-                accounting.submit(*keys[s.run_id])
+        keys = _schedule_calibrations(cfg, todo, nn_data, accounting, dims)
         bar: Any = None
         if progress:
             from tqdm.auto import tqdm
@@ -397,15 +393,7 @@ def _run_all(
             bar = tqdm(total=len(todo), desc="compare", unit="run", file=sys.stderr)
         queue = list(todo)
         while queue:
-            # the first run whose calibration is ready (or needs none); else wait for the first
-            spec = next(
-                (
-                    s
-                    for s in queue
-                    if keys[s.run_id] is None or accounting.ready(*keys[s.run_id][:2])
-                ),
-                queue[0],
-            )
+            spec = _next_spec(queue, keys, accounting)
             queue.remove(spec)
             if bar is not None:
                 bar.set_postfix_str(f"{spec.mechanism} ε={spec.epsilon} seed={spec.seed}")
@@ -435,6 +423,30 @@ def _run_all(
         )
         return finished, sig
     return finished, None
+
+
+def _schedule_calibrations(
+    cfg: CompareConfig,
+    todo: list[RunSpec],
+    nn_data: ClassificationData | None,
+    accounting: AccountingCache,
+    dims: dict[str, int],
+) -> dict[str, Any]:
+    """Submit every calibration now, the slowest kinds first; returns each run's key (``None``
+    for a run that needs none)."""
+    keys = {s.run_id: _key(cfg, s, nn_data, dims) for s in todo}
+    for s in sorted(todo, key=lambda s: _SLOW.get(s.mechanism, len(_SLOW))):
+        if keys[s.run_id] is not None:
+            accounting.submit(*keys[s.run_id])
+    return keys
+
+
+def _next_spec(queue: list[RunSpec], keys: dict[str, Any], accounting: AccountingCache) -> RunSpec:
+    """The first run whose calibration is ready (or needs none); else the first (to wait for)."""
+    return next(
+        (s for s in queue if keys[s.run_id] is None or accounting.ready(*keys[s.run_id][:2])),
+        queue[0],
+    )
 
 
 def _record(

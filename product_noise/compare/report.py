@@ -264,80 +264,98 @@ def _short(mechanism: str) -> str:
     return "-".join(parts[2:]) if parts[0] == "erm" else "-".join(parts[1:])
 
 
-def write_plots(
-    summary: list[dict[str, Any]], epoch_rows: list[dict[str, str]], out: Path
-) -> list[Path]:
-    """Write ``accuracy_vs_epsilon.png``, ``epsilon_vs_epoch.png`` and
-    ``noise_vs_epsilon.png`` into ``out``; returns the paths written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, save at 110 dpi and close ``fig``; returns ``path``."""
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
-    paths: list[Path] = []
-    ref_nn = next((s for s in summary if s["mechanism"] == "nonprivate-nn"), None)
-    ref_lr = next((s for s in summary if s["mechanism"] == "nonprivate-logreg"), None)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _accuracy_panels(summary: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The summary rows grouped by the panel of the accuracy figure they are drawn in."""
     panels: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in summary:
         p = _panel_of(s["mechanism"])
         if p is not None:
             panels[p].append(s)
+    return panels
+
+
+def _draw_accuracy_panel(
+    ax: Any,
+    name: str,
+    rows: list[dict[str, Any]],
+    ref: dict[str, Any] | None,
+    lo: float,
+    inf_x: float,
+) -> None:
+    """One panel of ``accuracy_vs_epsilon.png``: a claimed/verified curve per mechanism."""
+    by_mech: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in rows:
+        by_mech[s["mechanism"]].append(s)
+    any_inf = False
+    for i, (mech, ss) in enumerate(by_mech.items()):
+        ss = sorted(ss, key=lambda s: s["target_epsilon"])
+        any_inf |= draw_claimed_verified(
+            ax,
+            [s["verified_epsilon"] for s in ss],
+            [s["claimed_epsilon"] for s in ss],
+            [s["accuracy_mean"] for s in ss],
+            [s["accuracy_std"] for s in ss],
+            color=f"C{i}",
+            label=_short(mech),
+            inf_x=inf_x,
+        )
+    if ref is not None:
+        ax.axhline(ref["accuracy_mean"], color="k", lw=0.8, ls="--", label="non-private")
+    finish_epsilon_axis(ax, lo, inf_x, any_inf)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(_FAMILY_TITLES[name], fontsize=11)
+    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="best")
+
+
+def _plot_accuracy_vs_epsilon(summary: list[dict[str, Any]], out: Path) -> Path | None:
+    """``accuracy_vs_epsilon.png``: a panel per family; ``None`` when no row has a panel."""
+    import matplotlib.pyplot as plt
+
+    ref_nn = next((s for s in summary if s["mechanism"] == "nonprivate-nn"), None)
+    ref_lr = next((s for s in summary if s["mechanism"] == "nonprivate-logreg"), None)
+    panels = _accuracy_panels(summary)
     names = [p for p in _FAMILY_TITLES if p in panels]
+    if not names:
+        return None
+    lo, inf_x = epsilon_limits(
+        v
+        for s in summary
+        for v in (s["verified_epsilon"], s["claimed_epsilon"], s["target_epsilon"])
+    )
+    ncols = min(3, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False, sharey=True
+    )
+    for ax, name in zip(axes.flat, names):
+        ref = ref_lr if name.startswith("erm") else ref_nn
+        _draw_accuracy_panel(ax, name, panels[name], ref, lo, inf_x)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.suptitle(
+        "Accuracy vs privacy: verified ε (filled) and claimed ε (hollow); "
+        "▶ at the right edge = verified ε is infinite",
+        fontsize=11,
+    )
+    return _save_figure(fig, out / "accuracy_vs_epsilon.png")
 
-    # ---------------------------------------------------------- accuracy vs verified ε
-    if names:
-        lo, inf_x = epsilon_limits(
-            v
-            for s in summary
-            for v in (s["verified_epsilon"], s["claimed_epsilon"], s["target_epsilon"])
-        )
-        ncols = min(3, len(names))
-        nrows = math.ceil(len(names) / ncols)
-        fig, axes = plt.subplots(
-            nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False, sharey=True
-        )
-        for ax, name in zip(axes.flat, names):
-            rows = panels[name]
-            by_mech: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for s in rows:
-                by_mech[s["mechanism"]].append(s)
-            any_inf = False
-            for i, (mech, ss) in enumerate(by_mech.items()):
-                ss = sorted(ss, key=lambda s: s["target_epsilon"])
-                any_inf |= draw_claimed_verified(
-                    ax,
-                    [s["verified_epsilon"] for s in ss],
-                    [s["claimed_epsilon"] for s in ss],
-                    [s["accuracy_mean"] for s in ss],
-                    [s["accuracy_std"] for s in ss],
-                    color=f"C{i}",
-                    label=_short(mech),
-                    inf_x=inf_x,
-                )
-            ref = ref_lr if name.startswith("erm") else ref_nn
-            if ref is not None:
-                ax.axhline(ref["accuracy_mean"], color="k", lw=0.8, ls="--", label="non-private")
-            finish_epsilon_axis(ax, lo, inf_x, any_inf)
-            ax.set_ylim(0, 1.02)
-            ax.set_title(_FAMILY_TITLES[name], fontsize=11)
-            ax.set_ylabel("test accuracy (mean ± std over seeds)")
-            ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=8, loc="best")
-        for ax in list(axes.flat)[len(names) :]:
-            ax.axis("off")
-        fig.suptitle(
-            "Accuracy vs privacy: verified ε (filled) and claimed ε (hollow); "
-            "▶ at the right edge = verified ε is infinite",
-            fontsize=11,
-        )
-        fig.tight_layout()
-        p = out / "accuracy_vs_epsilon.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
 
-    # ---------------------------------------------------------- ε vs epoch (DP-SGD)
+def _epoch_curves(
+    epoch_rows: list[dict[str, str]],
+) -> dict[tuple[str, float], dict[int, tuple[float, float]]]:
+    """(verified ε, claimed ε) per epoch of every DP-SGD (mechanism, target ε)."""
     curves: dict[tuple[str, float], dict[int, tuple[float, float]]] = defaultdict(dict)
     for r in epoch_rows:
         if not r["mechanism"].startswith("dpsgd"):
@@ -347,118 +365,154 @@ def write_plots(
             _num(r["verified_epsilon"]),
             _num(r["claimed_epsilon"]),
         )
-    if curves:
-        targets = sorted({t for _, t in curves})
-        mechs = sorted({m for m, _ in curves})
-        fig, axes = plt.subplots(
-            1, len(targets), figsize=(4.6 * len(targets), 3.9), squeeze=False, sharey=True
-        )
-        all_fin = [
-            v
-            for c in curves.values()
-            for pair in c.values()
-            for v in pair
-            if math.isfinite(v) and v > 0
-        ]
-        top = max(all_fin) * 3 if all_fin else 10.0
-        bottom = min(all_fin) / 2 if all_fin else 1e-3
-        for ax, t in zip(axes.flat, targets):
-            for i, m in enumerate(mechs):
-                c = curves.get((m, t))
-                if not c:
-                    continue
-                ep = sorted(c)
-                ver = np.array([c[e][0] for e in ep])
-                cl = np.array([c[e][1] for e in ep])
-                ax.plot(
-                    ep,
-                    np.where(np.isinf(ver), top, ver),
-                    ["-", "-.", "--", ":"][i % 4],
-                    marker="osD^"[i % 4],
-                    ms=4,
-                    lw=1.6,
-                    color=f"C{i}",
-                    label=f"{_short(m)} verified",
-                )
-                if np.isinf(ver).any():
-                    ax.plot(
-                        np.array(ep)[np.isinf(ver)],
-                        np.full(int(np.isinf(ver).sum()), top),
-                        "^",
-                        color=f"C{i}",
-                        ms=7,
-                    )
-                if np.isfinite(cl).any():
-                    ax.plot(
-                        ep,
-                        cl,
-                        "--",
-                        marker="o",
-                        mfc="none",
-                        ms=6,
-                        color="0.2",
-                        label=f"{_short(m)} claimed",
-                    )
-            ax.axhline(t, color="0.5", lw=0.8, ls=":")
-            ax.axhline(top, color="0.6", lw=0.8, ls="--")
-            ax.text(1, top, "verified ε = ∞ (▲)", va="bottom", fontsize=8, color="0.3")
-            ax.set_yscale("log")
-            ax.set_ylim(bottom, top * 2.5)
-            ax.set_title(f"DP-SGD, target ε = {t:g}", fontsize=10)
-            ax.set_xlabel("epoch")
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-            ax.set_ylabel("ε at δ (labelled)")
-            ax.grid(alpha=0.3, which="both")
-        axes.flat[0].legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        p = out / "epsilon_vs_epoch.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+    return curves
 
-    # ---------------------------------------------------------- noise norm vs ε
+
+def _draw_epoch_curve(ax: Any, i: int, m: str, c: dict[int, tuple[float, float]], top: float):
+    """The verified (▲ at ``top`` where infinite) and claimed ε of mechanism ``m``, the
+    ``i``-th of the panel, over the epochs."""
+    ep = sorted(c)
+    ver = np.array([c[e][0] for e in ep])
+    cl = np.array([c[e][1] for e in ep])
+    ax.plot(
+        ep,
+        np.where(np.isinf(ver), top, ver),
+        ["-", "-.", "--", ":"][i % 4],
+        marker="osD^"[i % 4],
+        ms=4,
+        lw=1.6,
+        color=f"C{i}",
+        label=f"{_short(m)} verified",
+    )
+    if np.isinf(ver).any():
+        ax.plot(
+            np.array(ep)[np.isinf(ver)],
+            np.full(int(np.isinf(ver).sum()), top),
+            "^",
+            color=f"C{i}",
+            ms=7,
+        )
+    if np.isfinite(cl).any():
+        ax.plot(
+            ep, cl, "--", marker="o", mfc="none", ms=6, color="0.2", label=f"{_short(m)} claimed"
+        )
+
+
+def _finish_epoch_panel(ax: Any, t: float, bottom: float, top: float) -> None:
+    """Target line, ∞ line, log scale, limits and labels of one ``epsilon_vs_epoch`` panel."""
+    import matplotlib.ticker
+
+    ax.axhline(t, color="0.5", lw=0.8, ls=":")
+    ax.axhline(top, color="0.6", lw=0.8, ls="--")
+    ax.text(1, top, "verified ε = ∞ (▲)", va="bottom", fontsize=8, color="0.3")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom, top * 2.5)
+    ax.set_title(f"DP-SGD, target ε = {t:g}", fontsize=10)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_ylabel("ε at δ (labelled)")
+    ax.grid(alpha=0.3, which="both")
+
+
+def _plot_epsilon_vs_epoch(epoch_rows: list[dict[str, str]], out: Path) -> Path | None:
+    """``epsilon_vs_epoch.png``: a DP-SGD panel per target ε; ``None`` without DP-SGD epochs."""
+    import matplotlib.pyplot as plt
+
+    curves = _epoch_curves(epoch_rows)
+    if not curves:
+        return None
+    targets = sorted({t for _, t in curves})
+    mechs = sorted({m for m, _ in curves})
+    fig, axes = plt.subplots(
+        1, len(targets), figsize=(4.6 * len(targets), 3.9), squeeze=False, sharey=True
+    )
+    all_fin = [
+        v
+        for c in curves.values()
+        for pair in c.values()
+        for v in pair
+        if math.isfinite(v) and v > 0
+    ]
+    top = max(all_fin) * 3 if all_fin else 10.0
+    bottom = min(all_fin) / 2 if all_fin else 1e-3
+    for ax, t in zip(axes.flat, targets):
+        for i, m in enumerate(mechs):
+            c = curves.get((m, t))
+            if c:
+                _draw_epoch_curve(ax, i, m, c, top)
+        _finish_epoch_panel(ax, t, bottom, top)
+    axes.flat[0].legend(fontsize=7, loc="lower right")
+    return _save_figure(fig, out / "epsilon_vs_epoch.png")
+
+
+_NOISE_UNITS = {
+    "dpsgd": "E‖n‖ per step (clip norm C = 1)",
+    "dpmix": "E‖n‖ per released record",
+    "erm": "E‖n‖ of the release (summed over parts)",
+}
+
+
+def _draw_noise_panel(ax: Any, fam: str, ss: list[dict[str, Any]]) -> None:
+    """One panel of ``noise_vs_epsilon.png``: expected noise norm per mechanism of ``fam``."""
+    import matplotlib
+    import matplotlib.ticker
+
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in ss:
+        by[s["mechanism"]].append(s)
+    for i, (m, rows) in enumerate(by.items()):
+        rows = sorted(rows, key=lambda s: s["target_epsilon"])
+        ls = ":" if m.endswith("product-paper") or m.endswith("classic-gaussian") else "-"
+        ax.plot(
+            [s["target_epsilon"] for s in rows],
+            [s["expected_noise_norm"] for s in rows],
+            ls,
+            marker="os^v<>dph*"[i % 10],
+            color=matplotlib.colormaps["tab20"](i % 20),
+            label=_short(m) if fam != "erm" else m[4:],
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    grid = sorted({s["target_epsilon"] for s in ss})
+    ax.set_xticks(grid, [f"{t:g}" for t in grid])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("target ε (dotted: claimed target)")
+    ax.set_ylabel(_NOISE_UNITS[fam])
+    ax.set_title(_FAMILY_TITLES.get(fam, "Convex ERM"), fontsize=11)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2 if fam == "erm" else 1)
+
+
+def _plot_noise_vs_epsilon(summary: list[dict[str, Any]], out: Path) -> Path | None:
+    """``noise_vs_epsilon.png``: a panel per family with noise; ``None`` when none has."""
+    import matplotlib.pyplot as plt
+
     fams: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in summary:
         if s["family"] in ("dpsgd", "dpmix", "erm") and s["expected_noise_norm"] > 0:
             fams[s["family"]].append(s)
-    if fams:
-        fig, axes = plt.subplots(1, len(fams), figsize=(5.2 * len(fams), 4.0), squeeze=False)
-        units = {
-            "dpsgd": "E‖n‖ per step (clip norm C = 1)",
-            "dpmix": "E‖n‖ per released record",
-            "erm": "E‖n‖ of the release (summed over parts)",
-        }
-        for ax, (fam, ss) in zip(axes.flat, fams.items()):
-            by: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for s in ss:
-                by[s["mechanism"]].append(s)
-            for i, (m, rows) in enumerate(by.items()):
-                rows = sorted(rows, key=lambda s: s["target_epsilon"])
-                ls = ":" if m.endswith("product-paper") or m.endswith("classic-gaussian") else "-"
-                ax.plot(
-                    [s["target_epsilon"] for s in rows],
-                    [s["expected_noise_norm"] for s in rows],
-                    ls,
-                    marker="os^v<>dph*"[i % 10],
-                    color=matplotlib.colormaps["tab20"](i % 20),
-                    label=_short(m) if fam != "erm" else m[4:],
-                )
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            grid = sorted({s["target_epsilon"] for s in ss})
-            ax.set_xticks(grid, [f"{t:g}" for t in grid])
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-            ax.set_xlabel("target ε (dotted: claimed target)")
-            ax.set_ylabel(units[fam])
-            ax.set_title(_FAMILY_TITLES.get(fam, "Convex ERM"), fontsize=11)
-            ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=7, ncol=2 if fam == "erm" else 1)
-        fig.tight_layout()
-        p = out / "noise_vs_epsilon.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
-    return paths
+    if not fams:
+        return None
+    fig, axes = plt.subplots(1, len(fams), figsize=(5.2 * len(fams), 4.0), squeeze=False)
+    for ax, (fam, ss) in zip(axes.flat, fams.items()):
+        _draw_noise_panel(ax, fam, ss)
+    return _save_figure(fig, out / "noise_vs_epsilon.png")
+
+
+def write_plots(
+    summary: list[dict[str, Any]], epoch_rows: list[dict[str, str]], out: Path
+) -> list[Path]:
+    """Write ``accuracy_vs_epsilon.png``, ``epsilon_vs_epoch.png`` and
+    ``noise_vs_epsilon.png`` into ``out``; returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    written = (
+        _plot_accuracy_vs_epsilon(summary, out),
+        _plot_epsilon_vs_epoch(epoch_rows, out),
+        _plot_noise_vs_epsilon(summary, out),
+    )
+    return [p for p in written if p is not None]
 
 
 # ====================================================================== report.md

@@ -274,18 +274,7 @@ def run_gridsearch(
         A fit that fails (e.g. AMP cannot reach its gradient tolerance) is recorded with
         accuracy NaN and its error in ``status``.
     """
-    from ..validation import check_epsilon
-
-    if loss not in LOSSES:
-        raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-    if noise not in NOISE_CHOICES:
-        raise InputError(f"noise must be one of {', '.join(NOISE_CHOICES)}, got {noise!r}")
-    eps_list = [float(check_epsilon(e)) for e in epsilons]
-    if int(repeats) < 1:
-        raise InputError(f"repeats must be >= 1, got {repeats}")
-    configs = grid_for(algorithm)
-    if algorithm == "ppssgd" and (sparse.issparse(X_train) or sparse.issparse(X_test)):
-        raise InputError("ppssgd needs dense features; this dataset is sparse")
+    eps_list, configs = _check_grid_args(algorithm, loss, noise, X_train, X_test, epsilons, repeats)
     n_train = int(X_train.shape[0])
     delta = 1.0 / n_train**2
     runs: list[Run] = []
@@ -295,24 +284,17 @@ def run_gridsearch(
                 run_seed = int(
                     np.random.SeedSequence([int(seed), ie, ic, rep]).generate_state(1)[0]
                 )
-                kwargs = _estimator_kwargs(algorithm, config)
                 est = _make_estimator(
-                    loss, epsilon=eps, delta=delta, noise=noise, random_state=run_seed, **kwargs
+                    loss,
+                    epsilon=eps,
+                    delta=delta,
+                    noise=noise,
+                    random_state=run_seed,
+                    **_estimator_kwargs(algorithm, config),
                 )
-                t0 = time.perf_counter()
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    try:
-                        est.fit(X_train, y_train)
-                        acc = float(est.score(X_test, y_test))
-                        claimed, verified, status = (
-                            est.privacy_.claimed,
-                            est.privacy_.verified,
-                            "ok",
-                        )
-                    except (RuntimeError, ValueError, ArithmeticError) as exc:
-                        acc, claimed, verified = math.nan, None, None
-                        status = f"failed: {' '.join(str(exc).split())}"
+                acc, claimed, verified, status, seconds, messages = _fit_and_score(
+                    est, X_train, y_train, X_test, y_test
+                )
                 runs.append(
                     Run(
                         epsilon=eps,
@@ -324,9 +306,9 @@ def run_gridsearch(
                         accuracy=acc,
                         claimed=claimed,
                         verified=verified,
-                        seconds=time.perf_counter() - t0,
+                        seconds=seconds,
                         status=status,
-                        warnings=sorted({" ".join(str(w.message).split()) for w in caught}),
+                        warnings=messages,
                     )
                 )
                 if progress is not None:
@@ -350,6 +332,55 @@ def run_gridsearch(
             loss, X_train, y_train, X_test, y_test
         )
     return result
+
+
+def _check_grid_args(
+    algorithm: str,
+    loss: str,
+    noise: str,
+    X_train: Any,
+    X_test: Any,
+    epsilons: Sequence[float],
+    repeats: int,
+) -> tuple[list[float], list[dict[str, Any]]]:
+    """Check the arguments of :func:`run_gridsearch`; returns the ε list and the grid."""
+    from ..validation import check_epsilon
+
+    if loss not in LOSSES:
+        raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    if noise not in NOISE_CHOICES:
+        raise InputError(f"noise must be one of {', '.join(NOISE_CHOICES)}, got {noise!r}")
+    eps_list = [float(check_epsilon(e)) for e in epsilons]
+    if int(repeats) < 1:
+        raise InputError(f"repeats must be >= 1, got {repeats}")
+    configs = grid_for(algorithm)
+    if algorithm == "ppssgd" and (sparse.issparse(X_train) or sparse.issparse(X_test)):
+        raise InputError("ppssgd needs dense features; this dataset is sparse")
+    return eps_list, configs
+
+
+def _fit_and_score(
+    est: Any, X_train: Any, y_train: np.ndarray, X_test: Any, y_test: np.ndarray
+) -> tuple[float, PrivacyFigure | None, PrivacyFigure | None, str, float, list[str]]:
+    """Fit ``est`` and score it on the test split: (accuracy, claimed, verified, status,
+    seconds, warnings). A fit that fails gives accuracy NaN, no figures and its error."""
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            est.fit(X_train, y_train)
+            acc = float(est.score(X_test, y_test))
+            claimed, verified, status = (
+                est.privacy_.claimed,
+                est.privacy_.verified,
+                "ok",
+            )
+        except (RuntimeError, ValueError, ArithmeticError) as exc:
+            acc, claimed, verified = math.nan, None, None
+            status = f"failed: {' '.join(str(exc).split())}"
+    seconds = time.perf_counter() - t0
+    messages = sorted({" ".join(str(w.message).split()) for w in caught})
+    return acc, claimed, verified, status, seconds, messages
 
 
 @dataclass

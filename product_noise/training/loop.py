@@ -135,6 +135,23 @@ def evaluate(
     return (loss_sum / max(n, 1), _finish(m_sum, n, metric))
 
 
+@dataclass
+class _Run:
+    """The objects one :func:`train` call works with, and its progress."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    train_loader: DataLoader
+    test_loader: DataLoader
+    gen: torch.Generator
+    engine: Any
+    scheduler: Any
+    dim: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    first: int = 1
+
+
 def train(
     model: nn.Module,
     train_set: Dataset,
@@ -161,16 +178,47 @@ def train(
     the file it starts at epoch 1. A checkpoint of another configuration raises
     :class:`ValueError` before anything is trained.
     """
+    saved = _validate_train(train_set, test_set, config, checkpoint, resume)
+    run = _setup_run(model, train_set, test_set, config, engine)
+    if saved is not None:
+        assert checkpoint is not None
+        _resume_run(run, saved, Path(checkpoint))
+    tqdm = _tqdm_or_none() if progress else None
+    for epoch in range(run.first, config.epochs + 1):
+        row = _run_epoch(run, epoch, config, tqdm)
+        run.history.append(row)
+        if checkpoint is not None:
+            state = _train_state(run, config, epoch)
+            _save_checkpoint(Path(checkpoint), run.engine, run.model, run.opt, state)
+        if on_epoch is not None:
+            on_epoch(row)
+    return run.history
+
+
+def _validate_train(
+    train_set: Dataset,
+    test_set: Dataset,
+    config: TrainConfig,
+    checkpoint: str | Path | None,
+    resume: bool,
+) -> dict[str, Any] | None:
+    """Check the arguments of :func:`train`; returns the training state to resume, if any."""
     config.validate()
     _check_sets(train_set, test_set)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint= (the file to continue from)")
-    saved = None
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        saved = _read_train_state(Path(checkpoint), config)
+        return _read_train_state(Path(checkpoint), config)
+    return None
+
+
+def _setup_run(
+    model: nn.Module, train_set: Dataset, test_set: Dataset, config: TrainConfig, engine: Any
+) -> _Run:
+    """Seed, move the model, build the optimizer and loaders, attach the privacy engine (none
+    for ``noise="none"``) and the learning-rate schedule."""
     torch.manual_seed(config.seed)
-    device = config.device
-    model = model.to(device)
+    model = model.to(config.device)
     dim = count_parameters(model)
     if config.optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(
@@ -181,7 +229,6 @@ def train(
     gen = torch.Generator().manual_seed(config.seed)
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen)
     test_loader = DataLoader(test_set, batch_size=1024)
-
     if config.noise == "none":
         engine = None
     else:
@@ -189,121 +236,165 @@ def train(
             from ..opacus import PrivacyEngine
 
             engine = PrivacyEngine()
-        kw: dict[str, Any] = {}
-        if config.noise == "product" and config.sigma is None:
-            kw = {"epsilon0": config.epsilon0, "k": config.k, "sensitivity": config.sensitivity}
-        else:
-            kw = {"noise_multiplier": config.sigma}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PrivacyWarning)
-            warnings.filterwarnings("ignore", message="Secure RNG turned off")
-            warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
-            model, opt, train_loader = engine.make_private(
-                module=model,
-                optimizer=opt,
-                data_loader=train_loader,
-                max_grad_norm=config.max_grad_norm,
-                noise=config.noise,
-                poisson_sampling=config.poisson_sampling,
-                noise_generator=torch.Generator().manual_seed(config.seed + 1),
-                **kw,
-            )
-    scheduler = None
-    if config.lr_schedule == "cos":
-        e_max = config.epochs
+        model, opt, train_loader = _make_private(engine, model, opt, train_loader, config)
+    return _Run(
+        model=model,
+        opt=opt,
+        train_loader=train_loader,
+        test_loader=test_loader,
+        gen=gen,
+        engine=engine,
+        scheduler=_lr_scheduler(opt, config),
+        dim=dim,
+    )
 
-        def factor(e: int) -> float:
-            return 0.5 * (1 + math.cos(math.pi * e / (e_max + 1)))
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+def _make_private(
+    engine: Any,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    train_loader: DataLoader,
+    config: TrainConfig,
+) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader]:
+    """``engine.make_private`` with the configured noise (its routine warnings silenced)."""
+    kw: dict[str, Any] = {}
+    if config.noise == "product" and config.sigma is None:
+        kw = {"epsilon0": config.epsilon0, "k": config.k, "sensitivity": config.sensitivity}
+    else:
+        kw = {"noise_multiplier": config.sigma}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyWarning)
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        return engine.make_private(
+            module=model,
+            optimizer=opt,
+            data_loader=train_loader,
+            max_grad_norm=config.max_grad_norm,
+            noise=config.noise,
+            poisson_sampling=config.poisson_sampling,
+            noise_generator=torch.Generator().manual_seed(config.seed + 1),
+            **kw,
+        )
 
-    crit = nn.CrossEntropyLoss()
-    history: list[dict[str, Any]] = []
-    steps = 0
-    first = 1
-    if saved is not None:
-        assert checkpoint is not None
-        _load_checkpoint(Path(checkpoint), engine, model, opt)
-        history = list(saved["history"])
-        steps = int(saved["steps"])
-        first = int(saved["epoch"]) + 1
-        if scheduler is not None:
-            scheduler.load_state_dict(saved["scheduler"])
-        gen.set_state(saved["loader_rng"])
-        torch.set_rng_state(saved["torch_rng"])
+
+def _lr_scheduler(opt: torch.optim.Optimizer, config: TrainConfig) -> Any:
+    """The cosine learning-rate schedule for ``lr_schedule="cos"``, else ``None``."""
+    if config.lr_schedule != "cos":
+        return None
+    e_max = config.epochs
+
+    def factor(e: int) -> float:
+        return 0.5 * (1 + math.cos(math.pi * e / (e_max + 1)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _resume_run(run: _Run, saved: dict[str, Any], checkpoint: Path) -> None:
+    """Restore model, optimizer, accountants, schedule, RNG states and history from
+    ``checkpoint`` (whose training state is ``saved``)."""
+    _load_checkpoint(checkpoint, run.engine, run.model, run.opt)
+    run.history = list(saved["history"])
+    run.steps = int(saved["steps"])
+    run.first = int(saved["epoch"]) + 1
+    if run.scheduler is not None:
+        run.scheduler.load_state_dict(saved["scheduler"])
+    run.gen.set_state(saved["loader_rng"])
+    torch.set_rng_state(saved["torch_rng"])
+
+
+def _tqdm_or_none() -> Any:
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
-        tqdm = None  # type: ignore[assignment]
-    for epoch in range(first, config.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        loss_sum, m_sum, n = 0.0, 0.0, 0
-        batches = train_loader
-        if progress and tqdm is not None:
-            batches = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", leave=False)
-        with warnings.catch_warnings():
-            # Opacus' hooks on a first layer whose input needs no gradient (harmless)
-            warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            for xb, yb in batches:
-                # an empty Poisson batch still takes a (noise-only) step: skipping it would
-                # reveal that the batch was empty, which depends on the data under add/remove
-                # adjacency
-                xb, yb = xb.to(device), yb.to(device)
-                opt.zero_grad()
-                out = model(xb)
-                loss = crit(out, yb) if len(yb) else (out.sum() * 0.0)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"non-finite training loss at epoch {epoch}, step {steps + 1}: the data "
-                        "or the model produce NaN/inf (no step taken with it; the checkpoint of "
-                        "the last finished epoch, if any, is intact)"
-                    )
-                loss.backward()
-                opt.step()
-                steps += 1
-                loss_sum += float(loss.detach()) * len(yb)
-                s, c = _metric(out.detach(), yb, config.metric)
-                m_sum += s
-                n += c
-        if scheduler is not None:
-            scheduler.step()
-        test_loss, test_metric = evaluate(model, test_loader, config.metric, device)
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "steps": steps,
-            "noise": config.noise,
-            "dim": dim,
-            "train_loss": loss_sum / max(n, 1),
-            f"train_{config.metric}": _finish(m_sum, n, config.metric),
-            "test_loss": test_loss,
-            f"test_{config.metric}": test_metric,
-            "seconds": time.perf_counter() - t0,
-        }
-        if engine is not None:
-            row["expected_noise_norm"] = engine.current_mechanism().expected_norm
-            row["delta"] = config.delta
-            every = config.privacy_every
-            if every and (epoch % every == 0 or epoch == config.epochs):
-                for fig in engine.get_privacy_report(config.delta):
-                    row[f"{fig.label}_epsilon"] = fig.epsilon
-                    row[f"{fig.label}_delta"] = fig.delta
-                    row[f"{fig.label}_source"] = fig.source
-        history.append(row)
-        if checkpoint is not None:
-            state = {
-                "config": _identity(config),
-                "epoch": epoch,
-                "steps": steps,
-                "history": history,
-                "scheduler": None if scheduler is None else scheduler.state_dict(),
-                "loader_rng": gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-            }
-            _save_checkpoint(Path(checkpoint), engine, model, opt, state)
-        if on_epoch is not None:
-            on_epoch(row)
-    return history
+        return None
+    return tqdm
+
+
+def _run_epoch(run: _Run, epoch: int, config: TrainConfig, tqdm: Any) -> dict[str, Any]:
+    """Train one epoch (with a tqdm bar unless ``tqdm`` is ``None``), step the schedule,
+    evaluate; returns the epoch's history row."""
+    t0 = time.perf_counter()
+    loss_sum, m_sum, n = _train_epoch(run, epoch, config, tqdm)
+    if run.scheduler is not None:
+        run.scheduler.step()
+    test_loss, test_metric = evaluate(run.model, run.test_loader, config.metric, config.device)
+    row: dict[str, Any] = {
+        "epoch": epoch,
+        "steps": run.steps,
+        "noise": config.noise,
+        "dim": run.dim,
+        "train_loss": loss_sum / max(n, 1),
+        f"train_{config.metric}": _finish(m_sum, n, config.metric),
+        "test_loss": test_loss,
+        f"test_{config.metric}": test_metric,
+        "seconds": time.perf_counter() - t0,
+    }
+    if run.engine is not None:
+        _add_privacy(row, run.engine, epoch, config)
+    return row
+
+
+def _train_epoch(run: _Run, epoch: int, config: TrainConfig, tqdm: Any) -> tuple[float, float, int]:
+    """The optimizer steps of one epoch; returns (summed loss, summed metric, count)."""
+    device = config.device
+    crit = nn.CrossEntropyLoss()
+    run.model.train()
+    loss_sum, m_sum, n = 0.0, 0.0, 0
+    batches = run.train_loader
+    if tqdm is not None:
+        batches = tqdm(run.train_loader, desc=f"epoch {epoch}/{config.epochs}", leave=False)
+    with warnings.catch_warnings():
+        # Opacus' hooks on a first layer whose input needs no gradient (harmless)
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        for xb, yb in batches:
+            # an empty Poisson batch still takes a (noise-only) step: skipping it would
+            # reveal that the batch was empty, which depends on the data under add/remove
+            # adjacency
+            xb, yb = xb.to(device), yb.to(device)
+            run.opt.zero_grad()
+            out = run.model(xb)
+            loss = crit(out, yb) if len(yb) else (out.sum() * 0.0)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite training loss at epoch {epoch}, step {run.steps + 1}: the data "
+                    "or the model produce NaN/inf (no step taken with it; the checkpoint of "
+                    "the last finished epoch, if any, is intact)"
+                )
+            loss.backward()
+            run.opt.step()
+            run.steps += 1
+            loss_sum += float(loss.detach()) * len(yb)
+            s, c = _metric(out.detach(), yb, config.metric)
+            m_sum += s
+            n += c
+    return loss_sum, m_sum, n
+
+
+def _add_privacy(row: dict[str, Any], engine: Any, epoch: int, config: TrainConfig) -> None:
+    """The noise norm, δ and (every ``privacy_every`` epochs and after the last) every
+    labelled privacy figure of the engine, into ``row``."""
+    row["expected_noise_norm"] = engine.current_mechanism().expected_norm
+    row["delta"] = config.delta
+    every = config.privacy_every
+    if every and (epoch % every == 0 or epoch == config.epochs):
+        for fig in engine.get_privacy_report(config.delta):
+            row[f"{fig.label}_epsilon"] = fig.epsilon
+            row[f"{fig.label}_delta"] = fig.delta
+            row[f"{fig.label}_source"] = fig.source
+
+
+def _train_state(run: _Run, config: TrainConfig, epoch: int) -> dict[str, Any]:
+    """What the checkpoint stores besides model, optimizer and engine, after ``epoch``."""
+    return {
+        "config": _identity(config),
+        "epoch": epoch,
+        "steps": run.steps,
+        "history": run.history,
+        "scheduler": None if run.scheduler is None else run.scheduler.state_dict(),
+        "loader_rng": run.gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }
 
 
 def _check_sets(train_set: Dataset, test_set: Dataset) -> None:

@@ -118,83 +118,9 @@ def plot_three_panels(result_files: Sequence[str | Path], out_png: str | Path) -
 def _draw_dataset(axes: Any, dataset: str, runs: list[dict[str, Any]]) -> None:
     metric = runs[0]["config"].get("metric", "accuracy")
     mname = "accuracy" if metric == "accuracy" else "RMSE"
-    noises = [r["config"]["noise"] for r in runs]
-    multi = len(set(noises)) != len(noises)
     ax_tr, ax_te, ax_eps = axes
-    for r in runs:
-        noise = r["config"]["noise"]
-        style = {
-            "color": _COLORS.get(noise, None),
-            "marker": "o",
-            "markersize": 3,
-            "linestyle": "--" if noise == "none" else "-",
-        }
-        lab = _label(r, multi)
-        ax_tr.plot(*_series(r["history"], f"train_{metric}"), label=lab, **style)
-        ax_te.plot(*_series(r["history"], f"test_{metric}"), label=lab, **style)
-    delta_txt = ""
-    inf_runs: list[tuple[dict[str, Any], list[int]]] = []
-    finite_max = 0.0
-    for r in runs:
-        noise = r["config"]["noise"]
-        if noise == "none":
-            continue
-        color = _COLORS.get(noise, None)
-        delta_txt = f"δ = {r['config']['delta']:g}"
-        xs, ys = _series(r["history"], "verified_epsilon")
-        fin = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
-        inf_x = [x for x, y in zip(xs, ys) if not math.isfinite(y)]
-        name = _NAMES.get(noise, noise)
-        if fin:
-            ax_eps.plot(
-                [p[0] for p in fin],
-                [p[1] for p in fin],
-                color=color,
-                marker="o",
-                markersize=3,
-                label=f"{name}: verified ε",
-            )
-            finite_max = max(finite_max, max(p[1] for p in fin))
-        if inf_x:
-            inf_runs.append((r, inf_x))
-        if noise == "product":
-            cx, cy = _series(r["history"], "claimed_epsilon")
-            if cy:
-                ax_eps.plot(
-                    cx,
-                    cy,
-                    color=color,
-                    linestyle=":",
-                    marker="s",
-                    markersize=3,
-                    label="product noise: claimed ε' (paper's composition, unsound)",
-                )
-                finite_max = max(finite_max, max(cy))
-    top = finite_max * 1.25 if finite_max > 0 else 1.0
-    ax_eps.set_ylim(0, top)
-    for r, inf_x in inf_runs:
-        color = _COLORS.get(r["config"]["noise"], None)
-        name = _NAMES.get(r["config"]["noise"], r["config"]["noise"])
-        ax_eps.plot(
-            inf_x,
-            [top] * len(inf_x),
-            linestyle="none",
-            marker="^",
-            markersize=9,
-            color=color,
-            clip_on=False,
-            label=f"{name}: verified ε = ∞ (top edge)",
-        )
-        ax_eps.annotate(
-            "verified ε = ∞ at this δ",
-            xy=(inf_x[len(inf_x) // 2], top),
-            xytext=(0.5, 0.80),
-            textcoords="axes fraction",
-            ha="center",
-            color=color,
-            fontsize=9,
-            arrowprops={"arrowstyle": "->", "color": color},
-        )
+    _draw_metric_curves(ax_tr, ax_te, runs, metric)
+    delta_txt = _draw_epsilon_curves(ax_eps, runs)
     titles = (f"train {mname}", f"test {mname}", f"privacy ε vs epoch ({delta_txt})")
     for ax, title in zip(axes, titles):
         ax.set_title(f"{dataset}: {title}")
@@ -207,6 +133,106 @@ def _draw_dataset(axes: Any, dataset: str, runs: list[dict[str, Any]]) -> None:
     ax_eps.set_ylabel("ε")
     for ax in axes:
         ax.xaxis.get_major_locator().set_params(integer=True)
+
+
+def _draw_metric_curves(ax_tr: Any, ax_te: Any, runs: list[dict[str, Any]], metric: str) -> None:
+    """The train and the test metric of every run, per epoch."""
+    noises = [r["config"]["noise"] for r in runs]
+    multi = len(set(noises)) != len(noises)
+    for r in runs:
+        noise = r["config"]["noise"]
+        style = {
+            "color": _COLORS.get(noise, None),
+            "marker": "o",
+            "markersize": 3,
+            "linestyle": "--" if noise == "none" else "-",
+        }
+        lab = _label(r, multi)
+        ax_tr.plot(*_series(r["history"], f"train_{metric}"), label=lab, **style)
+        ax_te.plot(*_series(r["history"], f"test_{metric}"), label=lab, **style)
+
+
+def _draw_epsilon_curves(ax_eps: Any, runs: list[dict[str, Any]]) -> str:
+    """The verified (and for product noise the claimed) ε of every private run per epoch, an
+    infinite verified ε marked at the top edge; returns the δ text of the panel title."""
+    delta_txt = ""
+    inf_runs: list[tuple[dict[str, Any], list[int]]] = []
+    finite_max = 0.0
+    for r in runs:
+        if r["config"]["noise"] == "none":
+            continue
+        delta_txt = f"δ = {r['config']['delta']:g}"
+        run_max, inf_x = _draw_run_epsilons(ax_eps, r)
+        finite_max = max(finite_max, run_max)
+        if inf_x:
+            inf_runs.append((r, inf_x))
+    top = finite_max * 1.25 if finite_max > 0 else 1.0
+    ax_eps.set_ylim(0, top)
+    for r, inf_x in inf_runs:
+        _mark_infinite(ax_eps, r, inf_x, top)
+    return delta_txt
+
+
+def _draw_run_epsilons(ax_eps: Any, r: dict[str, Any]) -> tuple[float, list[int]]:
+    """The finite verified ε (and the claimed ε of product noise) of run ``r``; returns the
+    largest value drawn (0 if none) and the epochs whose verified ε is infinite."""
+    noise = r["config"]["noise"]
+    color = _COLORS.get(noise, None)
+    finite_max = 0.0
+    xs, ys = _series(r["history"], "verified_epsilon")
+    fin = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
+    inf_x = [x for x, y in zip(xs, ys) if not math.isfinite(y)]
+    name = _NAMES.get(noise, noise)
+    if fin:
+        ax_eps.plot(
+            [p[0] for p in fin],
+            [p[1] for p in fin],
+            color=color,
+            marker="o",
+            markersize=3,
+            label=f"{name}: verified ε",
+        )
+        finite_max = max(p[1] for p in fin)
+    if noise == "product":
+        cx, cy = _series(r["history"], "claimed_epsilon")
+        if cy:
+            ax_eps.plot(
+                cx,
+                cy,
+                color=color,
+                linestyle=":",
+                marker="s",
+                markersize=3,
+                label="product noise: claimed ε' (paper's composition, unsound)",
+            )
+            finite_max = max(finite_max, max(cy))
+    return finite_max, inf_x
+
+
+def _mark_infinite(ax_eps: Any, r: dict[str, Any], inf_x: list[int], top: float) -> None:
+    """▲ at the top edge for the epochs ``inf_x`` where run ``r``'s verified ε is infinite."""
+    color = _COLORS.get(r["config"]["noise"], None)
+    name = _NAMES.get(r["config"]["noise"], r["config"]["noise"])
+    ax_eps.plot(
+        inf_x,
+        [top] * len(inf_x),
+        linestyle="none",
+        marker="^",
+        markersize=9,
+        color=color,
+        clip_on=False,
+        label=f"{name}: verified ε = ∞ (top edge)",
+    )
+    ax_eps.annotate(
+        "verified ε = ∞ at this δ",
+        xy=(inf_x[len(inf_x) // 2], top),
+        xytext=(0.5, 0.80),
+        textcoords="axes fraction",
+        ha="center",
+        color=color,
+        fontsize=9,
+        arrowprops={"arrowstyle": "->", "color": color},
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
