@@ -116,3 +116,15 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     assert "product_noise.validation" in found or "product_noise.privacy" in found
     cli = ROOT / "product_noise" / "cli" / "compare.py"
     assert any(m.startswith("product_noise.compare") for _, m in _imports(cli))
+
+
+def test_comparison_adapters_live_in_the_harness() -> None:
+    """``run_for_compare`` adapters belong to compare/runners/, not to the methods."""
+    misplaced = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in _sources()
+        if "compare" not in path.relative_to(ROOT).parts
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef) and node.name == "run_for_compare"
+    ]
+    assert not misplaced, misplaced
