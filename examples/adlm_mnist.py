@@ -10,7 +10,7 @@ and the *verified* figure (``inf`` for the code's configuration, with the reason
 Examples::
 
     PYTHONPATH=. python examples/adlm_mnist.py --data-root /usr/share/datasets/fashion-mnist -n 5
-    PYTHONPATH=. python examples/adlm_mnist.py --data-root /work/shared/data/mnist \\
+    PYTHONPATH=. python examples/adlm_mnist.py --data-root $PRODUCT_NOISE_DATA/mnist \\
         --train-on-test-split -n 20 -b 800                          # no training images here
     PYTHONPATH=. python examples/adlm_mnist.py --data-root ~/data -n 20 --noise-sharing example \\
         --redraw once --relevance public --label-privacy randomized_response --label-epsilon 2

@@ -7,7 +7,7 @@ C = 1.0; product noise ε₀ = 0.8, k = 150,000; Gaussian σ = 0.55. Official sp
 
 Example::
 
-    PYTHONPATH=. python examples/adult.py --data-root /work/shared/data/adult
+    PYTHONPATH=. python examples/adult.py --data-root $PRODUCT_NOISE_DATA/adult
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ Examples::
 
     PYTHONPATH=. python examples/dpgen_mnist.py --data-root /usr/share/datasets/fashion-mnist \\
         --n-train 6000 --epsilon 10 --steps 1000 --out runs/dpgen_fmnist
-    PYTHONPATH=. python examples/dpgen_mnist.py --data-root /work/shared/data/mnist \\
+    PYTHONPATH=. python examples/dpgen_mnist.py --data-root $PRODUCT_NOISE_DATA/mnist \\
         --private-from-test 8000 --steps 300 --out runs/dpgen_mnist
 """
 

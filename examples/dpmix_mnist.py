@@ -29,7 +29,7 @@ Examples::
 
     PYTHONPATH=. python examples/dpmix_mnist.py --data-root ~/data --sweep single
     PYTHONPATH=. python examples/dpmix_mnist.py --data-root ~/data --sweep single --epsilon 8
-    PYTHONPATH=. python examples/dpmix_mnist.py --data-root /work/shared/data/mnist \\
+    PYTHONPATH=. python examples/dpmix_mnist.py --data-root $PRODUCT_NOISE_DATA/mnist \\
         --private-from-test 8000 --sweep sigma --quick
 """
 

@@ -9,7 +9,7 @@ assumes it). Offline tokenizer: lowercase regex words, vocabulary from the train
 Examples::
 
     PYTHONPATH=. python examples/imdb.py --data-root ~/data           # <root>/aclImdb/...
-    PYTHONPATH=. python examples/imdb.py --data-root /work/shared/data/imdb  # imdb_labelled.txt
+    PYTHONPATH=. python examples/imdb.py --data-root $PRODUCT_NOISE_DATA/imdb  # imdb_labelled.txt
 """
 
 from __future__ import annotations

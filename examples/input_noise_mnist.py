@@ -14,7 +14,7 @@ images. Two settings:
 
 Examples::
 
-    python examples/input_noise_mnist.py --data-root /work/shared/data/mnist \\
+    python examples/input_noise_mnist.py --data-root $PRODUCT_NOISE_DATA/mnist \\
         --train-on-test-split --faithful --epsilon 150
     python examples/input_noise_mnist.py --data-root /usr/share/datasets/fashion-mnist \\
         --epsilon 8

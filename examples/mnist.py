@@ -8,7 +8,7 @@ Examples::
     PYTHONPATH=. python examples/mnist.py --data-root ~/data            # <root>/MNIST/raw/...
     PYTHONPATH=. python examples/mnist.py --noise gaussian --sigma 0.7 --lr 0.25 -c 1.5 -b 64 \\
         -n 1 --data-root /usr/share/datasets/fashion-mnist              # Opacus' CI settings
-    PYTHONPATH=. python examples/mnist.py --data-root /work/shared/data/mnist \\
+    PYTHONPATH=. python examples/mnist.py --data-root $PRODUCT_NOISE_DATA/mnist \\
         --train-on-test-split                                           # no training images
 """
 

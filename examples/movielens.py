@@ -8,7 +8,7 @@ RMSE of the predicted class. ML-1M as the official script (movie ids ≥ 3706 dr
 Examples::
 
     PYTHONPATH=. python examples/movielens.py --data-root ~/data/ml-1m
-    PYTHONPATH=. python examples/movielens.py --data-root /work/shared/data/movielens-100k
+    PYTHONPATH=. python examples/movielens.py --data-root $PRODUCT_NOISE_DATA/movielens-100k
 """
 
 from __future__ import annotations

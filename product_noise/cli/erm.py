@@ -30,7 +30,7 @@ def _default_cache() -> Path:
 
 
 def _dataset_root(root: str | None, name: str) -> Path | None:
-    """``ROOT/NAME`` when that directory exists (the /work/shared/data layout), else ``ROOT``."""
+    """``ROOT/NAME`` when that directory exists (one folder per dataset), else ``ROOT``."""
     if root is None:
         return None
     r = Path(root)
@@ -75,8 +75,8 @@ PREPROCESS_DESCRIPTION = textwrap.dedent(
 PREPROCESS_EPILOG = textwrap.dedent(
     """\
     examples:
-      product-noise preprocess all --root /work/shared/data --cache /tmp/pn-cache
-      product-noise preprocess adult --root /work/shared/data/adult"""
+      product-noise preprocess all --root $PRODUCT_NOISE_DATA --cache /tmp/pn-cache
+      product-noise preprocess adult --root $PRODUCT_NOISE_DATA/adult"""
 )
 
 
@@ -155,7 +155,7 @@ GRIDSEARCH_EPILOG = textwrap.dedent(
     """\
     examples:
       product-noise gridsearch amp-nt synthetic_l LR --repeats 3 --out results/syn
-      product-noise gridsearch amp adult LR --root /work/shared/data --epsilons 0.1 1 \\
+      product-noise gridsearch amp adult LR --root $PRODUCT_NOISE_DATA --epsilons 0.1 1 \\
           --noise product_paper --repeats 2 --out results/adult-amp"""
 )
 
