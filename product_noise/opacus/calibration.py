@@ -13,6 +13,7 @@ from typing import Any
 
 from opacus.accountants.utils import get_noise_multiplier
 
+from ..accounting.calibrate import ExplicitBracket, calibrate
 from ..accounting.claimed import paper_composition_at_steps
 from ..accounting.pld import verified_epsilon
 from ..mechanisms import SphericalMechanism
@@ -225,35 +226,37 @@ def calibrate_paper_epsilon0(
     def k_for(eps0: float) -> float:
         if k is not None:
             return k
-        # δ' grows with the per-step δ0; solve δ'(δ0) = target_delta on ln δ0
-        lo, hi = math.log(1e-30), math.log(0.5)
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            d0 = math.exp(mid)
-            try:
-                kk = solve_k(eps0, dim, d0, q)
-            except ValueError:
-                hi = mid
-                continue
-            if claimed(eps0, kk)[1] > target_delta:
-                hi = mid
-            else:
-                lo = mid
-            if hi - lo < 1e-10:
-                break
-        return solve_k(eps0, dim, math.exp(lo), q)
 
-    lo, hi = 1e-6, 10.0
-    for _ in range(200):
-        mid = math.sqrt(lo * hi)
+        # δ' grows with the per-step δ0: the largest ln δ0 whose composed δ' meets target_delta
+        def composed_delta(log_d0: float) -> float:
+            try:
+                return claimed(eps0, solve_k(eps0, dim, math.exp(log_d0), q))[1]
+            except ValueError:  # no k > 1 gives this δ0: treat as too large
+                return math.inf
+
+        log_d0 = calibrate(
+            composed_delta,
+            target_delta,
+            ExplicitBracket(math.log(1e-30), math.log(0.5)),
+            increasing=True,
+            tol=1e-10,
+            method="bisect",
+        )
+        return solve_k(eps0, dim, math.exp(log_d0), q)
+
+    def composed_epsilon(eps0: float) -> float:
         try:
-            eps = claimed(mid, k_for(mid))[0]
+            return claimed(eps0, k_for(eps0))[0]
         except ValueError:
-            eps = math.inf
-        if eps > target_epsilon:
-            hi = mid
-        else:
-            lo = mid
-        if hi / lo < 1 + 1e-9:
-            break
-    return lo, k_for(lo)
+            return math.inf
+
+    eps0 = calibrate(
+        composed_epsilon,
+        target_epsilon,
+        ExplicitBracket(1e-6, 10.0),
+        increasing=True,
+        tol=1e-9,
+        log_scale=True,
+        method="bisect",
+    )
+    return eps0, k_for(eps0)
