@@ -277,3 +277,16 @@ def test_max_epsilon_is_shared() -> None:
     from product_noise.mechanisms import base
 
     assert base.MAX_EPSILON is cal.MAX_EPSILON == 1e4
+
+
+def test_paper_calibration_refuses_an_unreachable_claimed_target() -> None:
+    """The paper's ε₀ search used to return its bracket's end (1e-6) even when that missed the
+    target; now the miss is an input error naming no point that meets it."""
+    from product_noise.opacus.calibration import calibrate_paper_epsilon0
+    from product_noise.validation import InputError
+
+    kw = dict(target_delta=1e-5, dim=500, batch_size=64, num_samples=1797, steps=100, k=40_000)
+    eps0, k = calibrate_paper_epsilon0(1.0, **kw)
+    assert 0.37 < eps0 < 0.39 and k == 40_000  # 0.37858... at these settings
+    with pytest.raises(InputError):
+        calibrate_paper_epsilon0(1e-9, **kw)
