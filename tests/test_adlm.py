@@ -355,3 +355,16 @@ def test_example_script_on_tiny_idx_fixture(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as err:
         mod.main(["--help"])
     assert err.value.code == 0
+
+
+def test_epsilon2_search_refuses_a_target_below_the_label_budget() -> None:
+    """The ε2 bisection used to return ε2 = 1e-6 with an ε above the target when even that
+    missed (here the labels alone spend ε = 1 > 0.5); now it is an input error."""
+    from product_noise.baselines.adlm import _calibrate_epsilon2
+    from product_noise.validation import InputError
+
+    kw = dict(delta=1e-5, label_epsilon=1.0, n_classes=2)
+    e2, eps = _calibrate_epsilon2(np.ones(16), 1.0, 10, target=2.0, **kw)
+    assert 1.99 < eps <= 2.0 and e2 > 1e-6
+    with pytest.raises(InputError, match="lower limit"):
+        _calibrate_epsilon2(np.ones(16), 1.0, 10, target=0.5, **kw)
