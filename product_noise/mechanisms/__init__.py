@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..privacy import CLAIMED, VERIFIED
 from ..validation import InputError
 from .base import MIN_DELTA, Mechanism, SphericalMechanism
 from .gaussian import (
@@ -64,10 +65,10 @@ __all__ = [
 #: names of :func:`calibrate`, from :mod:`.registry`)
 MECHANISMS: dict[str, type[SphericalMechanism]] = {
     spec.name: spec.load()  # type: ignore[misc]
-    for spec in mechanism_specs("table", calibration="verified")
+    for spec in mechanism_specs("table", calibration=VERIFIED)
 }
 #: every name :func:`calibrate` accepts: the verified ones first, then the claimed ones
-_ALL_NAMES = (*MECHANISMS, *mechanism_names("table", calibration="claimed"))
+_ALL_NAMES = (*MECHANISMS, *mechanism_names("table", calibration=CLAIMED))
 
 
 def calibrate(

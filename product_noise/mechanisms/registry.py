@@ -36,6 +36,7 @@ import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from ..privacy import CLAIMED, VERIFIED
 from ..validation import InputError
 from .base import Mechanism
 from .gaussian import Gaussian
@@ -57,7 +58,7 @@ __all__ = [
 #: who uses a mechanism (see the module docstring)
 CONSUMERS: tuple[str, ...] = ("dpsgd", "erm", "audit", "table")
 #: the label of a mechanism's calibration (:mod:`product_noise.privacy`)
-LABELS: tuple[str, ...] = ("verified", "claimed")
+LABELS: tuple[str, ...] = (VERIFIED, CLAIMED)
 _SPELLINGS = ("underscore", "dash")
 _ORDERS = ("registry", "harness")
 
@@ -124,7 +125,7 @@ class MechanismSpec:
                 f"unknown consumers of {self.name!r}: {', '.join(unknown)}; "
                 f"choose from {', '.join(CONSUMERS)}"
             )
-        if (self.calibration == "claimed") != bool(self.claim):
+        if (self.calibration == CLAIMED) != bool(self.claim):
             raise ValueError(
                 f"{self.name!r}: a claimed calibration names its claim, a verified one none"
             )
@@ -167,7 +168,7 @@ class MechanismSpec:
     @property
     def table_label(self) -> str:
         """The mechanism table's ``calibration`` column: ``verified`` or ``claimed (paper)``."""
-        return self.calibration if self.calibration == "verified" else f"claimed ({self.claim})"
+        return self.calibration if self.calibration == VERIFIED else f"{CLAIMED} ({self.claim})"
 
 
 class MechanismRegistry:
@@ -286,12 +287,12 @@ def mechanism_names(
 def _register_builtins() -> None:
     everywhere = frozenset(("dpsgd", "erm", "audit", "table"))
     for spec in (
-        MechanismSpec("gaussian", Gaussian, "analytic Gaussian", "verified", everywhere, rank=0),
+        MechanismSpec("gaussian", Gaussian, "analytic Gaussian", VERIFIED, everywhere, rank=0),
         MechanismSpec(
             "classic_gaussian",
             Gaussian,
             "Dwork-Roth formula",
-            "claimed",
+            CLAIMED,
             frozenset(("erm", "table")),
             aliases=("classic-gaussian",),
             caveat="a theorem only for ε < 1",
@@ -302,7 +303,7 @@ def _register_builtins() -> None:
             "product",
             ProductNoise,
             "product noise calibrated on its exact profile",
-            "verified",
+            VERIFIED,
             everywhere,
             rank=3,
         ),
@@ -310,19 +311,19 @@ def _register_builtins() -> None:
             "product_paper",
             ProductNoise,
             "product noise at the paper's calibration",
-            "claimed",
+            CLAIMED,
             everywhere,
             aliases=("product-paper",),
             caveat="known false",
             claim="paper",
             rank=2,
         ),
-        MechanismSpec("l2", L2Mechanism, "ℓ2 mechanism", "verified", everywhere, rank=4),
+        MechanismSpec("l2", L2Mechanism, "ℓ2 mechanism", VERIFIED, everywhere, rank=4),
         MechanismSpec(
             "gamma",
             GammaNorm,
             "Gamma-norm noise of Chaudhuri et al. 2011 (pure ε-DP)",
-            "verified",
+            VERIFIED,
             frozenset(("erm",)),
             rank=1,
         ),
