@@ -3,7 +3,8 @@ honestly.
 
 Every privacy figure the package reports is labelled **claimed** (a paper's formula, reproduced
 exactly) or **verified** (computed from the exact privacy profile of the noise actually added and
-composed with a numerical accountant). See :mod:`product_noise.privacy`.
+composed with a numerical accountant). See :mod:`product_noise.privacy`. A user's own mechanism
+(:func:`register_mechanism`) with a sampler but no proof is reported **unverified**.
 
 Opacus users change one import::
 
@@ -23,7 +24,9 @@ from .mechanisms import (
     calibrate,
     claimed_delta,
     paper_t,
+    register_mechanism,
     solve_k,
+    unregister_mechanism,
 )
 from .privacy import EmpiricalBound, PrivacyFigure, PrivacyReport, PrivacyWarning
 
@@ -41,6 +44,8 @@ __all__ = [
     "claimed_delta",
     "paper_t",
     "solve_k",
+    "register_mechanism",
+    "unregister_mechanism",
     "PrivacyFigure",
     "PrivacyReport",
     "EmpiricalBound",

@@ -33,6 +33,7 @@ __all__ = [
     "VERIFIED",
     "ESTIMATE",
     "EMPIRICAL",
+    "UNVERIFIED",
     "PrivacyWarning",
 ]
 
@@ -43,6 +44,9 @@ ESTIMATE: Label = "estimate"
 _LABELS = (CLAIMED, VERIFIED, ESTIMATE)
 #: label of an empirical lower bound (:class:`EmpiricalBound`); not a :data:`Label` of a figure
 EMPIRICAL = "empirical"
+#: what stands where a verified figure would be, for a mechanism nothing is proven about (a
+#: user's sampler without a profile); not a :data:`Label`: no figure carries it
+UNVERIFIED = "unverified"
 
 
 class PrivacyWarning(UserWarning):
@@ -206,6 +210,10 @@ class PrivacyReport:
         What produced the report, e.g. ``"product_noise.PrivacyEngine"``.
     what : str
         What the figures are about, e.g. ``"DP-SGD, 64 steps"``.
+    unverified : str
+        Why there is no verified figure when none can exist (the noise is a user's sampler
+        without a proven profile); then ``verified`` must be ``None`` and the report prints
+        ``unverified: <reason>`` first.
 
     Raises
     ------
@@ -231,8 +239,11 @@ class PrivacyReport:
     empirical: tuple[EmpiricalBound, ...] = ()
     source: str = ""
     what: str = ""
+    unverified: str = ""
 
     def __post_init__(self) -> None:
+        if self.unverified and self.verified is not None:
+            raise ValueError("an unverified report holds no verified figure")
         if self.verified is not None:
             if not isinstance(self.verified, PrivacyFigure):
                 raise TypeError(
@@ -261,6 +272,7 @@ class PrivacyReport:
         *,
         source: str = "",
         what: str = "",
+        unverified: str = "",
     ) -> PrivacyReport:
         """Sort labelled figures into their slots (``None`` entries are skipped; order is kept
         within a label). At most one verified figure."""
@@ -281,6 +293,7 @@ class PrivacyReport:
             tuple(slots[EMPIRICAL]),
             source=source,
             what=what,
+            unverified=unverified,
         )
 
     # ------------------------------------------------------------------ sequence
@@ -299,8 +312,9 @@ class PrivacyReport:
         return self.figures()[index]
 
     def __str__(self) -> str:
-        figs = self.figures()
-        return "\n".join(str(f) for f in figs) if figs else "no privacy figures"
+        lines = [f"{UNVERIFIED}: {self.unverified}"] if self.unverified else []
+        lines += [str(f) for f in self.figures()]
+        return "\n".join(lines) if lines else "no privacy figures"
 
     # ------------------------------------------------------------------ derived reports
     def with_empirical(self, *bounds: Any) -> PrivacyReport:
@@ -318,6 +332,7 @@ class PrivacyReport:
             "empirical": [b.to_dict() for b in self.empirical],
             "source": self.source,
             "what": self.what,
+            "unverified": self.unverified,
         }
 
     @classmethod
@@ -331,4 +346,5 @@ class PrivacyReport:
             tuple(EmpiricalBound.from_dict(d) for d in data.get("empirical", ())),
             source=str(data.get("source", "")),
             what=str(data.get("what", "")),
+            unverified=str(data.get("unverified", "")),
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 __all__ = [
     "InputError",
+    "UnverifiedError",
     "check_epsilon",
     "check_delta",
     "check_positive",
@@ -32,6 +33,11 @@ __all__ = [
 
 class InputError(ValueError):
     """Bad input from the user: a message naming what to change (exit status 2 on the CLI)."""
+
+
+class UnverifiedError(InputError):
+    """A verified figure or a profile-based calibration was asked of an unverified mechanism
+    (one registered with a sampler only): the package refuses rather than print a number."""
 
 
 def _as_float(name: str, value: object) -> float:

@@ -25,3 +25,15 @@ def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     perm = np.random.default_rng(0).permutation(len(y))
     tr, te = perm[:1437], perm[1437:]
     return X[tr], y[tr], X[te], y[te]
+
+
+@pytest.fixture(autouse=True)
+def _restore_mechanism_registry():
+    """Every test leaves the registry as it found it (user mechanisms registered in a test are
+    removed afterwards), so registrations never leak between tests."""
+    from product_noise.mechanisms.registry import REGISTRY
+
+    before = set(REGISTRY.names())
+    yield
+    for name in set(REGISTRY.names()) - before:
+        REGISTRY.unregister(name)

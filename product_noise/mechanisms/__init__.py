@@ -12,11 +12,13 @@ name                   mechanism
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..privacy import CLAIMED, VERIFIED
+from ..privacy import CLAIMED
 from ..validation import InputError
-from .base import MIN_DELTA, Mechanism, SphericalMechanism
+from .base import MIN_DELTA, Mechanism, ScaledMechanism, SphericalMechanism
+from .custom import MATCHED_TO_GAUSSIAN, ProfileMechanism, RadialMechanism, UnverifiedMechanism
 from .gaussian import (
     Gaussian,
     analytic_gaussian_sigma,
@@ -26,18 +28,27 @@ from .gaussian import (
 from .l2 import GammaNorm, L2Mechanism
 from .product import ProductNoise, claimed_delta, optimal_q, paper_t, solve_k
 from .registry import (
+    ENTRY_POINT_GROUP,
+    REGISTRY,
     MechanismSpec,
     get_mechanism,
+    import_plugins,
     mechanism_names,
     mechanism_specs,
     register_mechanism,
+    unregister_mechanism,
 )
 from .spherical import SGG, uniform_direction
 
 __all__ = [
     "MIN_DELTA",
     "Mechanism",
+    "ScaledMechanism",
     "SphericalMechanism",
+    "RadialMechanism",
+    "ProfileMechanism",
+    "UnverifiedMechanism",
+    "MATCHED_TO_GAUSSIAN",
     "Gaussian",
     "ProductNoise",
     "L2Mechanism",
@@ -46,6 +57,10 @@ __all__ = [
     "MECHANISMS",
     "MechanismSpec",
     "register_mechanism",
+    "unregister_mechanism",
+    "import_plugins",
+    "REGISTRY",
+    "ENTRY_POINT_GROUP",
     "get_mechanism",
     "mechanism_names",
     "mechanism_specs",
@@ -61,14 +76,41 @@ __all__ = [
     "uniform_direction",
 ]
 
-#: registry name → class whose ``calibrate`` gives the verified least-noise member (the verified
-#: names of :func:`calibrate`, from :mod:`.registry`)
-MECHANISMS: dict[str, type[SphericalMechanism]] = {
-    spec.name: spec.load()  # type: ignore[misc]
-    for spec in mechanism_specs("table", calibration=VERIFIED)
-}
-#: every name :func:`calibrate` accepts: the verified ones first, then the claimed ones
-_ALL_NAMES = (*MECHANISMS, *mechanism_names("table", calibration=CLAIMED))
+
+class _Families(Mapping[str, type[ScaledMechanism]]):
+    """Registry name → class, read from :data:`~.registry.REGISTRY` at each use (live).
+
+    The names calibrated by their class (verified, or a user's unverified sampler); the claimed
+    calibrations (``classic_gaussian``, ``product_paper``) are :func:`calibrate` options.
+    """
+
+    def _specs(self) -> dict[str, MechanismSpec]:
+        return {s.name: s for s in mechanism_specs("table") if s.calibration != CLAIMED}
+
+    def __getitem__(self, name: str) -> type[ScaledMechanism]:
+        spec = self._specs().get(name)
+        if spec is None:
+            raise KeyError(name)
+        return spec.load()  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs())
+
+    def __len__(self) -> int:
+        return len(self._specs())
+
+    def __repr__(self) -> str:
+        return f"MECHANISMS({', '.join(self)})"
+
+
+#: registry name → class whose ``calibrate`` gives the least-noise member for a target; a live
+#: view, so mechanisms registered later (:func:`register_mechanism`) appear in it
+MECHANISMS: Mapping[str, type[ScaledMechanism]] = _Families()
+
+
+def _all_names() -> tuple[str, ...]:
+    """Every name :func:`calibrate` accepts: the class-calibrated ones, then the claimed ones."""
+    return (*MECHANISMS, *mechanism_names("table", calibration=CLAIMED))
 
 
 def calibrate(
@@ -85,6 +127,9 @@ def calibrate(
     ``classic_gaussian`` uses the classic formula (claimed; warns outside ε < 1) and
     ``product_paper`` the paper's formula (``k=`` or ``target_delta=`` defaults to ``delta``):
     both report their claim via :meth:`Mechanism.claimed` and their truth via ``delta``.
+    A user-registered name (:func:`register_mechanism`) is calibrated by its class: on its
+    exact or proven profile, or — for a sampler without one — on the user's claim (labelled
+    claimed), else :class:`~product_noise.validation.UnverifiedError`.
     """
     if name == "classic_gaussian":
         return Gaussian.classic(epsilon, delta, dim, sensitivity)
@@ -92,8 +137,10 @@ def calibrate(
         if "k" not in kwargs and "target_delta" not in kwargs:
             kwargs["target_delta"] = delta
         return ProductNoise.from_paper(dim, epsilon, sensitivity=sensitivity, **kwargs)
+    if name in REGISTRY:
+        name = get_mechanism(name).name  # an alias (e.g. the dash spelling) → its name
     if name not in MECHANISMS:
-        raise InputError(f"unknown mechanism {name!r}; choose one of {', '.join(_ALL_NAMES)}")
+        raise InputError(f"unknown mechanism {name!r}; choose one of {', '.join(_all_names())}")
     if kwargs:
         raise TypeError(f"unexpected arguments for {name!r}: {sorted(kwargs)}")
     return MECHANISMS[name].calibrate(epsilon, delta, dim, sensitivity)

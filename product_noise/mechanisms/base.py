@@ -40,7 +40,14 @@ from .spherical import MIN_EXACT_DIM, SGG, uniform_direction
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["Mechanism", "SphericalMechanism", "MIN_DELTA", "MAX_EPSILON", "SeedLike"]
+__all__ = [
+    "Mechanism",
+    "ScaledMechanism",
+    "SphericalMechanism",
+    "MIN_DELTA",
+    "MAX_EPSILON",
+    "SeedLike",
+]
 
 #: What ``rng=`` accepts, as :func:`numpy.random.default_rng` does: ``None`` (fresh entropy), an
 #: ``int`` seed, a :class:`~numpy.random.SeedSequence`, a bit generator or a ``Generator``
@@ -262,15 +269,18 @@ class Mechanism(ABC):
         return {"name": self.name, "dim": self.dim, "sensitivity": self.sensitivity}
 
 
-class SphericalMechanism(Mechanism):
-    """A mechanism whose noise is ``scale · R₁ · H`` with ``R₁`` from a unit-scale SGG law.
+class ScaledMechanism(Mechanism):
+    """A family of mechanisms indexed by one scale: noise ``scale · N₁`` with ``N₁`` fixed.
 
-    Subclasses define :meth:`_unit_law` (the law at ``scale = 1``); ``scale`` is the family's
-    natural scale parameter (σ for Gaussian and product noise, θ for the ℓ2 mechanism).
+    Privacy then depends on ``scale/Δ`` only (the *noise multiplier* of DP-SGD), which is what
+    lets the DP-SGD engine, its accountant and every calibration treat the family generically:
+    ``cls(dim, scale, sensitivity)`` builds a member and :meth:`calibrate_scale` finds the least
+    scale whose verified δ(ε) meets a target. Subclasses give :meth:`_delta_for_scale` (the
+    verified δ of a member) and the sampler; :class:`SphericalMechanism` does so from a radial
+    law, :mod:`product_noise.mechanisms.custom` from a user's sampler and profile.
     """
 
-    #: whether δ is proved largest at the full shift (only the Gaussian); otherwise the
-    #: supremum over :data:`~product_noise.mechanisms.spherical.DEFAULT_SHIFT_FRACTIONS` is used
+    #: the name of the scale parameter (``sigma``, ``theta``, ...; a key of :meth:`config`)
     scale_name: ClassVar[str] = "scale"
     #: smallest dimension whose verified profile is resolved (the exact spherical integral
     #: needs M >= 4; families with a closed form or another exact bound lower it)
@@ -279,6 +289,141 @@ class SphericalMechanism(Mechanism):
     def __init__(self, dim: int, scale: float, sensitivity: float = 1.0) -> None:
         super().__init__(dim, sensitivity)
         self.scale = check_positive(self.scale_name, scale)
+
+    #: whether :meth:`delta` is a proven profile; ``False`` for a mechanism with a sampler only
+    #: (its reports say ``unverified`` and it is never calibrated on a privacy profile)
+    provable: ClassVar[bool] = True
+
+    @property
+    def noise_multiplier(self) -> float:
+        """``scale/Δ``, Opacus' convention (privacy depends on it alone)."""
+        return self.scale / self.sensitivity
+
+    @classmethod
+    def _needs_sup(cls, dim: int) -> bool:
+        """Whether the scale search must take a supremum over shift norms (default: no)."""
+        return False
+
+    @classmethod
+    @abstractmethod
+    def _delta_for_scale(
+        cls, epsilon: float, dim: int, sensitivity: float, scale: float, sup: bool
+    ) -> float:
+        """The verified δ(ε) of ``cls(dim, scale, sensitivity)`` (``sup``: over shift norms)."""
+
+    @classmethod
+    def calibrate_scale(
+        cls, epsilon: float, delta: float, dim: int, sensitivity: float = 1.0
+    ) -> float:
+        """Smallest scale whose verified profile satisfies δ(ε) ≤ ``delta`` (conservative).
+
+        Parameters
+        ----------
+        epsilon : float
+            Target ε > 0.
+        delta : float
+            Target δ in [:data:`MIN_DELTA`, 1).
+        dim : int
+            Noise dimension M ≥ 2.
+        sensitivity : float, default 1.0
+            L2 sensitivity Δ.
+
+        Returns
+        -------
+        scale : float
+            The family's scale parameter (σ, θ, ...; see :attr:`scale_name`), on the safe side
+            of the root: the mechanism at this scale satisfies δ(ε) ≤ ``delta``.
+
+        Raises
+        ------
+        ValueError
+            If an argument is out of range or ``delta < MIN_DELTA``.
+        NoBracketFoundError
+            If no finite scale reaches the target.
+        """
+        epsilon = check_epsilon(epsilon)
+        delta = check_delta(delta)
+        dim = check_dimension(dim, minimum=2)
+        sensitivity = check_positive("sensitivity", sensitivity)
+        if delta < MIN_DELTA:
+            raise InputError(f"delta must be >= {MIN_DELTA:g} for numerical calibration")
+        sup = cls._needs_sup(dim)
+
+        def solve(use_sup: bool) -> float:
+            def delta_of(s: float) -> float:
+                return cls._delta_for_scale(epsilon, dim, sensitivity, s, use_sup)
+
+            five = math.exp(5.0)
+            bracket = GrowingBracket(
+                sensitivity / five, sensitivity * five, factor=five, max_value=math.exp(200.0)
+            )
+            try:
+                return smallest_scale(delta_of, delta, bracket)
+            except NoBracketFoundError as err:
+                raise NoBracketFoundError(
+                    "no finite noise scale reaches this (epsilon, delta)"
+                ) from err
+
+        # solve at the full shift first (cheap), then check the supremum over shift norms
+        s = solve(False)
+        if sup and cls._delta_for_scale(epsilon, dim, sensitivity, s, True) > delta:
+            s = solve(True)
+        return s
+
+    @classmethod
+    def calibrate(
+        cls, epsilon: float, delta: float, dim: int, sensitivity: float = 1.0
+    ) -> ScaledMechanism:
+        """The least-noise member of this family that is verified (ε, δ)-DP.
+
+        Parameters
+        ----------
+        epsilon : float
+            Target ε > 0.
+        delta : float
+            Target δ in [:data:`MIN_DELTA`, 1).
+        dim : int
+            Noise dimension M.
+        sensitivity : float, default 1.0
+            L2 sensitivity Δ.
+
+        Returns
+        -------
+        mechanism : ScaledMechanism
+            ``cls(dim, calibrate_scale(epsilon, delta, dim, sensitivity), sensitivity)``.
+        """
+        return cls(dim, cls.calibrate_scale(epsilon, delta, dim, sensitivity), sensitivity)
+
+    def describe(self) -> str:
+        """A one-line description with dimension, scale and sensitivity.
+
+        Returns
+        -------
+        description : str
+            E.g. ``"ProductNoise(M=100, sigma=2.5, Δ=1)"``.
+        """
+        return (
+            f"{type(self).__name__}(M={self.dim}, {self.scale_name}={self.scale:.6g}, "
+            f"Δ={self.sensitivity:g})"
+        )
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able parameters that rebuild this mechanism with :func:`from_config`.
+
+        Returns
+        -------
+        config : dict
+            The base keys plus the scale under :attr:`scale_name`.
+        """
+        return {**super().config(), self.scale_name: self.scale}
+
+
+class SphericalMechanism(ScaledMechanism):
+    """A mechanism whose noise is ``scale · R₁ · H`` with ``R₁`` from a unit-scale SGG law.
+
+    Subclasses define :meth:`_unit_law` (the law at ``scale = 1``); ``scale`` is the family's
+    natural scale parameter (σ for Gaussian and product noise, θ for the ℓ2 mechanism).
+    """
 
     @classmethod
     @abstractmethod
@@ -434,6 +579,11 @@ class SphericalMechanism(Mechanism):
         return self.law.delta(epsilon, shift)
 
     @classmethod
+    def _needs_sup(cls, dim: int) -> bool:
+        # δ is proved largest at the full shift only for the Gaussian; else take the supremum
+        return not cls._unit_law(dim).shift_monotone_proven
+
+    @classmethod
     def _delta_for_scale(
         cls, epsilon: float, dim: int, sensitivity: float, scale: float, sup: bool
     ) -> float:
@@ -444,109 +594,3 @@ class SphericalMechanism(Mechanism):
         if sup:
             return float(law.delta_sup(epsilon, sensitivity))
         return float(law.delta(epsilon, sensitivity))
-
-    @classmethod
-    def calibrate_scale(
-        cls, epsilon: float, delta: float, dim: int, sensitivity: float = 1.0
-    ) -> float:
-        """Smallest scale whose verified profile satisfies δ(ε) ≤ ``delta`` (conservative).
-
-        Parameters
-        ----------
-        epsilon : float
-            Target ε > 0.
-        delta : float
-            Target δ in [:data:`MIN_DELTA`, 1).
-        dim : int
-            Noise dimension M ≥ 2.
-        sensitivity : float, default 1.0
-            L2 sensitivity Δ.
-
-        Returns
-        -------
-        scale : float
-            The family's scale parameter (σ, θ, ...; see :attr:`scale_name`), on the safe side
-            of the root: the mechanism at this scale satisfies δ(ε) ≤ ``delta``.
-
-        Raises
-        ------
-        ValueError
-            If an argument is out of range or ``delta < MIN_DELTA``.
-        NoBracketFoundError
-            If no finite scale reaches the target.
-        """
-        epsilon = check_epsilon(epsilon)
-        delta = check_delta(delta)
-        dim = check_dimension(dim, minimum=2)
-        sensitivity = check_positive("sensitivity", sensitivity)
-        if delta < MIN_DELTA:
-            raise InputError(f"delta must be >= {MIN_DELTA:g} for numerical calibration")
-        sup = not cls._unit_law(dim).shift_monotone_proven
-
-        def solve(use_sup: bool) -> float:
-            def delta_of(s: float) -> float:
-                return cls._delta_for_scale(epsilon, dim, sensitivity, s, use_sup)
-
-            five = math.exp(5.0)
-            bracket = GrowingBracket(
-                sensitivity / five, sensitivity * five, factor=five, max_value=math.exp(200.0)
-            )
-            try:
-                return smallest_scale(delta_of, delta, bracket)
-            except NoBracketFoundError as err:
-                raise NoBracketFoundError(
-                    "no finite noise scale reaches this (epsilon, delta)"
-                ) from err
-
-        # solve at the full shift first (cheap), then check the supremum over shift norms
-        s = solve(False)
-        if sup and cls._delta_for_scale(epsilon, dim, sensitivity, s, True) > delta:
-            s = solve(True)
-        return s
-
-    @classmethod
-    def calibrate(
-        cls, epsilon: float, delta: float, dim: int, sensitivity: float = 1.0
-    ) -> SphericalMechanism:
-        """The least-noise member of this family that is verified (ε, δ)-DP.
-
-        Parameters
-        ----------
-        epsilon : float
-            Target ε > 0.
-        delta : float
-            Target δ in [:data:`MIN_DELTA`, 1).
-        dim : int
-            Noise dimension M.
-        sensitivity : float, default 1.0
-            L2 sensitivity Δ.
-
-        Returns
-        -------
-        mechanism : SphericalMechanism
-            ``cls(dim, calibrate_scale(epsilon, delta, dim, sensitivity), sensitivity)``.
-        """
-        return cls(dim, cls.calibrate_scale(epsilon, delta, dim, sensitivity), sensitivity)
-
-    def describe(self) -> str:
-        """A one-line description with dimension, scale and sensitivity.
-
-        Returns
-        -------
-        description : str
-            E.g. ``"ProductNoise(M=100, sigma=2.5, Δ=1)"``.
-        """
-        return (
-            f"{type(self).__name__}(M={self.dim}, {self.scale_name}={self.scale:.6g}, "
-            f"Δ={self.sensitivity:g})"
-        )
-
-    def config(self) -> dict[str, Any]:
-        """JSON-able parameters that rebuild this mechanism with :func:`from_config`.
-
-        Returns
-        -------
-        config : dict
-            The base keys plus the scale under :attr:`scale_name`.
-        """
-        return {**super().config(), self.scale_name: self.scale}

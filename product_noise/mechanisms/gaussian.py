@@ -154,11 +154,6 @@ class Gaussian(SphericalMechanism):
     def sigma(self) -> float:
         return self.scale
 
-    @property
-    def noise_multiplier(self) -> float:
-        """σ/Δ, Opacus' convention."""
-        return self.scale / self.sensitivity
-
     @classmethod
     def _unit_law(cls, dim: int) -> SGG:
         return SGG(dim, dim - 1.0, 0.5, 2.0)

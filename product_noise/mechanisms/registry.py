@@ -33,12 +33,15 @@ formula). Names use underscores; ``spelling="dash"`` gives the spelling of the h
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..privacy import CLAIMED, VERIFIED
+from ..privacy import CLAIMED, UNVERIFIED, VERIFIED
 from ..validation import InputError
-from .base import Mechanism
+from .base import Mechanism, ScaledMechanism
+from .custom import Claim, Profile, Sampler, TorchSampler, check_family, make_family
 from .gaussian import Gaussian
 from .l2 import GammaNorm, L2Mechanism
 from .product import ProductNoise
@@ -50,6 +53,10 @@ __all__ = [
     "MechanismRegistry",
     "REGISTRY",
     "register_mechanism",
+    "unregister_mechanism",
+    "load_plugins",
+    "import_plugins",
+    "ENTRY_POINT_GROUP",
     "get_mechanism",
     "mechanism_names",
     "mechanism_specs",
@@ -57,8 +64,11 @@ __all__ = [
 
 #: who uses a mechanism (see the module docstring)
 CONSUMERS: tuple[str, ...] = ("dpsgd", "erm", "audit", "table")
-#: the label of a mechanism's calibration (:mod:`product_noise.privacy`)
-LABELS: tuple[str, ...] = (VERIFIED, CLAIMED)
+#: the label of a mechanism's calibration (:mod:`product_noise.privacy`); ``unverified`` is a
+#: user's sampler without a proven profile (never calibrated on, nor reported as, verified)
+LABELS: tuple[str, ...] = (VERIFIED, CLAIMED, UNVERIFIED)
+#: the entry-point group a third-party package ships mechanisms in (see :func:`load_plugins`)
+ENTRY_POINT_GROUP = "product_noise.mechanisms"
 _SPELLINGS = ("underscore", "dash")
 _ORDERS = ("registry", "harness")
 
@@ -78,8 +88,9 @@ class MechanismSpec:
     description:
         One line (the command line's ``--mechanism`` help).
     calibration:
-        ``verified`` (calibrated on the exact privacy of the noise) or ``claimed`` (a paper's
-        or textbook's formula; not a guarantee).
+        ``verified`` (calibrated on the exact privacy of the noise), ``claimed`` (a paper's
+        or textbook's formula; not a guarantee) or ``unverified`` (a user's sampler with no
+        proven profile: scaled by its claimed formula or like the Gaussian, never verified).
     consumers:
         A subset of :data:`CONSUMERS`.
     aliases:
@@ -90,6 +101,8 @@ class MechanismSpec:
         For a claimed calibration: whose claim it reproduces (``classic``, ``paper``).
     rank:
         Position in the harness order (ties keep registration order).
+    builtin:
+        Whether the package registered it (built-ins cannot be replaced or removed).
     """
 
     name: str
@@ -101,6 +114,7 @@ class MechanismSpec:
     caveat: str = ""
     claim: str = ""
     rank: int = 0
+    builtin: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "consumers", frozenset(self.consumers))
@@ -125,10 +139,10 @@ class MechanismSpec:
                 f"unknown consumers of {self.name!r}: {', '.join(unknown)}; "
                 f"choose from {', '.join(CONSUMERS)}"
             )
-        if (self.calibration == CLAIMED) != bool(self.claim):
-            raise ValueError(
-                f"{self.name!r}: a claimed calibration names its claim, a verified one none"
-            )
+        if self.calibration == CLAIMED and not self.claim:
+            raise ValueError(f"{self.name!r}: a claimed calibration names its claim")
+        if self.calibration == VERIFIED and self.claim:
+            raise ValueError(f"{self.name!r}: a verified calibration names no claim")
         if isinstance(self.mechanism, str) and ":" not in self.mechanism:
             raise ValueError(
                 f"lazy mechanism of {self.name!r} must be 'module:attribute', "
@@ -167,8 +181,14 @@ class MechanismSpec:
 
     @property
     def table_label(self) -> str:
-        """The mechanism table's ``calibration`` column: ``verified`` or ``claimed (paper)``."""
-        return self.calibration if self.calibration == VERIFIED else f"{CLAIMED} ({self.claim})"
+        """The mechanism table's ``calibration`` column: ``verified``, ``claimed (paper)`` or
+        ``unverified``."""
+        return f"{CLAIMED} ({self.claim})" if self.calibration == CLAIMED else self.calibration
+
+    @property
+    def user(self) -> bool:
+        """Registered by a user or a plugin (not one of the package's own mechanisms)."""
+        return not self.builtin
 
 
 class MechanismRegistry:
@@ -177,11 +197,22 @@ class MechanismRegistry:
     def __init__(self) -> None:
         self._specs: dict[str, MechanismSpec] = {}
         self._lookup: dict[str, str] = {}
+        self._plugins_loaded = False
 
-    def register(self, spec: MechanismSpec) -> MechanismSpec:
-        """Add ``spec``; a name or alias already taken (or repeated) is a :class:`ValueError`."""
+    def _ready(self) -> None:
+        if not self._plugins_loaded:
+            self._plugins_loaded = True  # first, so a plugin that queries does not recurse
+            load_plugins(self)
+
+    def register(self, spec: MechanismSpec, *, replace: bool = False) -> MechanismSpec:
+        """Add ``spec``; a name or alias already taken (or repeated) is a :class:`ValueError`.
+
+        ``replace=True`` first removes a *user* mechanism of the same name (never a built-in).
+        """
         if not isinstance(spec, MechanismSpec):
             raise TypeError(f"expected a MechanismSpec, got {type(spec).__name__}")
+        if replace and spec.name in self._specs:
+            self.unregister(spec.name)
         seen: set[str] = set()
         for s in spec.spellings:
             if s in seen:
@@ -190,14 +221,28 @@ class MechanismRegistry:
             if s in self._lookup:
                 owner = self._lookup[s]
                 what = "is already registered" if s == owner else f"is an alias of {owner!r}"
-                raise ValueError(f"cannot register mechanism {spec.name!r}: {s!r} {what}")
+                raise InputError(
+                    f"cannot register mechanism {spec.name!r}: {s!r} {what}"
+                    + ("" if self._specs[owner].builtin else " (pass replace=True)")
+                )
         self._specs[spec.name] = spec
         for s in spec.spellings:
             self._lookup[s] = spec.name
         return spec
 
+    def unregister(self, name: str) -> MechanismSpec:
+        """Remove a user mechanism (a built-in one: :class:`ValueError`); returns its spec."""
+        spec = self.get(name)
+        if spec.builtin:
+            raise InputError(f"mechanism {spec.name!r} is built in and cannot be removed")
+        del self._specs[spec.name]
+        for s in spec.spellings:
+            self._lookup.pop(s, None)
+        return spec
+
     def get(self, name: str) -> MechanismSpec:
         """The spec of a name or alias; anything else is a :class:`ValueError` naming them all."""
+        self._ready()
         key = self._lookup.get(name) if isinstance(name, str) else None
         if key is None:
             raise InputError(f"unknown mechanism {name!r}; choose one of {', '.join(self._specs)}")
@@ -210,6 +255,7 @@ class MechanismRegistry:
         calibration: str | None = None,
         order: str = "registry",
     ) -> tuple[MechanismSpec, ...]:
+        self._ready()
         if consumer is not None and consumer not in CONSUMERS:
             raise ValueError(f"unknown consumer {consumer!r}; choose one of {', '.join(CONSUMERS)}")
         if calibration is not None and calibration not in LABELS:
@@ -239,12 +285,15 @@ class MechanismRegistry:
         )
 
     def __iter__(self) -> Iterator[MechanismSpec]:
+        self._ready()
         return iter(tuple(self._specs.values()))
 
     def __len__(self) -> int:
+        self._ready()
         return len(self._specs)
 
     def __contains__(self, name: object) -> bool:
+        self._ready()
         return isinstance(name, str) and name in self._lookup
 
 
@@ -252,9 +301,209 @@ class MechanismRegistry:
 REGISTRY = MechanismRegistry()
 
 
-def register_mechanism(spec: MechanismSpec) -> MechanismSpec:
-    """Register ``spec`` in :data:`REGISTRY` (duplicate names or alias clashes: ``ValueError``)."""
-    return REGISTRY.register(spec)
+def register_mechanism(
+    name: str | MechanismSpec,
+    factory: type[ScaledMechanism] | str | None = None,
+    *,
+    radial: Any = None,
+    sampler: Sampler | None = None,
+    torch_sampler: TorchSampler | None = None,
+    profile: Profile | None = None,
+    claim: Claim | None = None,
+    description: str = "",
+    consumers: Iterable[str] = CONSUMERS,
+    aliases: Iterable[str] = (),
+    scale_name: str = "scale",
+    min_dim: int | None = None,
+    replace: bool = False,
+) -> MechanismSpec:
+    """Register a noise mechanism; its name then works everywhere a built-in one does.
+
+    Give exactly one of:
+
+    * ``factory``: a :class:`~product_noise.mechanisms.base.ScaledMechanism` subclass (or a
+      ``"module:attribute"`` path to one) written by hand;
+    * ``radial``: ``radial(dim) -> SGG``, the unit-scale radius law of a spherically symmetric
+      noise: exact profile, calibration and the verified DP-SGD accountant come for free;
+    * ``sampler`` (NumPy, ``sampler(rng, n, dim) -> (n, dim)`` at unit scale; optionally
+      ``torch_sampler``) with ``profile(eps, dim, noise_multiplier) -> δ``, a proven profile at
+      shift norm ≤ 1 for both orders of every neighbouring pair: figures are ``verified`` by
+      that proof;
+    * ``sampler`` alone (optionally ``claim(epsilon, delta, dim) -> noise_multiplier``): the
+      mechanism is ``unverified`` everywhere, and auditable.
+
+    The class is probed before it is registered (:func:`~product_noise.mechanisms.custom.
+    check_family`): sampler shapes, dtypes and seeding, profile values in [0, 1] and monotone.
+
+    Parameters
+    ----------
+    name : str or MechanismSpec
+        Lower-case registry name (letters, digits, ``_``; the dash spelling is added as an
+        alias), or a ready :class:`MechanismSpec` (then no other argument).
+    factory, radial, sampler, torch_sampler, profile, claim
+        The law, as above.
+    description : str
+        One line for ``--help`` and the mechanism table.
+    consumers : iterable of str, default all
+        Where the name is offered (:data:`CONSUMERS`).
+    aliases : iterable of str
+        More accepted spellings.
+    scale_name : str, default "scale"
+        Name of the scale parameter.
+    min_dim : int, optional
+        Smallest supported dimension.
+    replace : bool, default False
+        Replace a user mechanism already registered under ``name``.
+
+    Returns
+    -------
+    spec : MechanismSpec
+        What was registered.
+
+    Raises
+    ------
+    InputError
+        A bad name, a clash, a wrong combination of arguments, or a probe that failed.
+
+    Examples
+    --------
+    >>> from product_noise import register_mechanism
+    >>> from product_noise.mechanisms import SGG
+    >>> spec = register_mechanism("my_l2", radial=lambda d: SGG(d, d - 1.0, 1.0, 1.0))
+    >>> spec.calibration
+    'verified'
+    >>> _ = unregister_mechanism("my_l2")
+    """
+    if isinstance(name, MechanismSpec):
+        return REGISTRY.register(name, replace=replace)
+    if not isinstance(name, str) or not name:
+        raise InputError(f"mechanism name must be a non-empty string, got {name!r}")
+    if factory is not None:
+        if any(x is not None for x in (radial, sampler, torch_sampler, profile, claim)):
+            raise InputError(f"mechanism {name!r}: give factory= or a law, not both")
+        cls = _resolve_factory(name, factory)
+    else:
+        cls = make_family(
+            name,
+            radial=radial,
+            sampler=sampler,
+            torch_sampler=torch_sampler,
+            profile=profile,
+            claim=claim,
+            scale_name=scale_name,
+            min_dim=min_dim,
+        )
+    check_family(cls)
+    label = VERIFIED if cls.provable else UNVERIFIED
+    dash = name.replace("_", "-")
+    extra = tuple(a for a in aliases if a != dash)
+    try:
+        spec = MechanismSpec(
+            name,
+            cls,
+            description or f"user mechanism {cls.__name__}",
+            label,
+            frozenset(consumers),
+            aliases=((dash,) if dash != name else ()) + extra,
+            claim="user" if getattr(cls, "claim", None) is not None else "",
+            rank=100 + len(REGISTRY),
+        )
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    return REGISTRY.register(spec, replace=replace)
+
+
+def _resolve_factory(name: str, factory: type[ScaledMechanism] | str) -> type[ScaledMechanism]:
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as err:
+            raise InputError(f"cannot import mechanism factory {factory!r}: {err}") from err
+    if not (isinstance(factory, type) and issubclass(factory, ScaledMechanism)):
+        raise InputError(
+            f"factory of mechanism {name!r} must be a ScaledMechanism subclass, got {factory!r}"
+        )
+    if factory.name != name:
+        factory = type(factory.__name__, (factory,), {"name": name})
+    return factory
+
+
+def unregister_mechanism(name: str) -> MechanismSpec:
+    """Remove a user-registered mechanism from :data:`REGISTRY` (built-ins cannot be removed)."""
+    return REGISTRY.unregister(name)
+
+
+def load_plugins(registry: MechanismRegistry | None = None) -> list[str]:
+    """Load the mechanisms third-party packages ship in the :data:`ENTRY_POINT_GROUP` group.
+
+    Each entry point names a callable run with no argument: it registers its mechanisms (with
+    :func:`register_mechanism`) or returns a :class:`MechanismSpec` to register. Runs once, on
+    the registry's first use; a plugin that fails is skipped with a :class:`RuntimeWarning`
+    naming it (one broken package does not take the others down).
+
+    Returns
+    -------
+    names : list of str
+        The entry points loaded.
+    """
+    from importlib.metadata import entry_points
+
+    registry = REGISTRY if registry is None else registry
+    loaded = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            got = ep.load()()
+            if isinstance(got, MechanismSpec):
+                registry.register(got)
+        except Exception as err:  # a third party's bug: report and go on
+            warnings.warn(
+                f"mechanism plugin {ep.name!r} ({ep.value}) failed to load: {err}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            continue
+        loaded.append(ep.name)
+    return loaded
+
+
+def import_plugins(plugins: Iterable[str]) -> list[str]:
+    """Import user mechanisms named on a command line or in a config (``plugins = [...]``).
+
+    Each item is a module (imported: registering at import time) or ``"module:callable"`` (the
+    callable is then run with no argument, like an entry point). Unlike :func:`load_plugins`, a
+    failure is the user's own input and raises.
+
+    Parameters
+    ----------
+    plugins : iterable of str
+        Module paths, optionally with ``:callable``.
+
+    Returns
+    -------
+    names : list of str
+        The names newly registered.
+
+    Raises
+    ------
+    InputError
+        A module that cannot be imported, a missing or failing callable.
+    """
+    before = set(REGISTRY.names())
+    for item in plugins:
+        module, _, attr = str(item).partition(":")
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as err:
+            raise InputError(f"cannot import mechanism plugin {item!r}: {err}") from err
+        if attr:
+            fn = getattr(mod, attr, None)
+            if not callable(fn):
+                raise InputError(f"mechanism plugin {item!r}: {module} has no callable {attr!r}")
+            got = fn()
+            if isinstance(got, MechanismSpec):
+                REGISTRY.register(got)
+    return [n for n in REGISTRY.names() if n not in before]
 
 
 def get_mechanism(name: str) -> MechanismSpec:
@@ -328,7 +577,13 @@ def _register_builtins() -> None:
             rank=1,
         ),
     ):
-        register_mechanism(spec)
+        REGISTRY.register(_as_builtin(spec))
+
+
+def _as_builtin(spec: MechanismSpec) -> MechanismSpec:
+    from dataclasses import replace
+
+    return replace(spec, builtin=True)
 
 
 _register_builtins()
