@@ -2,8 +2,9 @@
 AMP and PPSSGD, with product noise and the strongest baselines.
 
 See :mod:`product_noise.erm.estimators` for the estimators, :mod:`product_noise.erm.objective`
-for every formula, and :mod:`product_noise.erm.noise` for the Gamma-norm law and the verified
-objective-perturbation bound.
+for every formula, and :mod:`product_noise.erm.noise` for the Gamma-norm law, the verified
+objective-perturbation bound and the resolution of ``noise=`` (any name of the live
+:func:`noise_choices`, including user mechanisms registered after import, or a class).
 """
 
 from .estimators import (
@@ -17,7 +18,10 @@ from .estimators import (
 from .losses import HuberLoss, LogisticLoss, make_loss
 from .noise import (
     NOISES,
+    ErmNoise,
     GammaNorm,
+    check_noise_for_method,
+    noise_choices,
     objective_delta,
     objective_delta_gaussian,
     objective_epsilon,
@@ -25,6 +29,8 @@ from .noise import (
     objective_verified,
     output_noise,
     release_figures,
+    resolve_noise,
+    unverified_reason,
 )
 from .objective import (
     AMPPlan,
@@ -42,6 +48,11 @@ from .solvers import ERMSolution, minimize_erm, ppssgd
 __all__ = [
     "METHODS",
     "NOISES",
+    "noise_choices",
+    "resolve_noise",
+    "check_noise_for_method",
+    "unverified_reason",
+    "ErmNoise",
     "ERMPrivacy",
     "PrivacyLeakWarning",
     "PrivateLogisticRegression",

@@ -22,8 +22,15 @@ privately with one of four methods:
 
 ``noise`` is any core mechanism (``gaussian`` analytic, ``classic_gaussian``, ``product``
 verified calibration, ``product_paper`` the paper's ``σ = Δt/ε`` with ``k = 1000`` unless
-``noise_params`` says otherwise, ``l2``) or ``gamma``, CMS11's pure-ε Gamma-norm noise. Noise is
-never replaced by another law.
+``noise_params`` says otherwise, ``l2``), ``gamma``, CMS11's pure-ε Gamma-norm noise, or a user
+mechanism (:func:`product_noise.register_mechanism`, by name or alias, even after import; or a
+:class:`~product_noise.mechanisms.base.ScaledMechanism` subclass). Noise is never replaced by
+another law. A user's radial law works with every method (it is spherical); a sampler with a
+proven profile, or a sampler only, works with ``"output"`` and ``"ppssgd"`` and is refused by
+``"objective"`` and ``"amp"``, whose bound needs the noise's radial density. A sampler only
+(*unverified*) is scaled by its user's claim, else at the verified Gaussian's σ for the same
+target (:data:`~product_noise.mechanisms.MATCHED_TO_GAUSSIAN`), with a
+:class:`~product_noise.privacy.PrivacyWarning`; its ``privacy_`` has no verified figure.
 
 Data bound: rows are projected to L2 norm ``data_norm``; when it is not given it is computed from
 the data, which leaks privacy, and :class:`PrivacyLeakWarning` is raised (as in diffprivlib). The
@@ -32,7 +39,9 @@ every other coordinate, so the norm bound used by every formula is ``R = √(dat
 Multi-class targets are fitted one-vs-rest with ``ε/K`` and ``δ/K`` per class (basic composition).
 
 After ``fit``, ``privacy_`` (:class:`ERMPrivacy`) holds the claimed and verified figures
-(:class:`~product_noise.privacy.PrivacyFigure`) and the norms of the noise actually drawn.
+(:class:`~product_noise.privacy.PrivacyFigure`; ``verified`` is ``None`` and ``unverified`` says
+why for a sampler-only mechanism) and the norms of the noise actually drawn;
+``privacy_report_`` is the same as a :class:`~product_noise.privacy.PrivacyReport`.
 """
 
 from __future__ import annotations
@@ -54,11 +63,13 @@ from ..privacy import PrivacyFigure, PrivacyReport, PrivacyWarning
 from ..validation import check_delta, check_epsilon, check_positive, check_positive_int
 from .losses import MarginLoss, make_loss
 from .noise import (
-    _check_noise,
+    check_noise_for_method,
     objective_noise,
     objective_verified,
     output_noise,
     release_figures,
+    resolve_noise,
+    unverified_reason,
 )
 from .objective import (
     amp_iyengar_sigma,
@@ -92,14 +103,19 @@ class ERMPrivacy:
     Attributes
     ----------
     method, noise:
-        The estimator's ``method`` and ``noise``.
+        The estimator's ``method`` and the registry name of its ``noise``.
     claimed:
         The figure the method/noise calibration states (Gaussian classic, paper formula, CMS11
-        pure ε, or the target of a verified calibration), composed over the K one-vs-rest models.
+        pure ε, a user's claimed formula, or the target of a verified calibration), composed
+        over the K one-vs-rest models; ``None`` when nothing is claimed (an unverified
+        mechanism run at the Gaussian's scale).
     verified:
         Computed from the exact privacy of the noise actually added (exact profile for output
         noise, the objective-perturbation bound of :mod:`product_noise.erm.noise` for objective
-        noise), composed over parts and models by basic composition.
+        noise), composed over parts and models by basic composition. ``None`` for an unverified
+        mechanism (a sampler without a proven profile), never a stand-in figure.
+    unverified:
+        Why there is no verified figure (empty when there is one).
     noise_norms:
         Per binary model, the Euclidean norm of each noise vector drawn (``"output"`` and/or
         ``"objective"``).
@@ -111,17 +127,27 @@ class ERMPrivacy:
         The row-norm bound ``R`` (including the intercept feature) used by every formula.
     data_norm_from_data:
         Whether ``R`` was computed from the data (a privacy leak).
+
+    Raises
+    ------
+    ValueError
+        If both a verified figure and an ``unverified`` reason are given, or neither.
     """
 
     method: str
     noise: str
-    claimed: PrivacyFigure
-    verified: PrivacyFigure
+    claimed: PrivacyFigure | None
+    verified: PrivacyFigure | None
     noise_norms: list[dict[str, float]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
     mechanisms: dict[str, Mechanism] = field(default_factory=dict)
     data_norm: float = 1.0
     data_norm_from_data: bool = False
+    unverified: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.verified is None) == (not self.unverified):
+            raise ValueError("ERMPrivacy holds a verified figure or an unverified reason, not both")
 
     @property
     def noise_norm(self) -> float:
@@ -131,21 +157,37 @@ class ERMPrivacy:
     @property
     def report(self) -> PrivacyReport:
         """The verified and claimed figures as one :class:`~product_noise.privacy.PrivacyReport`
-        (the same figure objects as :attr:`verified` and :attr:`claimed`)."""
+        (the same figure objects as :attr:`verified` and :attr:`claimed`; an unverified
+        mechanism gives ``verified=None`` and the reason in ``unverified``)."""
         return PrivacyReport(
             self.verified,
             () if self.claimed is None else (self.claimed,),
             source=f"product_noise.erm ({self.method} perturbation)",
             what=f"{self.method} perturbation with {self.noise} noise",
+            unverified=self.unverified,
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able copy: labelled figures (``verified`` is ``None`` when unverified), the
+        reason, the mechanisms' configs and the norms."""
+        return {
+            "method": self.method,
+            "noise": self.noise,
+            "claimed": None if self.claimed is None else self.claimed.to_dict(),
+            "verified": None if self.verified is None else self.verified.to_dict(),
+            "unverified": self.unverified,
+            "noise_norm": self.noise_norm,
+            "mechanisms": {k: m.config() for k, m in self.mechanisms.items()},
+            "data_norm": self.data_norm,
+            "data_norm_from_data": self.data_norm_from_data,
+        }
+
     def __str__(self) -> str:
-        lines = [
-            f"{self.method} perturbation with {self.noise} noise",
-            f"  {self.claimed}",
-            f"  {self.verified}",
-            f"  noise norm drawn: {self.noise_norm:.4g}",
-        ]
+        lines = [f"{self.method} perturbation with {self.noise} noise"]
+        if self.unverified:
+            lines.append(f"  unverified: {self.unverified}")
+        lines += [f"  {f}" for f in (self.claimed, self.verified) if f is not None]
+        lines.append(f"  noise norm drawn: {self.noise_norm:.4g}")
         if self.data_norm_from_data:
             lines.append("  WARNING: data_norm computed from the data (privacy leak)")
         return "\n".join(lines)
@@ -162,8 +204,8 @@ def _compose(figs: list[PrivacyFigure], label: str, what: str) -> PrivacyFigure:
     )
 
 
-def _times(fig: PrivacyFigure, k: int) -> PrivacyFigure:
-    if k == 1:
+def _times(fig: PrivacyFigure | None, k: int) -> PrivacyFigure | None:
+    if k == 1 or fig is None:
         return fig
     return PrivacyFigure(
         fig.epsilon * k,
@@ -286,7 +328,7 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
         check_positive("lam", self.lam)
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
-        _check_noise(self.noise)
+        check_noise_for_method(self.noise, self.method, self.noise_params)
         if self.data_norm is not None:
             check_positive("data_norm", self.data_norm)
         check_positive("intercept_scaling", self.intercept_scaling)
@@ -313,6 +355,17 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        InputError
+            A bad parameter, before any computation: e.g. an unknown ``noise``, or a noise
+            without a radial density for ``method="objective"``/``"amp"``.
+
+        Warns
+        -----
+        PrivacyWarning
+            Once per fit for an unverified noise (a sampler without a proven profile).
 
         On any error the estimator keeps the fitted state it had before (or stays unfitted).
         """
@@ -363,7 +416,7 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = np.array([m.get("n_iter", 0) for m in models])
         self.privacy_ = ERMPrivacy(
             method=self.method,
-            noise=self.noise,
+            noise=plan["noise"],
             claimed=_times(plan["claimed"], k_models),
             verified=_times(plan["verified"], k_models),
             noise_norms=norms_drawn,
@@ -371,6 +424,7 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
             mechanisms=plan["mechanisms"],
             data_norm=R,
             data_norm_from_data=from_data,
+            unverified=plan.get("unverified", ""),
         )
         return self
 
@@ -415,11 +469,14 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
         self, n: int, dim: int, R: float, loss: MarginLoss, eps: float, delta: float
     ) -> dict[str, Any]:
         """Calibrate the noise once (it is the same for every one-vs-rest model)."""
+        noise = check_noise_for_method(self.noise, self.method, self.noise_params)
         if self.method in ("output", "ppssgd"):
-            return self._plan_output(n, dim, R, eps, delta)
-        if self.method == "objective":
-            return self._plan_objective(n, dim, R, loss, eps, delta)
-        return self._plan_amp(n, dim, R, loss, eps, delta)
+            plan = self._plan_output(n, dim, R, eps, delta)
+        elif self.method == "objective":
+            plan = self._plan_objective(n, dim, R, loss, eps, delta)
+        else:
+            plan = self._plan_amp(n, dim, R, loss, eps, delta)
+        return {**plan, "noise": noise.name}
 
     def _plan_output(self, n: int, dim: int, R: float, eps: float, delta: float) -> dict[str, Any]:
         """Output perturbation (``"output"``, and ``"ppssgd"``'s noisy SGD result)."""
@@ -429,13 +486,18 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
         else:
             sens = ppssgd_sensitivity(n, lam, R, float(self.sgd_radius))
         mech = output_noise(self.noise, eps, delta, dim, sens, self.noise_params)
+        info = {"sensitivity": sens, "lam": lam, "epsilon": eps, "delta": delta}
+        if not getattr(mech, "provable", True):
+            # a sampler without a proof: its claim (if any), no verified figure, and why
+            return {
+                "mechanisms": {"output": mech},
+                "claimed": mech.claimed(),
+                "verified": None,
+                "unverified": unverified_reason(mech),
+                "info": info,
+            }
         claim, ver = release_figures(mech, eps, delta)
-        return {
-            "mechanisms": {"output": mech},
-            "claimed": claim,
-            "verified": ver,
-            "info": {"sensitivity": sens, "lam": lam, "epsilon": eps, "delta": delta},
-        }
+        return {"mechanisms": {"output": mech}, "claimed": claim, "verified": ver, "info": info}
 
     def _plan_objective(
         self, n: int, dim: int, R: float, loss: MarginLoss, eps: float, delta: float
@@ -533,7 +595,7 @@ class _PrivateLinearClassifier(ClassifierMixin, BaseEstimator):
         self, plan: Any, dim: int
     ) -> tuple[Mechanism, PrivacyFigure, PrivacyFigure]:
         """AMP's output noise: (mechanism, claimed figure, verified figure)."""
-        if self.noise == "classic_gaussian":
+        if resolve_noise(self.noise).name == "classic_gaussian":
             sigma = amp_iyengar_sigma(plan.out_sensitivity, plan.eps_out, plan.delta_out)
             out: Mechanism = Gaussian(dim, sigma, plan.out_sensitivity)
             claim_out = PrivacyFigure(
@@ -647,7 +709,10 @@ class PrivateLogisticRegression(_PrivateLinearClassifier):
     epsilon, delta : float
         Total privacy budget (ε > 0, 0 < δ < 1; δ is unused by ``noise="gamma"``, which is pure).
     method : {"output", "objective", "amp", "ppssgd"}
-    noise : {"gaussian", "classic_gaussian", "product", "product_paper", "l2", "gamma"}
+    noise : str or type of ScaledMechanism
+        ``"gaussian"``, ``"classic_gaussian"``, ``"product"``, ``"product_paper"``, ``"l2"``,
+        ``"gamma"``, any name (or alias) registered for ERM (live:
+        :func:`~product_noise.erm.noise.noise_choices`), or a mechanism class.
     noise_params : dict, optional
         Extra arguments of the noise (``{"k": ...}`` or ``{"target_delta": ...}`` for
         ``product_paper``).

@@ -42,15 +42,16 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from ..mechanisms.registry import mechanism_names
 from ..privacy import PrivacyFigure
 from ..validation import InputError
+from .noise import NOISES, check_noise_for_method, noise_choices
 
 __all__ = [
     "ALGORITHMS",
     "EPSILONS",
     "LOSSES",
     "NOISE_CHOICES",
+    "noise_choices",
     "GRIDS",
     "FIXED",
     "Run",
@@ -66,8 +67,9 @@ __all__ = [
 
 ALGORITHMS = ("output", "objective", "amp", "amp-nt", "ppssgd")
 LOSSES = ("LR", "SVM")
-#: the ERM noises of the registry (:data:`product_noise.erm.noise.NOISES`)
-NOISE_CHOICES = mechanism_names("erm")
+#: the package's own ERM noises (:data:`product_noise.erm.noise.NOISES`); :func:`run_gridsearch`
+#: accepts every name of the live :func:`noise_choices`, including mechanisms registered later
+NOISE_CHOICES = NOISES
 EPSILONS = (0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0)
 #: Huber parameter of dpml-benchmark's Huber-SVM (``lossfunctions/huber_svm.py``)
 HUBER_H = 0.1
@@ -231,7 +233,7 @@ def non_private_accuracy(
 def run_gridsearch(
     algorithm: str,
     loss: str,
-    noise: str,
+    noise: str | type,
     X_train: Any,
     y_train: np.ndarray,
     X_test: Any,
@@ -251,8 +253,10 @@ def run_gridsearch(
     algorithm : {"output", "objective", "amp", "amp-nt", "ppssgd"}
     loss : {"LR", "SVM"}
         Logistic regression or Huber-SVM (``h = 0.1`` as dpml).
-    noise : str
-        One of :data:`NOISE_CHOICES`.
+    noise : str or type of ScaledMechanism
+        A name of :func:`noise_choices` (or an alias, e.g. a user mechanism registered after
+        import), or a mechanism class; refused before any fit if it cannot serve
+        ``algorithm`` (objective perturbation and AMP need a spherical law).
     X_train, y_train, X_test, y_test :
         The split (dense or CSR).
     dataset : str
@@ -274,7 +278,9 @@ def run_gridsearch(
         A fit that fails (e.g. AMP cannot reach its gradient tolerance) is recorded with
         accuracy NaN and its error in ``status``.
     """
-    eps_list, configs = _check_grid_args(algorithm, loss, noise, X_train, X_test, epsilons, repeats)
+    eps_list, configs, noise_name = _check_grid_args(
+        algorithm, loss, noise, X_train, X_test, epsilons, repeats
+    )
     n_train = int(X_train.shape[0])
     delta = 1.0 / n_train**2
     runs: list[Run] = []
@@ -317,7 +323,7 @@ def run_gridsearch(
         algorithm=algorithm,
         dataset=dataset,
         loss=loss,
-        noise=noise,
+        noise=noise_name,
         epsilons=eps_list,
         configs=configs,
         repeats=int(repeats),
@@ -337,26 +343,27 @@ def run_gridsearch(
 def _check_grid_args(
     algorithm: str,
     loss: str,
-    noise: str,
+    noise: str | type,
     X_train: Any,
     X_test: Any,
     epsilons: Sequence[float],
     repeats: int,
-) -> tuple[list[float], list[dict[str, Any]]]:
-    """Check the arguments of :func:`run_gridsearch`; returns the ε list and the grid."""
+) -> tuple[list[float], list[dict[str, Any]], str]:
+    """Check the arguments of :func:`run_gridsearch`; returns the ε list, the grid and the
+    noise's registry name."""
     from ..validation import check_epsilon
 
     if loss not in LOSSES:
         raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-    if noise not in NOISE_CHOICES:
-        raise InputError(f"noise must be one of {', '.join(NOISE_CHOICES)}, got {noise!r}")
+    configs = grid_for(algorithm)
+    method = _estimator_kwargs(algorithm, {})["method"]
+    noise_name = check_noise_for_method(noise, method, None).name
     eps_list = [float(check_epsilon(e)) for e in epsilons]
     if int(repeats) < 1:
         raise InputError(f"repeats must be >= 1, got {repeats}")
-    configs = grid_for(algorithm)
     if algorithm == "ppssgd" and (sparse.issparse(X_train) or sparse.issparse(X_test)):
         raise InputError("ppssgd needs dense features; this dataset is sparse")
-    return eps_list, configs
+    return eps_list, configs, noise_name
 
 
 def _fit_and_score(

@@ -33,7 +33,8 @@ References
 from __future__ import annotations
 
 import math
-from typing import Any
+import warnings
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import special
@@ -46,18 +47,24 @@ from ..accounting.calibrate import (
     smallest_scale,
 )
 from ..mechanisms import GammaNorm, Gaussian, Mechanism, ProductNoise, calibrate
-from ..mechanisms.base import SphericalMechanism
+from ..mechanisms.base import ScaledMechanism, SphericalMechanism
+from ..mechanisms.custom import MATCHED_TO_GAUSSIAN
 from ..mechanisms.product import claimed_delta, paper_t
-from ..mechanisms.registry import get_mechanism, mechanism_names
+from ..mechanisms.registry import REGISTRY, mechanism_names, mechanism_specs
 from ..mechanisms.spherical import SGG
-from ..privacy import CLAIMED, VERIFIED, PrivacyFigure
+from ..privacy import CLAIMED, UNVERIFIED, VERIFIED, PrivacyFigure, PrivacyWarning
 from ..validation import InputError, check_delta, check_dimension, check_epsilon, check_positive
 from .objective import amp_iyengar_sigma
 
 __all__ = [
     "GammaNorm",
     "NOISES",
+    "ErmNoise",
+    "noise_choices",
+    "resolve_noise",
+    "check_noise_for_method",
     "output_noise",
+    "unverified_reason",
     "objective_noise",
     "objective_delta",
     "objective_delta_gaussian",
@@ -65,27 +72,141 @@ __all__ = [
     "release_figures",
 ]
 
-#: noise names accepted by the estimators (the registry's ``erm`` consumer)
-NOISES = mechanism_names("erm")
+#: the package's own ERM noises (built-in, import time); what the estimators accept is the live
+#: :func:`noise_choices`, which includes mechanisms registered later
+NOISES: tuple[str, ...] = tuple(s.name for s in mechanism_specs("erm") if s.builtin)
+#: the methods whose noise enters the objective (they need the noise's density)
+OBJECTIVE_METHODS = ("objective", "amp")
 
 _P_CUT = 1e-20
 _V_MIN = 1e-30
 
 
-def _make(name: str, dim: int, scale: float, sensitivity: float) -> SphericalMechanism:
-    cls: type[SphericalMechanism] = get_mechanism(_check_noise(name)).load()  # type: ignore[assignment]
-    return cls(dim, scale, sensitivity)
+def noise_choices() -> tuple[str, ...]:
+    """The noise names the ERM estimators accept now: the registry's ``erm`` consumer.
+
+    Read at each call, so a mechanism registered after import (:func:`register_mechanism`) is
+    included.
+
+    Returns
+    -------
+    names : tuple of str
+        Registry names in registration order (aliases, e.g. dash spellings, are accepted too).
+    """
+    return mechanism_names("erm")
 
 
-def _check_noise(name: object) -> str:
-    if not isinstance(name, str) or name not in NOISES:
-        raise InputError(f"noise must be one of {', '.join(NOISES)}; got {name!r}")
-    return name
+class ErmNoise(NamedTuple):
+    """A resolved ``noise=``: its registry name, its class and the label of its calibration."""
+
+    #: registry name (or the class' own ``name`` for an unregistered class)
+    name: str
+    #: the mechanism class
+    cls: type[Mechanism]
+    #: ``verified``, ``claimed`` (a built-in formula) or ``unverified`` (a sampler only)
+    calibration: str
+
+
+def resolve_noise(noise: object) -> ErmNoise:
+    """Resolve an estimator's ``noise``: a registered name or alias, or a mechanism class.
+
+    Parameters
+    ----------
+    noise : str or type of ScaledMechanism
+        A name (or alias) registered for the ``erm`` consumer, or a
+        :class:`~product_noise.mechanisms.base.ScaledMechanism` subclass (registered or not; its
+        calibration label follows its :attr:`~ScaledMechanism.provable`).
+
+    Returns
+    -------
+    resolved : ErmNoise
+        Name, class and calibration label.
+
+    Raises
+    ------
+    InputError
+        An unknown name, a name not offered to ERM, an instance, or another type.
+    """
+    if isinstance(noise, str):
+        if noise in REGISTRY:
+            spec = REGISTRY.get(noise)
+            if "erm" in spec.consumers:
+                return ErmNoise(spec.name, spec.load(), spec.calibration)
+        raise InputError(f"noise must be one of {', '.join(noise_choices())}; got {noise!r}")
+    if isinstance(noise, type) and issubclass(noise, ScaledMechanism):
+        for spec in mechanism_specs("erm"):
+            if spec.calibration != CLAIMED and spec.mechanism is noise:
+                return ErmNoise(spec.name, noise, spec.calibration)
+        return ErmNoise(noise.name, noise, VERIFIED if noise.provable else UNVERIFIED)
+    if isinstance(noise, Mechanism):
+        raise InputError(
+            f"noise must be a mechanism name or class, not an instance ({noise!r}): the "
+            "estimator calibrates the scale for its own epsilon, delta and sensitivity"
+        )
+    raise InputError(
+        f"noise must be one of {', '.join(noise_choices())} or a ScaledMechanism subclass; "
+        f"got {noise!r}"
+    )
+
+
+def _spherical_only(method: str, resolved: ErmNoise) -> None:
+    """Refuse a non-spherical law for a method whose privacy proof needs its density."""
+    if issubclass(resolved.cls, SphericalMechanism):
+        return
+    has = (
+        "only a sampler"
+        if resolved.calibration == UNVERIFIED
+        else "a sampler and a privacy profile, no radial law"
+    )
+    raise InputError(
+        f"method={method!r} needs a spherically symmetric noise law with a known density (its "
+        "privacy loss is a density ratio at a data-dependent shift, which a privacy profile "
+        f"does not bound); mechanism {resolved.name!r} has {has}: use method='output' or "
+        "'ppssgd', or register the law with radial="
+    )
+
+
+def check_noise_for_method(noise: object, method: str, params: dict[str, Any] | None) -> ErmNoise:
+    """Resolve ``noise`` and check it can serve ``method`` with ``params`` (before any fit).
+
+    Parameters
+    ----------
+    noise : str or type of ScaledMechanism
+        As :func:`resolve_noise`.
+    method : str
+        The estimator's method (``output``, ``objective``, ``amp``, ``ppssgd``).
+    params : dict or None
+        The estimator's ``noise_params`` (only the built-in claimed formulas take any).
+
+    Returns
+    -------
+    resolved : ErmNoise
+        As :func:`resolve_noise`.
+
+    Raises
+    ------
+    InputError
+        An unknown noise; ``noise_params`` for a mechanism without parameters; a noise law
+        without a density for ``objective``/``amp``.
+    """
+    resolved = resolve_noise(noise)
+    if params and not _is_builtin(resolved):
+        raise InputError(
+            f"noise_params are for the built-in formulas; mechanism {resolved.name!r} takes "
+            f"none, got {sorted(params)}"
+        )
+    if method in OBJECTIVE_METHODS:
+        _spherical_only(method, resolved)
+    return resolved
+
+
+def _is_builtin(resolved: ErmNoise) -> bool:
+    return resolved.name in REGISTRY and REGISTRY.get(resolved.name).builtin
 
 
 # ------------------------------------------------------------------------- output perturbation
 def output_noise(
-    name: str,
+    name: str | type[ScaledMechanism],
     epsilon: float,
     delta: float,
     dim: int,
@@ -94,16 +215,18 @@ def output_noise(
 ) -> Mechanism:
     """The mechanism added to a query of L2 sensitivity ``sensitivity`` for target (ε, δ).
 
-    ``gaussian``/``product``/``l2`` are the verified least-noise members (core ``calibrate``);
-    ``classic_gaussian`` is Dwork–Roth's σ (claimed; warns for ε ≥ 1); ``product_paper`` is the
-    paper's ``σ = Δ t/ε`` with ``k`` from ``params`` (default ``k = 1000``, as the official
-    ERM code);
-    ``gamma`` is pure ε-DP (δ unused).
+    A verified class (``gaussian``, ``product``, ``l2``, a user's radial law or proven profile)
+    is its own least-noise member (its ``calibrate``); ``classic_gaussian`` is Dwork–Roth's σ
+    (claimed; warns for ε ≥ 1); ``product_paper`` is the paper's ``σ = Δ t/ε`` with ``k`` from
+    ``params`` (default ``k = 1000``, as the official ERM code); ``gamma`` is pure ε-DP (δ
+    unused). An unverified sampler is scaled by its user's claim when it has one, else at the
+    verified Gaussian's σ for the same target (:data:`MATCHED_TO_GAUSSIAN`), with a
+    :class:`PrivacyWarning` either way (:func:`unverified_reason` says which).
 
     Parameters
     ----------
-    name : str
-        One of :data:`NOISES`.
+    name : str or type of ScaledMechanism
+        A name of :func:`noise_choices` (or an alias), or a mechanism class.
     epsilon : float
         Target ε > 0.
     delta : float
@@ -114,7 +237,7 @@ def output_noise(
         L2 sensitivity Δ of the released vector (e.g. :func:`output_sensitivity`).
     params : dict, optional
         Extra keyword arguments of the family's calibration (``k``, ``q``, ``target_delta`` for
-        ``product_paper``); must be empty for ``gamma``.
+        ``product_paper``); must be empty otherwise.
 
     Returns
     -------
@@ -123,24 +246,66 @@ def output_noise(
 
     Raises
     ------
-    ValueError
+    InputError
         If ``name`` is unknown or an argument is out of range.
     TypeError
-        If ``params`` are given for ``gamma``.
+        If ``params`` are given to a family without parameters.
+
+    Warns
+    -----
+    PrivacyWarning
+        For an unverified mechanism: nothing about its privacy is proven.
     """
-    name = _check_noise(name)
+    resolved = resolve_noise(name)
     params = dict(params or {})
-    if name == "gamma":
-        if params:
-            raise TypeError(f"unexpected noise_params for 'gamma': {sorted(params)}")
-        return GammaNorm.calibrate(epsilon, delta, dim, sensitivity)
-    if name == "product_paper" and "k" not in params and "target_delta" not in params:
-        params["k"] = 1000.0
-    return calibrate(name, epsilon, delta, dim, sensitivity, **params)
+    if resolved.calibration == CLAIMED:
+        if resolved.name == "product_paper" and "k" not in params and "target_delta" not in params:
+            params["k"] = 1000.0
+        return calibrate(resolved.name, epsilon, delta, dim, sensitivity, **params)
+    if params:
+        raise TypeError(f"unexpected noise_params for {resolved.name!r}: {sorted(params)}")
+    cls: type[ScaledMechanism] = resolved.cls  # type: ignore[assignment]
+    if resolved.calibration != UNVERIFIED:
+        return cls.calibrate(epsilon, delta, dim, sensitivity)
+    if getattr(cls, "claim", None) is not None:
+        mech = cls.calibrate(epsilon, delta, dim, sensitivity)
+    else:
+        sigma = Gaussian.calibrate_scale(epsilon, delta, dim, sensitivity)
+        mech = cls(dim, sigma, sensitivity)
+    warnings.warn(
+        f"unverified output noise: {unverified_reason(mech)}",
+        PrivacyWarning,
+        stacklevel=2,
+    )
+    return mech
+
+
+def unverified_reason(mech: Mechanism) -> str:
+    """Why ``mech`` (an unverified mechanism) has no verified figure, and how it was scaled.
+
+    Parameters
+    ----------
+    mech : Mechanism
+        A member of a class with ``provable = False``.
+
+    Returns
+    -------
+    reason : str
+        One line for :attr:`~product_noise.privacy.PrivacyReport.unverified`.
+    """
+    how = (
+        "scaled by its user's claimed formula (unproven)"
+        if mech.claimed() is not None
+        else MATCHED_TO_GAUSSIAN
+    )
+    return (
+        f"mechanism {mech.name!r} is a sampler without a proven privacy profile; {how} "
+        f"({mech.describe()}); audit it for an empirical lower bound"
+    )
 
 
 def release_figures(mech: Mechanism, epsilon: float, delta: float) -> tuple[PrivacyFigure, ...]:
-    """(claimed, verified) figures of one release of ``mech``.
+    """(claimed, verified) figures of one release of ``mech`` (a provable mechanism).
 
     The claim is the mechanism's own (classic Gaussian, paper formula, Gamma pure) or, for a
     verified calibration, the target it was calibrated to. The verified figure is ε at the
@@ -159,6 +324,11 @@ def release_figures(mech: Mechanism, epsilon: float, delta: float) -> tuple[Priv
         Labelled ``"claimed"``.
     verified : PrivacyFigure
         Labelled ``"verified"``.
+
+    Raises
+    ------
+    UnverifiedError
+        If ``mech`` is unverified (it has no verified figure; see :func:`unverified_reason`).
     """
     claim = mech.claimed()
     if claim is None:
@@ -173,7 +343,12 @@ def release_figures(mech: Mechanism, epsilon: float, delta: float) -> tuple[Priv
 
 
 # ------------------------------------------------------------------------- objective perturbation
-def _law_of(mech: SphericalMechanism) -> SGG:
+def _law_of(mech: Mechanism) -> SGG:
+    if not isinstance(mech, SphericalMechanism):
+        raise InputError(
+            f"objective perturbation needs a spherically symmetric law with a known density; "
+            f"mechanism {mech.name!r} has no radial law"
+        )
     return mech.law
 
 
@@ -328,10 +503,15 @@ def objective_epsilon(
 
 
 def _calibrate_objective_scale(
-    name: str, epsilon: float, delta: float, dim: int, shift: float, jacobian: float
+    cls: type[SphericalMechanism],
+    epsilon: float,
+    delta: float,
+    dim: int,
+    shift: float,
+    jacobian: float,
 ) -> float:
     """Smallest scale with ``objective_delta(ε) ≤ δ`` (Brent search on the log-scale, safe end)."""
-    unit = _make(name, dim, 1.0, shift).law
+    unit = cls(dim, 1.0, shift).law
 
     def delta_of(scale: float) -> float:
         return float(objective_delta(unit.scaled(scale), shift, epsilon, jacobian))
@@ -347,7 +527,7 @@ def _calibrate_objective_scale(
 
 
 def objective_noise(
-    name: str,
+    name: str | type[ScaledMechanism],
     epsilon: float,
     delta: float,
     dim: int,
@@ -364,12 +544,16 @@ def objective_noise(
       (claim (ε, δ));
     * ``product_paper``: the paper's ``σ = shift · t/(ε − J)`` (``k`` default 1000), claim
       ``(ε, paper δ(ε − J))``, as the official AMP code;
-    * ``gaussian``, ``l2``, ``product``: least scale whose :func:`objective_delta` ≤ δ at ε.
+    * any other spherical law (``gaussian``, ``l2``, ``product``, a user's radial law): least
+      scale whose :func:`objective_delta` ≤ δ at ε.
+
+    A law without a radial density (a user's sampler, with or without a profile) is refused:
+    the bound of the module docstring needs the density.
 
     Parameters
     ----------
-    name : str
-        One of :data:`NOISES`.
+    name : str or type of ScaledMechanism
+        A name of :func:`noise_choices` (or an alias), or a mechanism class.
     epsilon : float
         Budget ε > 0 of the objective part (including ``J``).
     delta : float
@@ -392,63 +576,82 @@ def objective_noise(
 
     Raises
     ------
-    ValueError
-        If ``name`` is unknown, an argument is out of range or ``J ≥ ε``.
+    InputError
+        If ``name`` is unknown or not spherical, an argument is out of range or ``J ≥ ε``.
     TypeError
         On unexpected ``params``.
     NoBracketFoundError
         If no finite scale reaches the target.
     """
-    name = _check_noise(name)
+    resolved = check_noise_for_method(name, "objective", None)
     epsilon = check_epsilon(epsilon)
     delta = check_delta(delta)
     dim = check_dimension(dim)
     params = dict(params or {})
     en = epsilon - jacobian
     if en <= 0:
-        raise ValueError(
+        raise InputError(
             f"the Jacobian term {jacobian:.4g} uses the whole budget {epsilon:.4g}; "
             "increase lam or epsilon"
         )
-    if name == "gamma":
-        mech = GammaNorm(dim, shift / en, shift)
+    cls: type[SphericalMechanism] = resolved.cls  # type: ignore[assignment]
+    if resolved.calibration == CLAIMED:
+        return _objective_claimed(resolved.name, epsilon, delta, dim, shift, en, params)
+    if params:
+        raise TypeError(f"unexpected noise_params for {resolved.name!r}: {sorted(params)}")
+    if issubclass(cls, GammaNorm):
+        mech: SphericalMechanism = cls(dim, shift / en, shift)
         return mech, PrivacyFigure(
             epsilon, 0.0, CLAIMED, "objective perturbation with Gamma-norm noise (CMS11 Alg. 2)"
         )
-    if name == "classic_gaussian":
-        mech = Gaussian(dim, amp_iyengar_sigma(shift, en, delta), shift)
-        return mech, PrivacyFigure(
-            epsilon, delta, CLAIMED, "Gaussian objective noise, Iyengar et al. 2019 sigma"
-        )
-    if name == "product_paper":
-        k = float(params.pop("k", 1000.0))
-        q = params.pop("q", None)
-        if params:
-            raise TypeError(f"unexpected noise_params for 'product_paper': {sorted(params)}")
-        sigma = shift * paper_t(dim, k, q) / en
-        mech = ProductNoise(dim, sigma, shift)
-        mech.paper = {
-            "epsilon0": en,
-            "k": k,
-            "q": dim / 2.0 if q is None else float(q),
-            "t": paper_t(dim, k, q),
-            "claimed_delta": claimed_delta(en, dim, k, q),
-        }
-        return mech, PrivacyFigure(
-            epsilon,
-            mech.paper["claimed_delta"],
-            CLAIMED,
-            f"product-noise paper formula at eps_p={en:.4g}, k={k:g} (official AMP code)",
-        )
-    if params:
-        raise TypeError(f"unexpected noise_params for {name!r}: {sorted(params)}")
-    scale = _calibrate_objective_scale(name, epsilon, delta, dim, shift, jacobian)
-    mech = _make(name, dim, scale, shift)
+    scale = _calibrate_objective_scale(cls, epsilon, delta, dim, shift, jacobian)
+    mech = cls(dim, scale, shift)
     return mech, PrivacyFigure(
         epsilon,
         delta,
         CLAIMED,
         f"target of verified objective-perturbation calibration of {mech}",
+    )
+
+
+def _objective_claimed(
+    name: str,
+    epsilon: float,
+    delta: float,
+    dim: int,
+    shift: float,
+    en: float,
+    params: dict[str, Any],
+) -> tuple[SphericalMechanism, PrivacyFigure]:
+    """The built-in claimed formulas of objective noise (``en = ε − J``); see
+    :func:`objective_noise`."""
+    if name == "classic_gaussian":
+        if params:
+            raise TypeError(f"unexpected noise_params for {name!r}: {sorted(params)}")
+        mech: SphericalMechanism = Gaussian(dim, amp_iyengar_sigma(shift, en, delta), shift)
+        return mech, PrivacyFigure(
+            epsilon, delta, CLAIMED, "Gaussian objective noise, Iyengar et al. 2019 sigma"
+        )
+    if name != "product_paper":
+        raise InputError(f"no objective-perturbation formula for the claimed mechanism {name!r}")
+    k = float(params.pop("k", 1000.0))
+    q = params.pop("q", None)
+    if params:
+        raise TypeError(f"unexpected noise_params for 'product_paper': {sorted(params)}")
+    sigma = shift * paper_t(dim, k, q) / en
+    prod = ProductNoise(dim, sigma, shift)
+    prod.paper = {
+        "epsilon0": en,
+        "k": k,
+        "q": dim / 2.0 if q is None else float(q),
+        "t": paper_t(dim, k, q),
+        "claimed_delta": claimed_delta(en, dim, k, q),
+    }
+    return prod, PrivacyFigure(
+        epsilon,
+        prod.paper["claimed_delta"],
+        CLAIMED,
+        f"product-noise paper formula at eps_p={en:.4g}, k={k:g} (official AMP code)",
     )
 
 
