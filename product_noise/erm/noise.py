@@ -1,6 +1,18 @@
 """Noise for ERM: the CMS11 Gamma-norm law, and the calibration of any core mechanism for output
 perturbation and for objective perturbation.
 
+Which noises
+------------
+``noise=`` is resolved when it is used (:func:`resolve_noise`), from the registry's ``erm``
+names (:func:`noise_choices`, live: a mechanism registered after import works) or a
+:class:`~product_noise.mechanisms.base.ScaledMechanism` subclass. Output perturbation is generic:
+a verified class is calibrated by its own ``calibrate`` (exact profile of a spherical law, or a
+user's proven profile); a sampler-only (*unverified*) class is scaled by its user's claim, else
+at the verified Gaussian's σ for the same target, and gets no verified figure. Objective
+perturbation (and AMP's objective part) needs the density of a spherical law (below), so it
+takes :class:`~product_noise.mechanisms.base.SphericalMechanism` classes only — a user's radial
+law among them — and refuses other laws (:func:`check_noise_for_method`).
+
 Objective perturbation with general spherical noise (verified bound)
 --------------------------------------------------------------------
 The perturbed problem ``min J_D(θ) + bᵀθ`` (``b`` in the units of the averaged objective) has the
