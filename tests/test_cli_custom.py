@@ -217,3 +217,33 @@ def test_mechanisms_command_labels_user_rows(plugin, capsys, tmp_path) -> None:
     cells = [c.strip() for c in md_row.strip("|").split("|")]
     assert cells[3] == "unverified" and cells[9] == "unverified"  # label; verified δ column
     assert "lap is unverified" in " ".join(printed.split())
+
+
+def test_bad_plugin_in_the_environment_is_one_line_exit_2(plugin, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("PRODUCT_NOISE_PLUGINS", "i17_broken_noise")
+    assert main(["mechanisms", "--help"]) == 2
+    assert "i17_broken_noise" in _one_error_line(capsys.readouterr().err)
+
+
+def test_a_broken_entry_point_plugin_is_one_warning_line(capsys, monkeypatch) -> None:
+    import warnings
+
+    from product_noise.cli import plugins
+
+    def specs_with_a_broken_plugin(*args, **kwargs):
+        msg = "mechanism plugin 'x' (x:y) failed to load: boom"
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        return ()
+
+    monkeypatch.setattr(plugins, "mechanism_specs", specs_with_a_broken_plugin)
+    assert plugins.load_cli_plugins([]) == []
+    err = capsys.readouterr().err
+    assert err == "warning: mechanism plugin 'x' (x:y) failed to load: boom\n"
+
+
+def test_gridsearch_offers_user_erm_noises(capsys) -> None:
+    from product_noise.cli import build_parser
+
+    register_mechanism("my_l2", radial=lambda d: SGG(d, d - 1.0, 1.0, 1.0))
+    args = build_parser().parse_args(["gridsearch", "output", "adult", "LR", "--noise", "my-l2"])
+    assert args.noise == "my_l2"
