@@ -155,8 +155,8 @@ class _DPSGDRun:
         return -float(self.mech.law.privacy_loss(np.array(rn), np.array(-u), self.canary_norm))
 
     def run(self, present: bool, trials: int, steps: int, pbar: Any = None) -> np.ndarray:
-        """Scores of ``trials`` independent runs: the summed per-step log-likelihood ratios
-        (white box) or the canary's final logit margin (final model)."""
+        """Scores of ``trials`` independent runs: the summed per-step scores of
+        :meth:`_step_score` (white box) or the canary's final logit margin (final model)."""
         import torch
 
         white = self.threat_model == "white-box"

@@ -39,7 +39,9 @@ log-likelihood ratio of the noise law, which for every spherical law ``n = R·H`
 For the Gaussian it is increasing in ``Σ_t ⟨r_t, e_j⟩``; for product noise (one half-normal
 radius, ``g(ρ) = −(M−1) ln ρ − ρ²/2σ²``) it exploits the revealed scale (``product_noise_paper.md``
 §4). The audit therefore tests the accounting of the noise actually added, through the real
-training code. The score is computed in float64 (the model is float64).
+training code. A user's mechanism that is not spherical has no radius law: its score is
+``Σ_t ⟨r_t, e_j⟩`` (:mod:`product_noise.audit.dpsgd`), and an unverified one gets this lower
+bound and no verified figure. The score is computed in float64 (the model is float64).
 
 Threat model (DP-SGD): final model only, input canary (``threat_model="final-model"``)
 -------------------------------------------------------------------------------------
