@@ -8,11 +8,14 @@ bound" beside both. It can refute a claim, and a verified figure must never fall
 ``dpsgd``     canary audits of real DP-SGD runs through :class:`product_noise.PrivacyEngine`
 ``dpmix``     the canary audit of a DPMix release
 ``training``  :func:`audit_training`: one audit of either kind, with its claimed and verified ε
-``result``    :class:`TrainingAuditResult`, the mechanisms the training audit accepts
+``result``    :class:`TrainingAuditResult`, :func:`audit_mechanisms` (what the training audit
+              accepts, user mechanisms included)
 ``report``    the training-audit table, Markdown, CSV and plot
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .bounds import (
     EpsilonLowerBound,
@@ -21,7 +24,7 @@ from .bounds import (
     epsilon_lower_bound,
 )
 from .report import format_markdown, results_table, write_report
-from .result import MECHANISMS, TrainingAuditResult
+from .result import TrainingAuditResult, audit_mechanisms
 from .sampler import TESTS, AuditResult, audit_mechanism
 from .training import audit_training
 
@@ -33,10 +36,17 @@ __all__ = [
     "clopper_pearson_upper",
     "EpsilonLowerBound",
     "epsilon_lower_bound",
-    "MECHANISMS",
+    "audit_mechanisms",
     "TrainingAuditResult",
     "audit_training",
     "results_table",
     "format_markdown",
     "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``MECHANISMS``, formerly an import-time constant: now a live view of the registry
+    if name == "MECHANISMS":
+        return audit_mechanisms()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

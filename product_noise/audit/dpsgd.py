@@ -2,6 +2,15 @@
 
 Threat models (white box with a Dirac gradient canary; final model with an input canary) and
 the validity argument are described in :mod:`product_noise.audit.training`.
+
+Any registered ``audit`` mechanism can be audited, a user's included. A spherical one (a radial
+law) is scored by the exact log-likelihood ratio of its radius law; another (a user's sampler,
+with or without a proven profile) has no density to take a ratio of, so the white-box score is
+the recovered noise's projection on the canary direction, ``Σ_t ⟨r_t, e_j⟩`` (the Gaussian's
+Neyman–Pearson statistic; any fixed statistic gives a valid bound, only its power varies). An
+unverified mechanism gets no verified figure, and unless a noise multiplier is given it is run
+at the one the verified Gaussian needs for the target
+(:data:`~product_noise.mechanisms.MATCHED_TO_GAUSSIAN`).
 """
 
 from __future__ import annotations
@@ -11,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..privacy import CLAIMED, VERIFIED, PrivacyFigure
+from ..mechanisms import MATCHED_TO_GAUSSIAN, Gaussian, SphericalMechanism, get_mechanism
+from ..privacy import CLAIMED, UNVERIFIED, VERIFIED, PrivacyFigure
 from ..validation import (
     check_positive,
 )
@@ -22,7 +32,12 @@ _CANARY_GRAD = 1e6  # forced pre-clipping gradient value of the Dirac canary (�
 
 
 def _noise_family(mechanism: str) -> str:
-    return "product" if mechanism == "product-paper" else mechanism
+    """The engine's ``noise=`` name of an audited mechanism (registry name, underscores)."""
+    return "product" if mechanism == "product-paper" else get_mechanism(mechanism).name
+
+
+def _provable(mechanism: str) -> bool:
+    return bool(getattr(get_mechanism(_noise_family(mechanism)).load(), "provable", True))
 
 
 class _DPSGDRun:
@@ -129,15 +144,22 @@ class _DPSGDRun:
             others = torch.cat([z[:y], z[y + 1 :]])
             return float(z[y] - others.max())
 
+    def _step_score(self, r: Any, j: int) -> float:
+        """One step's white-box score of the recovered noise ``r``: the exact log-likelihood
+        ratio ``log f(r − C' e_j) − log f(r)`` for a spherical law, else ``⟨r, e_j⟩``."""
+        if not isinstance(self.mech, SphericalMechanism):
+            return float(r[j])
+        rn = float(r.norm())
+        u = float(r[j]) / rn
+        # log f(r − c e_j) − log f(r) = −L(‖r‖, −⟨r,e_j⟩/‖r‖; c)
+        return -float(self.mech.law.privacy_loss(np.array(rn), np.array(-u), self.canary_norm))
+
     def run(self, present: bool, trials: int, steps: int, pbar: Any = None) -> np.ndarray:
-        """Scores of ``trials`` independent runs: the summed per-step log-likelihood ratios
-        (white box) or the canary's final logit margin (final model)."""
+        """Scores of ``trials`` independent runs: the summed per-step scores of
+        :meth:`_step_score` (white box) or the canary's final logit margin (final model)."""
         import torch
 
         white = self.threat_model == "white-box"
-
-        law = self.mech.law
-        c = self.canary_norm
         j = self.dim - 1  # the Dirac coordinate: the last parameter value (a bias)
         last = self.params[-1]
         scores = np.empty(trials)
@@ -165,10 +187,7 @@ class _DPSGDRun:
                 after = self._flat()
                 with torch.no_grad():
                     r = (before - after) * (self.B / self.lr) - self._known_clipped_sum(before)
-                rn = float(r.norm())
-                u = float(r[j]) / rn
-                # log f(r − c e_j) − log f(r) = −L(‖r‖, −⟨r,e_j⟩/‖r‖; c)
-                total -= float(law.privacy_loss(np.array(rn), np.array(-u), c))
+                total += self._step_score(r, j)
             scores[trial] = total if white else self._final_margin()
             if pbar is not None:
                 pbar.update(1)
@@ -193,13 +212,20 @@ def _dpsgd_noise_kwargs(
         kw = {"noise": "product", "epsilon0": eps0, "target_delta0": delta0}
         return kw, {"epsilon0": eps0, "target_delta0": delta0, "sensitivity": "add_remove"}
     family = _noise_family(mechanism)
+    provable = _provable(mechanism)
     if noise_multiplier is None:
+        # an unverified mechanism has no profile to calibrate on: the verified Gaussian's
+        calibrated = FAMILIES[family] if provable else Gaussian
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Opacus' RDP order warning (start guess)
             nm = calibrate_verified_noise_multiplier(
-                FAMILIES[family], epsilon, delta, dim=dim, sample_rate=1.0, steps=steps
+                calibrated, epsilon, delta, dim=dim, sample_rate=1.0, steps=steps
             )
-        how = f"calibrated: verified ε = {epsilon:g} at δ = {delta:g}"
+        how = (
+            f"calibrated: verified ε = {epsilon:g} at δ = {delta:g}"
+            if provable
+            else f"{UNVERIFIED}, {MATCHED_TO_GAUSSIAN} (ε = {epsilon:g}, δ = {delta:g})"
+        )
     else:
         nm = check_positive("noise_multiplier", noise_multiplier)
         how = "given"
@@ -280,11 +306,14 @@ def _canary_scores(
     return scores, run
 
 
-def _verified_figure(run: _DPSGDRun, steps: int, delta: float) -> PrivacyFigure:
-    """The verified ε of ``steps`` full-batch steps of the run's mechanism at ``delta``."""
+def _verified_figure(run: _DPSGDRun, steps: int, delta: float) -> PrivacyFigure | None:
+    """The verified ε of ``steps`` full-batch steps of the run's mechanism at ``delta``
+    (``None`` for an unverified mechanism: nothing is proven, and no other figure stands in)."""
     from ..accounting.pld import verified_epsilon
 
     mech = run.mech  # sensitivity = C: add/remove with shift C
+    if not getattr(mech, "provable", True):
+        return None
     if steps == 1:  # one full-batch step: ε(δ) of the exact profile itself, no composition
         eps_v = float(mech.epsilon(delta))
         how = "exact profile (sup over shift norms ≤ C), add/remove, one full-batch step"
@@ -357,6 +386,7 @@ def audit_dpsgd(
         settings["k"] = paper["k"]
         claimed = _claimed_product(settings, steps, len(run.y))
     bound = epsilon_lower_bound(scores[True], scores[False], delta=delta, confidence=confidence)
+    spherical = isinstance(run.mech, SphericalMechanism) or threat_model != "white-box"
     return TrainingAuditResult(
         mechanism=mechanism,
         bound=bound,
@@ -365,8 +395,9 @@ def audit_dpsgd(
         trials=trials,
         steps=steps,
         threat_model=_THREATS[threat_model],
-        statistic=_STATISTICS[threat_model],
+        statistic=_STATISTICS[threat_model] if spherical else _PROJECTION,
         settings=settings,
+        unverified=_NO_PROOF if verified is None else "",
     )
 
 
@@ -376,6 +407,11 @@ _THREATS = {
     "final-model": "final model only: input canary (all-ones image, label 0), all other records "
     "known, full-batch DP-SGD through product_noise.PrivacyEngine",
 }
+_PROJECTION = (
+    "Σ_t ⟨r_t, e_j⟩, the recovered noise's projection on the canary direction (the mechanism "
+    "is not spherical: no radius law to take a likelihood ratio of)"
+)
+_NO_PROOF = "a sampler without a proven privacy profile: no verified ε"
 _STATISTICS = {
     "white-box": "Σ_t exact log-likelihood ratio of the noise law at the recovered noise",
     "final-model": "logit margin z_y − max_{k≠y} z_k of the canary at the final model",

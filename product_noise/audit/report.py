@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..privacy import UNVERIFIED
 from .result import TrainingAuditResult
 
 _TABLE_COLUMNS = (
@@ -50,13 +51,16 @@ def format_markdown(results: Sequence[TrainingAuditResult]) -> str:
     lines = [
         f"Every figure at δ = {d:g}; empirical lower bounds at {100 * conf:g}% confidence. The "
         "claimed ε is compared with the lower bound at the claim's own δ. The ceiling is the "
-        "largest bound the number of evaluation trials allows (perfect separation).",
+        "largest bound the number of evaluation trials allows (perfect separation). An "
+        "unverified mechanism (a user's sampler with no proven profile) has no verified ε.",
         "",
         "| " + " | ".join(h for _, h in _TABLE_COLUMNS) + " |",
         "|" + "|".join("---" for _ in _TABLE_COLUMNS) + "|",
     ]
     for r in results:
         row = {**r.to_row(), "target": r.target}
+        if r.verified is None:  # said in words, never a number in its place
+            row["verified_epsilon"] = UNVERIFIED
         lines.append("| " + " | ".join(_fmt(row[k]) for k, _ in _TABLE_COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
@@ -71,26 +75,32 @@ def _plot(results: Sequence[TrainingAuditResult], path: Path) -> None:
     finite = [
         v
         for r in results
-        for v in (r.bound.epsilon_lower, r.verified.epsilon, r.claimed and r.claimed.epsilon)
+        for v in (
+            r.bound.epsilon_lower,
+            r.verified and r.verified.epsilon,
+            r.claimed and r.claimed.epsilon,
+        )
         if v is not None and math.isfinite(v)
     ]
-    top = max(finite, default=1.0) * 3.0
+    top = max((v for v in finite if v > 0), default=1.0) * 3.0  # all zero: no empty axis
     for i, r in enumerate(results):
         first = i == 0
         ax.bar(i, r.bound.epsilon_lower, width=0.5, color="tab:red", alpha=0.7,
                label="empirical lower bound" if first else None)  # fmt: skip
         ax.plot(i, r.bound.ceiling, marker="_", ms=18, color="grey", ls="none",
                 label="finite-sample ceiling" if first else None)  # fmt: skip
-        v = r.verified.epsilon
-        ax.plot(i, min(v, top), marker="^" if math.isinf(v) else "o", color="tab:green",
-                ls="none", label="verified (▲ = inf)" if first else None)  # fmt: skip
+        if r.verified is not None:  # an unverified row has no verified marker
+            v = r.verified.epsilon
+            ax.plot(i, min(v, top), marker="^" if math.isinf(v) else "o", color="tab:green",
+                    ls="none", label="verified (▲ = inf)")  # fmt: skip
         if r.claimed is not None and math.isfinite(r.claimed.epsilon):
             ax.plot(i, r.claimed.epsilon, marker="o", mfc="none", ms=9, color="tab:blue",
                     ls="none", label="claimed")  # fmt: skip
     ax.set_yscale("symlog", linthresh=0.1)
     ax.set_ylim(0, top * 1.5)
     labels = [
-        f"{r.mechanism}\n{r.settings.get('threat_model', '')}\nT={r.steps}\n{r.target}"
+        f"{r.mechanism}{f' ({UNVERIFIED})' if r.verified is None else ''}\n"
+        f"{r.settings.get('threat_model', '')}\nT={r.steps}\n{r.target}"
         for r in results
     ]
     ax.set_xticks(np.arange(len(results)), labels, fontsize=7)

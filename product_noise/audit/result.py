@@ -1,5 +1,6 @@
 """The result of a training audit: one row of the report (:class:`TrainingAuditResult`), the
-mechanism names the audit accepts, and the data the canary audits train on."""
+mechanism names the audit accepts (:func:`audit_mechanisms`), and the data the canary audits
+train on."""
 
 from __future__ import annotations
 
@@ -10,17 +11,28 @@ from typing import Any
 import numpy as np
 
 from ..mechanisms.registry import mechanism_names
-from ..privacy import CLAIMED, VERIFIED, PrivacyFigure
+from ..privacy import CLAIMED, UNVERIFIED, VERIFIED, PrivacyFigure
 from .bounds import EpsilonLowerBound
 
-__all__ = ["MECHANISMS", "TrainingAuditResult", "digits_sample"]
+__all__ = ["audit_mechanisms", "MATCHED", "TrainingAuditResult", "digits_sample"]
 
-#: mechanisms :func:`~product_noise.audit.audit_training` can audit: the registry's audited
-#: noises (harness order, dash spelling) and DPMix
-MECHANISMS: tuple[str, ...] = (
-    *mechanism_names("audit", spelling="dash", order="harness"),
-    "dpmix",
-)
+#: the calibration-target label of an unverified mechanism run at the noise of the verified
+#: Gaussian for the target (:data:`~product_noise.mechanisms.MATCHED_TO_GAUSSIAN`)
+MATCHED = "Gaussian-matched"
+
+
+def audit_mechanisms() -> tuple[str, ...]:
+    """The mechanisms :func:`~product_noise.audit.audit_training` can audit, read now: the
+    registry's audited noises (harness order, dash spelling; user mechanisms included) and
+    DPMix."""
+    return (*mechanism_names("audit", spelling="dash", order="harness"), "dpmix")
+
+
+def __getattr__(name: str) -> Any:
+    # ``MECHANISMS``, formerly an import-time constant: now a live view of the registry
+    if name == "MECHANISMS":
+        return audit_mechanisms()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -30,11 +42,12 @@ class TrainingAuditResult:
     Attributes
     ----------
     mechanism : str
-        One of :data:`MECHANISMS`.
+        One of :func:`audit_mechanisms`.
     bound : EpsilonLowerBound
         The empirical lower bound at ``delta``.
-    verified : PrivacyFigure
-        The verified (ε, δ) of exactly what was run, at ``delta``.
+    verified : PrivacyFigure or None
+        The verified (ε, δ) of exactly what was run, at ``delta``; ``None`` for an unverified
+        mechanism (a user's sampler without a proven profile), never a stand-in figure.
     claimed : PrivacyFigure or None
         The claimed figure (product noise at the paper's calibration, DPMix' thesis formula).
     trials, steps : int
@@ -46,6 +59,8 @@ class TrainingAuditResult:
         calibrated noise also ``target_epsilon`` and its ``target_label`` (see :attr:`target`).
     seconds : float
         Wall-clock time of the audit.
+    unverified : str
+        Why there is no verified figure (set exactly when ``verified`` is ``None``).
     """
 
     mechanism: str
@@ -58,6 +73,18 @@ class TrainingAuditResult:
     statistic: str
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
+    unverified: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.verified is None) != bool(self.unverified):
+            raise ValueError(
+                "an audit has a verified figure or says why not (unverified), not both"
+            )
+
+    @property
+    def privacy_label(self) -> str:
+        """``verified`` (the row has a verified ε) or ``unverified`` (it has none)."""
+        return UNVERIFIED if self.verified is None else VERIFIED
 
     @property
     def delta(self) -> float:
@@ -69,7 +96,9 @@ class TrainingAuditResult:
 
     @property
     def target(self) -> str:
-        """The calibration target of the row, e.g. ``"verified ε = 2"`` (``"given noise"``)."""
+        """The calibration target of the row, e.g. ``"verified ε = 2"``, ``"Gaussian-matched ε =
+        2"`` (an unverified mechanism at the verified Gaussian's noise for ε = 2) or ``"given
+        noise"``."""
         eps = self.settings.get("target_epsilon")
         if eps is None:
             return "given noise"
@@ -87,7 +116,12 @@ class TrainingAuditResult:
         """A plain sentence on the row."""
         lb = self.bound.epsilon_lower
         conf = f"{100 * self.confidence:g}%"
-        if lb > self.verified.epsilon:
+        if self.verified is None:
+            parts = [
+                f"{UNVERIFIED}: no verified ε; the empirical lower bound is the only privacy "
+                "evidence (no upper bound is proven)"
+            ]
+        elif lb > self.verified.epsilon:
             parts = [
                 f"lower bound > verified at {conf} confidence: INCONSISTENT, the accounting or "
                 "the training code is wrong"
@@ -116,7 +150,8 @@ class TrainingAuditResult:
             "delta": self.delta,
             "confidence": self.confidence,
             "empirical_lower_bound_epsilon": self.bound.epsilon_lower,
-            "verified_epsilon": self.verified.epsilon,
+            "privacy_label": self.privacy_label,
+            "verified_epsilon": None if self.verified is None else self.verified.epsilon,
             "claimed_epsilon": None if self.claimed is None else self.claimed.epsilon,
             "claimed_delta": None if self.claimed is None else self.claimed.delta,
             "lower_bound_at_claimed_delta": self.claimed_bound,
@@ -139,9 +174,10 @@ class TrainingAuditResult:
 
     def __str__(self) -> str:
         claimed = "" if self.claimed is None else f"; {self.claimed}"
+        upper = f"{UNVERIFIED} ({self.unverified})" if self.verified is None else self.verified
         what = [self.settings.get("threat_model", ""), self.target, f"T = {self.steps}"]
         head = f"{self.mechanism} ({', '.join(w for w in what if w)})"
-        return f"{head}: {self.bound}; {self.verified}{claimed} => {self.verdict}"
+        return f"{head}: {self.bound}; {upper}{claimed} => {self.verdict}"
 
 
 def digits_sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

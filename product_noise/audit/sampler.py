@@ -22,7 +22,10 @@ fixed ``S``::
 For a spherically symmetric noise law the likelihood ratio of ``x`` against ``x'`` depends on
 ``y`` only through ``⟨y, e₁⟩`` and ``‖y‖`` (``‖y − v‖² = ‖y‖² − 2Δ⟨y, e₁⟩ + Δ²``), so those two
 numbers are all the audit records per draw; they are computed from the full ``M``-dimensional
-vectors returned by the sampler.
+vectors returned by the sampler. A noise that is not spherically symmetric (a user's sampler,
+e.g. i.i.d. Laplace coordinates) is audited the same way: the two numbers are then not all the
+evidence, so the bound may be weaker than the best attack's, but every fixed set ``S`` still
+gives a valid lower bound. It is the only privacy figure of an *unverified* mechanism.
 
 Tests (families of sets ``S``)
 ------------------------------
@@ -86,7 +89,10 @@ from ..validation import (
 )
 from .bounds import clopper_pearson_lower, clopper_pearson_upper
 
-__all__ = ["AuditResult", "audit_mechanism", "TESTS"]
+__all__ = ["AuditResult", "audit_mechanism", "TESTS", "LABEL"]
+
+#: what an audit's figure is: neither claimed nor verified
+LABEL = "empirical lower bound"
 
 #: names of the distinguishing tests, in the order they are run
 TESTS: tuple[str, ...] = ("halfspace", "norm_direction")
@@ -148,7 +154,7 @@ class AuditResult:
         region = self.params.get("region", "")
         region = f" S = {{{region}}}," if region else ""
         return (
-            f"empirical lower bound (ε = {self.epsilon:.4g}, δ ≥ {self.delta_lower:.4g} at "
+            f"{LABEL} (ε = {self.epsilon:.4g}, δ ≥ {self.delta_lower:.4g} at "
             f"{100 * self.confidence:g}% confidence) [{self.test} test,{region} "
             f"P̂_x(S) = {self.p_hat:.4g}, P̂_x'(S) = {self.p_prime_hat:.4g}, "
             f"n = {self.n_samples} per hypothesis]"
@@ -160,9 +166,11 @@ class AuditResult:
         Returns
         -------
         record : dict
-            The dataclass fields by name (``params`` copied).
+            The dataclass fields by name (``params`` copied) and ``"label"``: ``"empirical
+            lower bound"`` (never ``verified``).
         """
         return {
+            "label": LABEL,
             "epsilon": self.epsilon,
             "delta_lower": self.delta_lower,
             "confidence": self.confidence,

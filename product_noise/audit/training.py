@@ -39,7 +39,9 @@ log-likelihood ratio of the noise law, which for every spherical law ``n = R·H`
 For the Gaussian it is increasing in ``Σ_t ⟨r_t, e_j⟩``; for product noise (one half-normal
 radius, ``g(ρ) = −(M−1) ln ρ − ρ²/2σ²``) it exploits the revealed scale (``product_noise_paper.md``
 §4). The audit therefore tests the accounting of the noise actually added, through the real
-training code. The score is computed in float64 (the model is float64).
+training code. A user's mechanism that is not spherical has no radius law: its score is
+``Σ_t ⟨r_t, e_j⟩`` (:mod:`product_noise.audit.dpsgd`), and an unverified one gets this lower
+bound and no verified figure. The score is computed in float64 (the model is float64).
 
 Threat model (DP-SGD): final model only, input canary (``threat_model="final-model"``)
 -------------------------------------------------------------------------------------
@@ -83,6 +85,8 @@ from __future__ import annotations
 
 import time
 
+from ..mechanisms import get_mechanism
+from ..mechanisms.registry import REGISTRY
 from ..privacy import CLAIMED, VERIFIED
 from ..validation import (
     InputError,
@@ -95,7 +99,7 @@ from ..validation import (
 from .bounds import MIN_TRIALS
 from .dpmix import audit_dpmix
 from .dpsgd import audit_dpsgd
-from .result import MECHANISMS, TrainingAuditResult
+from .result import MATCHED, TrainingAuditResult, audit_mechanisms
 
 __all__ = ["audit_training"]
 
@@ -119,27 +123,33 @@ def audit_training(
 ) -> TrainingAuditResult:
     """Audit one mechanism on real runs: a canary, ``trials`` runs with and ``trials`` without.
 
-    DP-SGD mechanisms (``"gaussian"``, ``"product-paper"``, ``"product"``, ``"l2"``) train a
-    float64 logistic regression (64 → 10, M = 650) on ``n_records`` digits for ``steps``
-    full-batch steps through :class:`product_noise.PrivacyEngine`, with a white-box Dirac
-    gradient canary (or, ``threat_model="final-model"``, an input canary scored on the final
-    model only); ``"dpmix"`` publishes ``steps`` DPMix mixes of ``dpmix_l`` records out of
-    ``n_records`` with an outlier canary. See the module docstring for both threat models and
-    why the bound is valid.
+    DP-SGD mechanisms (``"gaussian"``, ``"product-paper"``, ``"product"``, ``"l2"`` and any
+    user mechanism registered for ``audit``) train a float64 logistic regression (64 → 10,
+    M = 650) on ``n_records`` digits for ``steps`` full-batch steps through
+    :class:`product_noise.PrivacyEngine`, with a white-box Dirac gradient canary (or,
+    ``threat_model="final-model"``, an input canary scored on the final model only);
+    ``"dpmix"`` publishes ``steps`` DPMix mixes of ``dpmix_l`` records out of ``n_records``
+    with an outlier canary. See the module docstring for both threat models and why the bound
+    is valid.
 
     Parameters
     ----------
     mechanism : str
-        One of :data:`MECHANISMS`. ``"product-paper"`` is product noise at the paper's per-step
-        calibration (``sensitivity="add_remove"``, ε₀ = ``epsilon/steps``, claimed
-        δ₀ = ``delta/steps``), so that its claimed figure is (``epsilon``, ``delta``).
+        One of :func:`~product_noise.audit.result.audit_mechanisms` (the underscore spelling
+        is accepted too). An unverified user mechanism (a sampler only) gets no verified
+        figure and is run at the verified Gaussian's noise multiplier for ``epsilon``
+        (:data:`~product_noise.mechanisms.MATCHED_TO_GAUSSIAN`). ``"product-paper"`` is
+        product noise at the paper's per-step calibration (``sensitivity="add_remove"``,
+        ε₀ = ``epsilon/steps``, claimed δ₀ = ``delta/steps``), so that its claimed figure is
+        (``epsilon``, ``delta``).
     trials : int, default 1000
         Runs per world (≥ 20); half of them choose the attack threshold, half evaluate it.
     steps : int, default 1
         DP-SGD optimizer steps per run, or DPMix releases per run.
     epsilon : float, default 2.0
-        Calibration target: the verified ε at ``delta`` (gaussian, product, l2, dpmix) or the
-        claimed ε (product-paper). Ignored when ``noise_multiplier`` is given.
+        Calibration target: the verified ε at ``delta`` (gaussian, product, l2, dpmix, verified
+        user mechanisms), the claimed ε (product-paper) or the Gaussian's verified ε
+        (unverified mechanisms). Ignored when ``noise_multiplier`` is given.
     noise_multiplier : float, optional
         Use this noise instead of calibrating: σ/C (θ/C for l2) for DP-SGD, ``sigma_x`` for
         DPMix. Not for product-paper.
@@ -171,6 +181,7 @@ def audit_training(
         ε ≤ 0, ``noise_multiplier`` given for product-paper, or a threat model the mechanism
         does not have. Nothing is run then.
     """
+    mechanism = _check_mechanism(mechanism)
     threat_model = _check_threat_model(mechanism, threat_model)
     try:
         trials = check_positive_int("trials", trials, minimum=MIN_TRIALS)
@@ -220,14 +231,29 @@ def audit_training(
     res.seconds = time.perf_counter() - t0
     if noise_multiplier is None:  # the calibration target, shown in every row of the report
         res.settings["target_epsilon"] = epsilon
-        res.settings["target_label"] = CLAIMED if mechanism == "product-paper" else VERIFIED
+        res.settings["target_label"] = _target_label(mechanism, res)
     return res
 
 
+def _target_label(mechanism: str, res: TrainingAuditResult) -> str:
+    """How the calibration target of a row is labelled (claimed, verified or Gaussian-matched)."""
+    if mechanism == "product-paper":
+        return CLAIMED
+    return VERIFIED if res.verified is not None else MATCHED
+
+
+def _check_mechanism(mechanism: object) -> str:
+    """An auditable mechanism's name in the audit's (dash) spelling."""
+    known = audit_mechanisms()
+    if isinstance(mechanism, str) and mechanism not in known and mechanism in REGISTRY:
+        mechanism = get_mechanism(mechanism).dash  # product_paper → product-paper
+    if mechanism not in known:
+        raise InputError(f"unknown mechanism {mechanism!r}; choose one of {', '.join(known)}")
+    return str(mechanism)
+
+
 def _check_threat_model(mechanism: str, threat_model: str | None) -> str:
-    """The mechanism checked, and its threat model (the default one for ``None``)."""
-    if mechanism not in MECHANISMS:
-        raise InputError(f"unknown mechanism {mechanism!r}; choose one of {', '.join(MECHANISMS)}")
+    """The threat model of a checked mechanism (its default one for ``None``)."""
     allowed = ("release",) if mechanism == "dpmix" else ("white-box", "final-model")
     if threat_model is None:
         threat_model = allowed[0]

@@ -13,10 +13,15 @@ Subcommands
                 verified and claimed ε
 
 Every privacy figure printed is labelled ``claimed`` or ``verified``
-(:mod:`product_noise.privacy`); bad input (:class:`~product_noise.validation.InputError`, which
-:class:`CLIError` and the harness' ``ConfigError`` are) prints one ``error: ...`` line on stderr
-and exits 2. Any other exception is an internal error: one ``error: internal error: ...`` line and
-a hint to rerun with ``PRODUCT_NOISE_DEBUG=1`` for the traceback, exit status 1.
+(:mod:`product_noise.privacy`); a user's mechanism without a proof is ``unverified`` and gets no
+verified figure. ``--plugin MODULE[:CALLABLE]`` (repeatable, before the subcommand; or the
+``PRODUCT_NOISE_PLUGINS`` variable, comma-separated) imports user mechanisms first, so their
+names work with ``--mechanism`` (:mod:`product_noise.cli.plugins`).
+
+Bad input (:class:`~product_noise.validation.InputError`, which :class:`CLIError` and the
+harness' ``ConfigError`` are) prints one ``error: ...`` line on stderr and exits 2. Any other
+exception is an internal error: one ``error: internal error: ...`` line and a hint to rerun
+with ``PRODUCT_NOISE_DEBUG=1`` for the traceback, exit status 1.
 
 Adding a subcommand
 -------------------
@@ -40,8 +45,18 @@ from .. import __version__
 from ..validation import InputError
 from . import audit, audit_training, calibrate, compare, dpmix, erm, mechanisms
 from .command import COMMANDS, FORMATTER, CLIError, Command, Parser, error, register
+from .plugins import PLUGINS_ENV, env_plugins, load_cli_plugins, plugin_arguments, registry_help
 
-__all__ = ["main", "build_parser", "Command", "COMMANDS", "register", "CLIError", "DEBUG_ENV"]
+__all__ = [
+    "main",
+    "build_parser",
+    "Command",
+    "COMMANDS",
+    "register",
+    "CLIError",
+    "DEBUG_ENV",
+    "PLUGINS_ENV",
+]
 
 #: set to a non-empty value other than ``0`` to print the traceback of an internal error
 DEBUG_ENV = "PRODUCT_NOISE_DEBUG"
@@ -60,7 +75,16 @@ for _command in (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one subparser per registered :class:`Command`."""
+    """The top-level parser with one subparser per registered :class:`Command`.
+
+    Built at use time: the ``--mechanism`` choices and the registry listing in ``--help`` are
+    those registered when it is called (after the plugins are imported).
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        The ``product-noise`` parser.
+    """
     parser = Parser(
         prog="product-noise",
         description=textwrap.fill(
@@ -69,10 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
             "(what a paper's formula states; not a guarantee).",
             width=80,
         ),
-        epilog="Run 'product-noise COMMAND --help' for the options of one command.",
+        epilog=registry_help()
+        + "\n\nRun 'product-noise COMMAND --help' for the options of one command.",
         formatter_class=lambda prog: FORMATTER(prog, max_help_position=20),
+        allow_abbrev=False,  # --plugin is read before parsing, by its full name only
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE[:CALLABLE]",
+        help="import a module that registers mechanisms (or run its CALLABLE) before the "
+        f"command; repeatable; also ${PLUGINS_ENV}, comma-separated",
+    )
     sub = parser.add_subparsers(dest="command", title="commands")
     for cmd in COMMANDS.values():
         p = sub.add_parser(
@@ -92,19 +126,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     Parameters
     ----------
     argv:
-        Arguments without the program name (default: ``sys.argv[1:]``).
+        Arguments without the program name (default: ``sys.argv[1:]``). The plugins of
+        ``PRODUCT_NOISE_PLUGINS`` and of the ``--plugin`` options before the subcommand are
+        imported before the parser is built.
 
     Returns
     -------
     int
-        0 on success, 2 on bad input (:class:`~product_noise.validation.InputError`: one
-        ``error: ...`` line on stderr), 1 on other failures reported by a subcommand and on an
-        internal error (any other exception: ``error: internal error: <type>: <message>`` and a
-        hint; with ``PRODUCT_NOISE_DEBUG=1`` the traceback too), 130 when interrupted by Ctrl-C,
-        143 by SIGTERM in a subcommand that handles it (``compare``): 128 + the signal's number.
+        0 on success, 2 on bad input (:class:`~product_noise.validation.InputError`, a plugin
+        that fails to import included: one ``error: ...`` line on stderr), 1 on other
+        failures reported by a subcommand and on an internal error (any other exception:
+        ``error: internal error: <type>: <message>`` and a hint; with ``PRODUCT_NOISE_DEBUG=1``
+        the traceback too), 130 when interrupted by Ctrl-C, 143 by SIGTERM in a subcommand
+        that handles it (``compare``): 128 + the signal's number.
     """
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        load_cli_plugins([*env_plugins(), *plugin_arguments(argv, COMMANDS)])
+        parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help(sys.stderr)

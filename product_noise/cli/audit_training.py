@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 from ..audit.bounds import MIN_TRIALS
-from ..audit.result import MECHANISMS
+from ..audit.result import audit_mechanisms
+from ..mechanisms.registry import REGISTRY, get_mechanism
 from ..validation import (
     check_confidence,
     check_delta,
@@ -32,16 +33,34 @@ STANDARD_PLAN: tuple[tuple[str, int, float, str], ...] = (
     ("l2", 1, 2.0, "white-box"),
     ("dpmix", 16, 8.0, "release"),
 )
+#: the rows of a mechanism without standard settings (a user's): (steps, epsilon, threat model)
+USER_ROWS: tuple[tuple[int, float, str], ...] = ((1, 2.0, "white-box"), (1, 8.0, "final-model"))
 _DEFAULT_TRIALS, _QUICK_TRIALS = 3000, 500
+
+
+def _dash_name(text: str) -> str:
+    """An argparse ``type=``: a registered spelling → the audit's dash spelling (``my-l2``)."""
+    return get_mechanism(text).dash if text in REGISTRY else text
+
+
+def _mechanisms_help() -> str:
+    labels = {s.dash: s.calibration for s in REGISTRY}
+    listed = ", ".join(f"{m} ({labels.get(m, 'verified')})" for m in audit_mechanisms())
+    return (
+        f"mechanisms to audit: {listed}; user mechanisms with --plugin before the command "
+        "(default: all, built-ins in the standard settings, user ones at T = 1, ε = 2 white box "
+        "and ε = 8 final model)"
+    ).replace("%", "%%")
 
 
 def _add_arguments(p: Any) -> None:
     p.add_argument(
         "--mechanisms",
         nargs="+",
-        choices=MECHANISMS,
+        type=_dash_name,
+        choices=audit_mechanisms(),
         default=None,
-        help="mechanisms to audit (default: all, in the standard settings)",
+        help=_mechanisms_help(),
     )
     p.add_argument(
         "--trials",
@@ -74,6 +93,21 @@ def _add_arguments(p: Any) -> None:
     p.add_argument("--out", default=None, help="output directory (default runs/audit-training-*)")
 
 
+def _plan(args: Any) -> list[tuple[str, int, float, str]]:
+    """The rows to run: the standard ones of the chosen mechanisms, :data:`USER_ROWS` for the
+    others, with the overrides of ``--steps``/``--epsilon``/``--threat-model`` applied."""
+    chosen = audit_mechanisms() if args.mechanisms is None else tuple(args.mechanisms)
+    standard = {m for m, *_ in STANDARD_PLAN}
+    rows = [r for r in STANDARD_PLAN if r[0] in chosen]
+    rows += [(m, *r) for m in chosen if m not in standard for r in USER_ROWS]
+    plan = [
+        (m, args.steps or s, args.epsilon or e, t)
+        for m, s, e, t in rows
+        if args.threat_model is None or t in (args.threat_model, "release")
+    ]
+    return list(dict.fromkeys(plan))  # overrides can make rows equal
+
+
 def _run(args: Any) -> int:
     import torch
 
@@ -90,13 +124,7 @@ def _run(args: Any) -> int:
         check_positive_int("steps", args.steps)
     if args.epsilon is not None:
         check_epsilon(args.epsilon)
-    plan = [
-        (m, args.steps or s, args.epsilon or e, t)
-        for m, s, e, t in STANDARD_PLAN
-        if (args.mechanisms is None or m in args.mechanisms)
-        and (args.threat_model is None or t in (args.threat_model, "release"))
-    ]
-    plan = list(dict.fromkeys(plan))  # overrides can make rows equal
+    plan = _plan(args)
     out = check_output_dir(args.out or f"runs/audit-training-{time.strftime('%Y%m%d-%H%M%S')}")
     results = []
     for m, s, e, t in plan:
@@ -128,7 +156,9 @@ COMMAND = Command(
         "PrivacyEngine with a white-box Dirac gradient canary; DPMix with an outlier\n"
         "canary) and turn the attack's TPR/FPR into a Clopper-Pearson lower bound on ε at\n"
         "δ. Prints it next to the verified ε and the claimed ε, with a verdict per row,\n"
-        "and writes audit_training.csv/.md/.png."
+        "and writes audit_training.csv/.md/.png. A user's unverified mechanism (a\n"
+        "sampler only) runs at the verified Gaussian's noise for the target and gets the\n"
+        "lower bound only: its verified ε column is empty and labelled unverified."
     ),
     epilog=(
         "examples:\n"

@@ -13,9 +13,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from ..erm.gridsearch import ALGORITHMS, EPSILONS, LOSSES, NOISE_CHOICES
+from ..erm.gridsearch import ALGORITHMS, EPSILONS, LOSSES
+from ..mechanisms.registry import mechanism_names
 from ..validation import check_output_dir
 from .command import CLIError, Command
+from .common import canonical_name
 from .types import EPSILON, SEED, positive_int
 
 __all__ = ["PREPROCESS_COMMAND", "GRIDSEARCH_COMMAND", "DATASETS"]
@@ -179,9 +181,11 @@ def _add_gridsearch_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--noise",
-        choices=NOISE_CHOICES,
+        type=canonical_name,
+        choices=mechanism_names("erm"),  # read when the parser is built: plugins included
         default="gaussian",
-        help="noise law (default: gaussian = analytic Gaussian)",
+        help="noise law (default: gaussian = analytic Gaussian; user mechanisms: --plugin "
+        "before the command)",
     )
     p.add_argument("--out", metavar="DIR", default="gridsearch-out", help="output directory")
     p.add_argument(

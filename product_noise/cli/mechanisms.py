@@ -68,7 +68,8 @@ def _run_mechanisms(args: argparse.Namespace) -> int:
     print(format_markdown(rows))
     print()
     print("Labels: verified = exact privacy of the noise actually added; claimed = what a paper or")
-    print("textbook formula states for that noise (not a guarantee unless its theorem holds).")
+    print("textbook formula states for that noise (not a guarantee unless its theorem holds);")
+    print("unverified = a user's sampler with no proven privacy (no verified δ; audit it).")
     print()
     print(f"wrote {csv_path}")
     print(f"wrote {md_path}")
@@ -93,6 +94,11 @@ COMMAND = Command(
           product           verified           product noise, smallest σ with exact δ(ε) ≤ δ
           product_paper     claimed (paper)    product noise at the paper's calibration,
                                                its claimed δ next to its TRUE (verified) δ
+
+        Mechanisms registered by a plugin (--plugin MODULE before the command) follow with
+        their label: verified (a radial law or a proven profile) or unverified (a sampler
+        only: no verified δ; scaled by its claimed formula if it has one, else at the
+        verified Gaussian's noise).
 
         Prints the table as Markdown and writes mechanisms.csv (full precision) and
         mechanisms.md into --out. Takes a few seconds on one CPU core."""

@@ -18,6 +18,13 @@ mechanism (``mechanism_anchors.md`` §5 and §7):
 Each row carries the paper or textbook claim (``claimed_delta``, empty for verified rows) next to
 the exact δ at ε of the noise actually added (``verified_delta``), so no figure is unlabelled.
 
+Mechanisms a user registered (:func:`product_noise.register_mechanism`) follow, with their label:
+a radial law or a proven profile is ``verified`` and calibrated on it; a sampler without a proof
+is ``unverified``: its row has no verified δ (the column is empty and the note says
+``unverified``) and its scale comes from the user's claimed formula (then ``claimed_delta`` is the
+claim) or, without one, is the verified Gaussian's (:data:`~product_noise.mechanisms.
+MATCHED_TO_GAUSSIAN`).
+
 Example
 -------
 >>> rows = mechanism_table(dims=(100,), epsilons=(1.0,))
@@ -33,25 +40,41 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..mechanisms import Mechanism, calibrate
+from ..mechanisms import MATCHED_TO_GAUSSIAN, Gaussian, Mechanism, calibrate, get_mechanism
 from ..mechanisms.registry import mechanism_specs
-from ..privacy import PrivacyWarning
+from ..privacy import UNVERIFIED, PrivacyWarning
 from ..validation import check_delta, check_dimension, check_epsilon, check_positive
 
 __all__ = [
     "COLUMNS",
-    "CALIBRATIONS",
+    "calibrations",
     "mechanism_table",
     "format_markdown",
     "summarize",
     "write_table",
 ]
 
-#: registry name → calibration label, in table order (alphabetical)
-CALIBRATIONS: dict[str, str] = {
-    spec.name: spec.table_label
-    for spec in sorted(mechanism_specs("table"), key=lambda spec: spec.name)
-}
+
+def calibrations() -> dict[str, str]:
+    """Registry name → calibration label, in table order (built-ins alphabetically, then user
+    mechanisms in registration order), read from the registry now.
+
+    Returns
+    -------
+    labels : dict of str to str
+        ``verified``, ``claimed (classic)``, ``claimed (paper)`` or ``unverified`` by name.
+    """
+    specs = mechanism_specs("table")
+    builtin = sorted((s for s in specs if s.builtin), key=lambda s: s.name)
+    return {s.name: s.table_label for s in (*builtin, *(s for s in specs if s.user))}
+
+
+def __getattr__(name: str) -> Any:
+    # ``CALIBRATIONS``, formerly an import-time constant: now a live view of the registry
+    if name == "CALIBRATIONS":
+        return calibrations()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: CSV columns, in order. ``epsilon``/``delta`` are the calibration target, labelled by
 #: ``calibration``; the privacy of the noise is in ``claimed_delta`` and ``verified_delta``.
@@ -77,6 +100,12 @@ _SCALE_SYMBOL = {"sigma": "σ", "theta": "θ"}
 
 
 def _build(name: str, epsilon: float, delta: float, dim: int, sensitivity: float) -> Mechanism:
+    spec = get_mechanism(name)
+    if spec.calibration == UNVERIFIED:
+        cls = spec.load()
+        if getattr(cls, "claim", None) is not None:  # the user's formula, labelled claimed
+            return calibrate(name, epsilon, delta, dim, sensitivity)
+        return cls(dim, Gaussian.calibrate(epsilon, delta, dim, sensitivity).sigma, sensitivity)
     if name == "classic_gaussian":
         # the row itself says "outside theorem"; the warning would only repeat it
         with warnings.catch_warnings():
@@ -85,11 +114,14 @@ def _build(name: str, epsilon: float, delta: float, dim: int, sensitivity: float
     return calibrate(name, epsilon, delta, dim, sensitivity)
 
 
-def _note(name: str, epsilon: float, claimed: float | None, verified: float) -> str:
+def _note(name: str, epsilon: float, claimed: float | None, verified: float | None) -> str:
     notes = []
+    if verified is None:
+        how = MATCHED_TO_GAUSSIAN if claimed is None else "scale from the user's claimed formula"
+        notes.append(f"{UNVERIFIED}: no proven privacy profile, no verified δ; {how}")
     if name == "classic_gaussian" and epsilon >= 1.0:
         notes.append("outside theorem (ε ≥ 1)")
-    if claimed is not None and verified > claimed:
+    if claimed is not None and verified is not None and verified > claimed:
         notes.append(f"claim false: verified δ is {verified / claimed:.3g}× the claimed δ")
     return "; ".join(notes)
 
@@ -97,7 +129,7 @@ def _note(name: str, epsilon: float, claimed: float | None, verified: float) -> 
 def _rows_for(dim: int, epsilon: float, delta: float, sensitivity: float) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     agm_norm: float | None = None
-    for name, label in CALIBRATIONS.items():
+    for name, label in calibrations().items():
         row: dict[str, Any] = dict.fromkeys(COLUMNS)
         row.update(
             M=dim,
@@ -116,7 +148,8 @@ def _rows_for(dim: int, epsilon: float, delta: float, sensitivity: float) -> lis
             continue
         claim = mech.claimed()
         claimed = None if claim is None else float(claim.delta)
-        verified = float(mech.verified(epsilon=epsilon).delta)
+        provable = getattr(mech, "provable", True)
+        verified = float(mech.verified(epsilon=epsilon).delta) if provable else None
         paper = getattr(mech, "paper", None)
         row.update(
             scale_name=mech.scale_name,
@@ -245,7 +278,7 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
             _num(r["expected_norm"]),
             _ratio(r["ratio_to_analytic_gaussian"]),
             _num(r["claimed_delta"], 3),
-            _num(r["verified_delta"], 3),
+            UNVERIFIED if r["calibration"] == UNVERIFIED else _num(r["verified_delta"], 3),
             r["note"] or "",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -296,6 +329,13 @@ def summarize(rows: Sequence[dict[str, Any]]) -> str:
             f"{100 * (1 - least['ratio_to_analytic_gaussian']):.2g}% at "
             f"M = {least['M']:,}, ε = {least['epsilon']:g}."
         )
+    unverified = sorted({r["mechanism"] for r in rows if r["calibration"] == UNVERIFIED})
+    if unverified:
+        parts.append(
+            f"{', '.join(unverified)} {'is' if len(unverified) == 1 else 'are'} {UNVERIFIED} "
+            "(a sampler without a proven privacy profile): no verified δ is shown, and only an "
+            "audit (product-noise audit) speaks to its privacy."
+        )
     classic = [r for r in rows if r["mechanism"] == "classic_gaussian" and r["epsilon"] >= 1.0]
     if classic:
         parts.append(
@@ -339,7 +379,9 @@ def write_table(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> tuple[Pa
     legend = (
         "Labels: **verified** = computed from the exact privacy profile of the noise actually "
         "added; **claimed** = what a paper or textbook formula states for that noise, reproduced "
-        "exactly (not a guarantee unless its theorem holds for that noise)."
+        "exactly (not a guarantee unless its theorem holds for that noise); **unverified** = a "
+        "user's sampler with no proven privacy: no verified δ, never a Gaussian figure in its "
+        "place."
     )
     md = (
         "# Mechanisms at equal (ε, δ)\n\n"
