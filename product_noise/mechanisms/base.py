@@ -65,6 +65,8 @@ class Mechanism(ABC):
 
     #: short registry name, e.g. ``"product"``
     name: ClassVar[str] = "mechanism"
+    #: what the verified figures are computed from (a user's profile mechanism: their proof)
+    profile_source: ClassVar[str] = "exact privacy profile"
 
     def __init__(self, dim: int, sensitivity: float = 1.0) -> None:
         self.dim = check_dimension(dim)
@@ -203,7 +205,7 @@ class Mechanism(ABC):
         """
         if (epsilon is None) == (delta is None):
             raise ValueError("give exactly one of epsilon= or delta=")
-        src = f"exact privacy profile of {self.describe()}"
+        src = f"{self.profile_source} of {self.describe()}"
         if delta is not None:
             return PrivacyFigure(self.epsilon(delta), float(delta), VERIFIED, src)
         eps = check_epsilon(epsilon)

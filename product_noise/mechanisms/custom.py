@@ -112,6 +112,7 @@ class ProfileMechanism(ScaledMechanism):
     sampler: ClassVar[Sampler]
     torch_sampler: ClassVar[TorchSampler | None] = None
     profile: ClassVar[Profile | None] = None
+    profile_source: ClassVar[str] = "the user's proven privacy profile"
     min_dim: ClassVar[int] = 1
 
     # ---------------------------------------------------------------- sampling
