@@ -383,3 +383,63 @@ def test_train_config_refuses_unknown_names_and_missing_sigma() -> None:
 def test_scaled_mechanism_base_classes_are_refused() -> None:
     with pytest.raises(InputError, match="not registered"):
         _make(ScaledMechanism, noise_multiplier=1.0)
+
+
+def test_a_gaussian_instance_takes_opacus_path_and_a_renamed_factory_resolves() -> None:
+    from product_noise.mechanisms import Gaussian
+
+    engine, _, opt = _run(Gaussian(M, 1.3), noise_multiplier=None)
+    assert engine.noise == "gaussian" and engine.accountant.mechanism() == "prv"
+    assert opt.noise_multiplier == 1.3
+    from product_noise.mechanisms.custom import make_family
+
+    own = make_family("mine", sampler=_normal, profile=_gauss_profile)
+    register_mechanism("renamed", factory=own)  # registers a subclass named "renamed"
+    engine, _, _ = _run(own, noise_multiplier=0.7)
+    assert engine.noise == "renamed" and engine.accountant.history[0].family == "renamed"
+
+
+def test_one_engine_does_not_mix_verified_and_unverified_steps() -> None:
+    register_mechanism("lap", sampler=_laplace)
+    engine, _, _ = _run("lap")
+    with pytest.raises(ValueError, match="already accounted 'unverified' steps"):
+        _run("l2", engine=engine)
+    assert engine.noise == "lap" and isinstance(engine.accountant, UnverifiedNoiseAccountant)
+    engine, _, _ = _run("l2", epochs=0)
+    engine.accountant.history = [("l2", M, 1.0, 0.125, 1)]
+    with pytest.raises(ValueError, match="already accounted 'product-verified' steps"):
+        _run("lap", engine=engine)
+
+
+def test_train_resumes_a_user_mechanism_run_from_its_checkpoint(tmp_path) -> None:
+    register_mechanism("lap", sampler=_laplace)
+
+    def run(resume: bool, stop_after: int = 0) -> list[dict]:
+        config = TrainConfig(noise="lap", sigma=1.0, epochs=2, batch_size=BATCH, lr=0.5)
+
+        def on_epoch(row: dict) -> None:
+            if row["epoch"] == stop_after:
+                raise KeyboardInterrupt  # an interrupted run: its checkpoint stays
+
+        torch.manual_seed(0)
+        return train(
+            nn.Linear(D, K),
+            _data(),
+            _data(),
+            config,
+            progress=False,
+            on_epoch=on_epoch,
+            checkpoint=tmp_path / "ckpt.pt",
+            resume=resume,
+        )
+
+    whole = run(resume=False)
+    (tmp_path / "ckpt.pt").unlink()
+    with pytest.raises(KeyboardInterrupt):
+        run(resume=False, stop_after=1)
+    resumed = run(resume=True)
+
+    def strip(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    assert strip(resumed) == strip(whole) and "lap" in resumed[-1]["unverified"]

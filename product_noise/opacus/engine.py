@@ -15,6 +15,15 @@ Change one import in an Opacus training loop::
         print(fig)        # verified (ε, δ) and the paper's claimed (ε', δ'), each labelled
 
 ``noise="gaussian"`` (the default) is Opacus' own path, unchanged. No Opacus file is patched.
+
+A mechanism of one's own works the same way once registered
+(:func:`product_noise.register_mechanism`): ``noise="<its name>"``, its class, or an instance.
+With a radial law or a proven profile its figures are verified by the same PLD accountant; with
+a sampler only it trains, but its report says ``unverified`` and no ε is given (audit it)::
+
+    register_mechanism("lap", sampler=lambda rng, n, d: rng.laplace(size=(n, d)))
+    engine.make_private(..., noise="lap", noise_multiplier=1.0)
+    print(engine.get_privacy_report(1e-5))   # unverified: ... audit it ...
 """
 
 from __future__ import annotations
@@ -228,7 +237,8 @@ def _noise_and_multiplier(
 
 
 class PrivacyEngine(_OpacusPrivacyEngine):
-    """Opacus ``PrivacyEngine`` that can add joint product noise or ℓ2-mechanism noise.
+    """Opacus ``PrivacyEngine`` that can add joint product noise, ℓ2-mechanism noise or any
+    mechanism registered for DP-SGD (:func:`~product_noise.opacus.families.noise_choices`).
 
     Parameters
     ----------
@@ -238,9 +248,10 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         approximation, reported as an ``estimate`` next to the verified PLD figure of the same
         steps, and never used to calibrate. For non-Gaussian
         noise the engine uses the verified accountant ``"product-verified"`` instead (and, for
-        the paper's calibration, also ``"product-claimed"``).
+        the paper's calibration, also ``"product-claimed"``); for noise without a proven
+        profile the ``"unverified"`` accountant, which records the steps and gives no ε.
     secure_mode:
-        Opacus' secure RNG. Supported for Gaussian noise only: the joint spherical sampler does
+        Opacus' secure RNG. Supported for Gaussian noise only: the joint noise sampler does
         not implement the floating-point-attack mitigation, so ``make_private`` refuses
         non-Gaussian noise in secure mode.
     """

@@ -92,6 +92,14 @@ def noise_family(name: str) -> type[ScaledMechanism]:
     return cls
 
 
+def _registers(registered: type, cls: type) -> bool:
+    """Whether ``registered`` is ``cls`` or the renamed subclass that
+    ``register_mechanism(name, factory=cls)`` makes of it under another name."""
+    return registered is cls or (
+        registered.__bases__ == (cls,) and registered.__name__ == cls.__name__
+    )
+
+
 def family_name(noise: Any) -> str:
     """The registry name of a DP-SGD noise given as a name, an alias or a class.
 
@@ -115,8 +123,8 @@ def family_name(noise: Any) -> str:
         noise_family(noise)
         return get_mechanism(noise).name
     if isinstance(noise, type) and issubclass(noise, ScaledMechanism):
-        owners = [s for s in _dpsgd_specs() if s.load() is noise]
-        owners.sort(key=lambda s: s.name != noise.name)  # its own name first
+        owners = [s for s in _dpsgd_specs() if _registers(s.load(), noise)]
+        owners.sort(key=lambda s: (s.load() is not noise, s.name != noise.name))
         if not owners:
             raise _unknown(
                 f"noise class {noise.__name__} is not registered for DP-SGD (accountants and "
