@@ -443,3 +443,24 @@ def test_train_resumes_a_user_mechanism_run_from_its_checkpoint(tmp_path) -> Non
         return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
     assert strip(resumed) == strip(whole) and "lap" in resumed[-1]["unverified"]
+
+
+def test_plots_label_an_unverified_run_and_draw_no_epsilon(tmp_path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from product_noise.training import plots
+    from product_noise.training.loop import save_history
+
+    register_mechanism("lap", sampler=_laplace)
+    config = TrainConfig(noise="lap", sigma=1.0, epochs=1, batch_size=BATCH, lr=0.5)
+    rows = train(nn.Linear(D, K), _data(), _data(), config, progress=False)
+    json_path, _ = save_history(rows, tmp_path, "toy_lap", config)
+    fig, ax = plt.subplots()
+    plots._draw_epsilon_curves(ax, [plots.load_result(json_path)])
+    labels = ax.get_legend_handles_labels()[1]
+    plt.close(fig)
+    assert labels == ["lap: unverified (no ε exists; audit it)"]
+    assert plots._label(plots.load_result(json_path), multi=False) == "lap (σ=1)"
