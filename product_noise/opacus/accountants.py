@@ -57,8 +57,7 @@ from opacus.accountants.registry import _ACCOUNTANTS, register_accountant
 
 from ..accounting.claimed import paper_composition_at_steps
 from ..accounting.pld import compose_plds, infinity_mass, pld_from_profile
-from ..mechanisms import ScaledMechanism
-from ..mechanisms import SphericalMechanism as Spherical
+from ..mechanisms import ScaledMechanism, SphericalMechanism
 from ..privacy import CLAIMED, VERIFIED, PrivacyFigure
 from ..validation import UnverifiedError
 from .families import family_name, noise_family
@@ -285,10 +284,8 @@ class VerifiedNoiseAccountant(JointNoiseAccountant):
 
     def _source(self) -> str:
         """Where the per-step profiles come from: exact (spherical) or the user's proof."""
-        users = sorted(
-            {h.family for h in self.history}
-            - {h.family for h in self.history if issubclass(noise_family(h.family), Spherical)}
-        )
+        families = {h.family for h in self.history}
+        users = sorted(f for f in families if not issubclass(noise_family(f), SphericalMechanism))
         head = "exact profile" if not users else f"proven profile of {', '.join(users)}"
         return f"{head} + pessimistic PLD (dp-accounting), add/remove, Poisson"
 
