@@ -98,7 +98,7 @@ NAMES: list[tuple[str, str, tuple[str, ...] | None, str]] = [
             "accountant",
             "epsilon_tolerance",
         ),
-        "opacus/engine.py, opacus/calibration.py, compare/accounting.py",
+        "opacus/calibration.py, compare/accounting.py",
     ),
     (
         "opacus.distributed.DifferentiallyPrivateDistributedDataParallel",

@@ -1,7 +1,7 @@
 """Accountants for non-Gaussian DP-SGD noise, registered with Opacus' accountant registry.
 
-``product-verified`` / ``spherical-verified`` — :class:`SphericalVerifiedAccountant`
-    A rigorous upper bound on ε of Poisson-subsampled spherical noise over T steps, for the
+``product-verified`` / ``spherical-verified`` — :class:`VerifiedNoiseAccountant`
+    A rigorous upper bound on ε of Poisson-subsampled joint noise over T steps, for the
     add/remove-one relation (Opacus' convention; shift = ``max_grad_norm``). Argument:
 
     1. Per step, the released sum ``S + n`` of clipped gradients differs between neighbouring
@@ -24,12 +24,22 @@
     relative (tests). Product noise has infinite Rényi divergences, so RDP cannot be used; its
     heavy tail often makes the certified ε infinite at small δ — that is the truth, not a bug.
 
+    Steps 3–4 need of the noise only its profile ``d``. A user's radial law is spherical and
+    gets steps 1–2 exactly as the built-ins; a user's :class:`~product_noise.mechanisms.
+    ProfileMechanism` supplies ``d`` as its proven ``delta`` (the worst case over shifts ≤ C in
+    both orders, which is its registration contract), and steps 3–4 apply unchanged.
+
+``unverified`` — :class:`UnverifiedNoiseAccountant`
+    Records the steps of a user's noise without a proven profile (a sampler only) and refuses
+    every ε with :class:`~product_noise.validation.UnverifiedError`: no verified figure exists,
+    and no Gaussian figure is given in its place.
+
 ``product-claimed`` — :class:`PaperClaimedAccountant`
     The product-noise paper's composition exactly as its code computes it
     (:func:`~product_noise.accounting.claimed.paper_composition_at_steps`). Labelled
     ``claimed``; known unsound.
 
-History entries of the verified accountants are frozen event records (:class:`SphericalStep`, a
+History entries of the joint-noise accountants are frozen event records (:class:`NoiseStep`, a
 :class:`typing.NamedTuple`, so still the positional tuples of Opacus' accountants); their
 ``state_dict`` stores plain tuples so that checkpoints stay loadable with
 ``torch.load(..., weights_only=True)``, and ``load_state_dict`` rebuilds the records.
@@ -47,33 +57,41 @@ from opacus.accountants.registry import _ACCOUNTANTS, register_accountant
 
 from ..accounting.claimed import paper_composition_at_steps
 from ..accounting.pld import compose_plds, infinity_mass, pld_from_profile
-from ..mechanisms import MECHANISMS, SphericalMechanism
+from ..mechanisms import ScaledMechanism, SphericalMechanism
 from ..privacy import CLAIMED, VERIFIED, PrivacyFigure
+from ..validation import UnverifiedError
+from .families import family_name, noise_family
 
 __all__ = [
+    "NoiseStep",
     "SphericalStep",
+    "JointNoiseAccountant",
+    "VerifiedNoiseAccountant",
     "SphericalVerifiedAccountant",
     "ProductVerifiedAccountant",
+    "UnverifiedNoiseAccountant",
+    "unverified_reason",
     "PaperClaimedAccountant",
     "register_accountants",
 ]
 
 
-class SphericalStep(NamedTuple):
-    """``steps`` identical DP-SGD steps with joint spherical noise: the event a verified
+class NoiseStep(NamedTuple):
+    """``steps`` identical DP-SGD steps with one joint noise draw each: the event a joint-noise
     accountant composes (in the manner of ``dp_accounting``'s ``DpEvent`` records).
 
     Each step Poisson-subsamples the data with probability ``sample_rate``, sums the clipped
-    per-example gradients (norm ≤ C) and adds one draw of the ``dim``-dimensional spherical
-    noise ``family`` at scale ``noise_multiplier × C``. Neighbouring datasets differ by adding
-    or removing one record. A ``NamedTuple``: equal to (and unpackable as) the positional tuple
-    ``(family, dim, noise_multiplier, sample_rate, steps)``.
+    per-example gradients (norm ≤ C) and adds one draw of the ``dim``-dimensional noise
+    ``family`` at scale ``noise_multiplier × C``. Neighbouring datasets differ by adding or
+    removing one record. A ``NamedTuple``: equal to (and unpackable as) the positional tuple
+    ``(family, dim, noise_multiplier, sample_rate, steps)``. :data:`SphericalStep` is its
+    historic name.
 
     Attributes
     ----------
     family : str
-        A registry name of :data:`product_noise.mechanisms.MECHANISMS` (``"product"``,
-        ``"l2"``, ``"gaussian"``, ...).
+        A registry name of a DP-SGD noise (:func:`~product_noise.opacus.families.noise_family`:
+        ``"product"``, ``"l2"``, ``"gaussian"`` or a registered user mechanism).
     dim : int
         Dimension M of one noise draw.
     noise_multiplier : float
@@ -91,7 +109,7 @@ class SphericalStep(NamedTuple):
     steps: int
 
     @classmethod
-    def from_tuple(cls, entry: Any) -> SphericalStep:
+    def from_tuple(cls, entry: Any) -> NoiseStep:
         """The record of a positional entry (a tuple or list of the five fields)."""
         if isinstance(entry, cls):
             return entry
@@ -99,35 +117,34 @@ class SphericalStep(NamedTuple):
         return cls(str(family), int(dim), float(nm), float(q), int(steps))
 
 
-class SphericalVerifiedAccountant(IAccountant):
-    """Verified accountant for joint spherical noise (product noise, ℓ2 mechanism, Gaussian).
+#: the historic name of :class:`NoiseStep` (from when every family was spherical)
+SphericalStep = NoiseStep
 
-    History: run-length-encoded :class:`SphericalStep` records ``(family, dim,
-    noise_multiplier, sample_rate, steps)``, where ``family`` is a registry name of
-    :data:`product_noise.mechanisms.MECHANISMS` and the step's noise scale is
-    ``noise_multiplier × C`` for shift C (the scale-free form). Assigning ``history`` a list of
-    plain tuples rebuilds the records; :meth:`state_dict` stores plain tuples.
+
+class JointNoiseAccountant(IAccountant):
+    """The step record shared by the joint-noise accountants (no privacy computation).
+
+    History: run-length-encoded :class:`NoiseStep` records ``(family, dim, noise_multiplier,
+    sample_rate, steps)``, ``family`` a registered DP-SGD noise name. Assigning ``history`` a
+    list of plain tuples rebuilds the records (a family that is not registered raises
+    :class:`~product_noise.validation.InputError`: register it first); :meth:`state_dict`
+    stores plain tuples.
     """
 
-    #: PLD grid step; 1e-4 reproduces dp-accounting's Gaussian to 3e-5 relative.
-    value_discretization_interval: float = 1e-4
-
     def __init__(self) -> None:
-        super().__init__()
-        self._pld_cache: dict[tuple, Any] = {}
-
-    @classmethod
-    def mechanism(cls) -> str:
-        return "spherical-verified"
+        super().__init__()  # Opacus' IAccountant.__init__ is abstract: it starts the history
 
     @property
-    def history(self) -> list[SphericalStep]:  # type: ignore[override]
-        """The recorded steps, as :class:`SphericalStep` records."""
+    def history(self) -> list[NoiseStep]:  # type: ignore[override]
+        """The recorded steps, as :class:`NoiseStep` records."""
         return self._history
 
     @history.setter
     def history(self, entries: Any) -> None:
-        self._history = [SphericalStep.from_tuple(e) for e in entries]
+        steps = [NoiseStep.from_tuple(e) for e in entries]
+        for name in {s.family for s in steps}:
+            noise_family(name)  # registered (else: register it first)
+        self._history = steps
 
     def __len__(self) -> int:
         return len(self.history)
@@ -147,9 +164,8 @@ class SphericalVerifiedAccountant(IAccountant):
                 f"the {self.mechanism()} accountant needs the noise family and its dimension "
                 "(attach it through product_noise.PrivacyEngine, or pass family= and dim=)"
             )
-        if family not in MECHANISMS:
-            raise ValueError(f"unknown noise family {family!r}")
-        step = SphericalStep(family, int(dim), float(noise_multiplier), float(sample_rate), 1)
+        name = family_name(family)
+        step = NoiseStep(name, int(dim), float(noise_multiplier), float(sample_rate), 1)
         last = self.history[-1] if self.history else None
         if last is not None and last._replace(steps=1) == step:
             self.history[-1] = last._replace(steps=last.steps + 1)
@@ -161,7 +177,7 @@ class SphericalVerifiedAccountant(IAccountant):
             self.step(
                 noise_multiplier=optim.noise_multiplier,
                 sample_rate=sample_rate * optim.accumulated_iterations,
-                family=optim.noise_family.name,
+                family=getattr(optim, "noise_name", None) or optim.noise_family.name,
                 dim=optim.noise_dim,
             )
 
@@ -171,12 +187,62 @@ class SphericalVerifiedAccountant(IAccountant):
     def num_steps(self) -> int:
         return int(sum(h.steps for h in self.history))
 
+    def unverified_families(self) -> list[str]:
+        """The recorded families without a proven privacy profile (registry order of use)."""
+        names = dict.fromkeys(h.family for h in self.history)
+        return [n for n in names if not noise_family(n).provable]
+
+    def state_dict(self, destination: Any = None) -> OrderedDict:
+        """Opacus' state dict with the history as plain tuples (no class of this package in a
+        checkpoint: ``torch.load(..., weights_only=True)`` accepts it)."""
+        sd = super().state_dict(destination)
+        sd["history"] = [tuple(h) for h in self.history]
+        return sd
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Opacus' checks, then the history rebuilt as :class:`NoiseStep` records."""
+        super().load_state_dict(state_dict)  # assigns history: the setter rebuilds the records
+
+
+def unverified_reason(families: list[str]) -> str:
+    """Why DP-SGD with the noise ``families`` has no verified ε (one sentence)."""
+    names = ", ".join(repr(n) for n in families)
+    return (
+        f"DP-SGD with noise {names}, a sampler without a proven privacy profile: there is no "
+        "verified privacy figure for this run; audit it (product-noise audit-training) for an "
+        "empirical lower bound"
+    )
+
+
+class VerifiedNoiseAccountant(JointNoiseAccountant):
+    """Verified accountant for joint noise with a proven privacy profile.
+
+    Spherical families (product noise, the ℓ2 mechanism, the Gaussian, a user's radial law)
+    use their exact profile; a user's :class:`~product_noise.mechanisms.ProfileMechanism` its
+    proven ``delta``. Both go through the same pessimistic PLD route: it needs of a family
+    only :meth:`~product_noise.mechanisms.Mechanism.privacy_profile` (the worst case over
+    shifts of norm ≤ C, both orders). A recorded family without a proven profile makes
+    :meth:`get_epsilon` raise :class:`~product_noise.validation.UnverifiedError` (never a
+    Gaussian figure in its place). :data:`SphericalVerifiedAccountant` is its historic name.
+    """
+
+    #: PLD grid step; 1e-4 reproduces dp-accounting's Gaussian to 3e-5 relative.
+    value_discretization_interval: float = 1e-4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pld_cache: dict[tuple, Any] = {}
+
+    @classmethod
+    def mechanism(cls) -> str:
+        return "spherical-verified"
+
     # ------------------------------------------------------------------ privacy
     @staticmethod
-    def _mechanism(family: str, dim: int, noise_multiplier: float) -> SphericalMechanism:
-        return MECHANISMS[family](dim, noise_multiplier, 1.0)
+    def _mechanism(family: str, dim: int, noise_multiplier: float) -> ScaledMechanism:
+        return noise_family(family)(dim, noise_multiplier, 1.0)
 
-    def _pld(self, entry: SphericalStep, total_steps: int, delta: float) -> Any:
+    def _pld(self, entry: NoiseStep, total_steps: int, delta: float) -> Any:
         family, dim, nm, q, _ = entry
         key = (family, dim, nm, q, total_steps, delta, self.value_discretization_interval)
         if key not in self._pld_cache:
@@ -193,6 +259,9 @@ class SphericalVerifiedAccountant(IAccountant):
     def _composed(self, delta: float) -> Any | None:
         if not self.history:
             return None
+        unproven = self.unverified_families()
+        if unproven:
+            raise UnverifiedError(unverified_reason(unproven))
         total = self.num_steps
         parts = [(self._pld(h, total, delta), h.steps) for h in self.history]
         return compose_plds(parts)
@@ -213,35 +282,62 @@ class SphericalVerifiedAccountant(IAccountant):
             return 0.0
         return float(composed.get_delta_for_epsilon(epsilon))
 
+    def _source(self) -> str:
+        """Where the per-step profiles come from: exact (spherical) or the user's proof."""
+        families = {h.family for h in self.history}
+        users = sorted(f for f in families if not issubclass(noise_family(f), SphericalMechanism))
+        head = "exact profile" if not users else f"proven profile of {', '.join(users)}"
+        return f"{head} + pessimistic PLD (dp-accounting), add/remove, Poisson"
+
     def verified_figure(self, delta: float) -> PrivacyFigure:
         composed = self._composed(delta)
         eps = 0.0 if composed is None else float(composed.get_epsilon_for_delta(delta))
         extra: dict[str, Any] = {"steps": self.num_steps}
-        source = "exact profile + pessimistic PLD (dp-accounting), add/remove, Poisson"
+        source = self._source()
         if composed is not None:
             extra["composed_infinity_mass"] = infinity_mass(composed)
             if math.isinf(eps):
                 source += f"; composed infinity mass {extra['composed_infinity_mass']:.3g} > δ"
         return PrivacyFigure(eps, float(delta), VERIFIED, source, extra)
 
-    def state_dict(self, destination: Any = None) -> OrderedDict:
-        """Opacus' state dict with the history as plain tuples (no class of this package in a
-        checkpoint: ``torch.load(..., weights_only=True)`` accepts it)."""
-        sd = super().state_dict(destination)
-        sd["history"] = [tuple(h) for h in self.history]
-        return sd
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Opacus' checks, then the history rebuilt as :class:`SphericalStep` records."""
-        super().load_state_dict(state_dict)  # assigns history: the setter rebuilds the records
+#: the historic name of :class:`VerifiedNoiseAccountant`
+SphericalVerifiedAccountant = VerifiedNoiseAccountant
 
 
-class ProductVerifiedAccountant(SphericalVerifiedAccountant):
-    """:class:`SphericalVerifiedAccountant` under the name the product-noise engine uses."""
+class ProductVerifiedAccountant(VerifiedNoiseAccountant):
+    """:class:`VerifiedNoiseAccountant` under the name the product-noise engine uses."""
 
     @classmethod
     def mechanism(cls) -> str:
         return "product-verified"
+
+
+class UnverifiedNoiseAccountant(JointNoiseAccountant):
+    """The steps of noise without a proven privacy profile, recorded but never turned into ε.
+
+    It keeps the history (checkpoints, resumption and the comparison's checks work as for any
+    other noise); :meth:`get_epsilon` and :meth:`get_delta` raise
+    :class:`~product_noise.validation.UnverifiedError`: no figure exists, and none — least of
+    all a Gaussian one — is given in its place. Only an audit speaks to such a run's privacy.
+    """
+
+    @classmethod
+    def mechanism(cls) -> str:
+        return "unverified"
+
+    def reason(self) -> str:
+        """Why this run has no verified figure."""
+        families = self.unverified_families() or list(dict.fromkeys(h.family for h in self.history))
+        return unverified_reason(families or ["(none recorded yet)"])
+
+    def get_epsilon(self, delta: float | None = None, **kwargs: Any) -> float:
+        """Refused: :class:`~product_noise.validation.UnverifiedError`."""
+        raise UnverifiedError(self.reason())
+
+    def get_delta(self, epsilon: float, **kwargs: Any) -> float:
+        """Refused: :class:`~product_noise.validation.UnverifiedError`."""
+        raise UnverifiedError(self.reason())
 
 
 class PaperClaimedAccountant(IAccountant):
@@ -323,7 +419,12 @@ class PaperClaimedAccountant(IAccountant):
 
 def register_accountants() -> None:
     """Register the accountants with Opacus' registry (idempotent)."""
-    for cls in (SphericalVerifiedAccountant, ProductVerifiedAccountant, PaperClaimedAccountant):
+    for cls in (
+        VerifiedNoiseAccountant,
+        ProductVerifiedAccountant,
+        UnverifiedNoiseAccountant,
+        PaperClaimedAccountant,
+    ):
         if _ACCOUNTANTS.get(cls.mechanism()) is not cls:
             register_accountant(cls.mechanism(), cls, force=True)
 

@@ -1,7 +1,8 @@
-"""Noise calibration for DP-SGD with any spherical noise: the smallest noise multiplier whose
-**verified** ε meets a target, and the paper's per-step ε₀ whose **claimed** total meets one.
+"""Noise calibration for DP-SGD with joint noise: the smallest noise multiplier whose
+**verified** ε meets a target, the paper's per-step ε₀ whose **claimed** total meets one, and
+the Gaussian's multiplier at which noise without a proven profile is run.
 
-Both are used by :meth:`product_noise.PrivacyEngine.make_private_with_epsilon`; they are public
+All are used by :meth:`product_noise.PrivacyEngine.make_private_with_epsilon`; they are public
 so that a sweep can calibrate once and reuse the result.
 """
 
@@ -16,15 +17,83 @@ from opacus.accountants.utils import get_noise_multiplier
 from ..accounting.calibrate import ExplicitBracket, calibrate
 from ..accounting.claimed import paper_composition_at_steps
 from ..accounting.pld import verified_epsilon
-from ..mechanisms import SphericalMechanism
+from ..mechanisms import Gaussian, ScaledMechanism, SphericalMechanism
+from ..mechanisms.custom import MATCHED_TO_GAUSSIAN
 from ..mechanisms.product import claimed_delta, solve_k
-from ..validation import check_delta, check_epsilon
+from ..validation import UnverifiedError, check_delta, check_epsilon
 
-__all__ = ["calibrate_verified_noise_multiplier", "calibrate_paper_epsilon0"]
+__all__ = [
+    "calibrate_verified_noise_multiplier",
+    "calibrate_paper_epsilon0",
+    "gaussian_noise_multiplier",
+]
+
+#: Opacus accountants whose ε is a proven upper bound for the subsampled Gaussian
+SOUND_GAUSSIAN_ACCOUNTANTS = ("prv", "rdp")
+
+
+def gaussian_noise_multiplier(
+    target_epsilon: float,
+    target_delta: float,
+    *,
+    sample_rate: float,
+    steps: int,
+    accountant: str = "prv",
+    epsilon_tolerance: float = 0.01,
+    dim: int = 1,
+) -> float:
+    """The noise multiplier the *verified* Gaussian needs for a target (ε, δ) after ``steps``.
+
+    What ``make_private_with_epsilon(noise="gaussian")`` runs at, and — by the convention
+    :data:`~product_noise.mechanisms.custom.MATCHED_TO_GAUSSIAN` — the multiplier a mechanism
+    without a proven profile is run at for the same target.
+
+    Parameters
+    ----------
+    target_epsilon, target_delta : float
+        The target (ε, δ).
+    sample_rate : float
+        Poisson sampling probability q of a step.
+    steps : int
+        Number of steps.
+    accountant : str, default "prv"
+        Opacus' accountant to calibrate on when it is sound (``"prv"``, ``"rdp"``); any other
+        (``"gdp"``, an approximation) calibrates on the package's verified PLD route instead.
+    epsilon_tolerance : float, default 0.01
+        Opacus' absolute tolerance on ε (the PLD route uses ``epsilon_tolerance/ε`` relative).
+    dim : int, default 1
+        Number of noised values (the Gaussian's profile does not depend on it).
+
+    Returns
+    -------
+    noise_multiplier : float
+        σ/C.
+    """
+    if accountant in SOUND_GAUSSIAN_ACCOUNTANTS:
+        return float(
+            get_noise_multiplier(
+                target_epsilon=target_epsilon,
+                target_delta=target_delta,
+                sample_rate=sample_rate,
+                steps=steps,
+                accountant=accountant,
+                epsilon_tolerance=epsilon_tolerance,
+            )
+        )
+    # never calibrate on GDP's approximation: use the verified PLD route
+    return calibrate_verified_noise_multiplier(
+        Gaussian,
+        target_epsilon,
+        target_delta,
+        dim=max(dim, 1),
+        sample_rate=sample_rate,
+        steps=steps,
+        rtol=min(epsilon_tolerance / target_epsilon, 0.5),
+    )
 
 
 def calibrate_verified_noise_multiplier(
-    family: type[SphericalMechanism],
+    family: type[ScaledMechanism],
     target_epsilon: float,
     target_delta: float,
     *,
@@ -53,8 +122,18 @@ def calibrate_verified_noise_multiplier(
     builds the mechanism at a noise multiplier (default ``family(dim, nm, 1.0)``; a caching
     factory lets the caller share privacy-profile evaluations). Raises ``ValueError`` if no
     scale ≤ 1e15 reaches the target.
-    """
 
+    ``family`` is any :class:`~product_noise.mechanisms.ScaledMechanism` with a proven profile
+    (a spherical law, or a user's :class:`~product_noise.mechanisms.ProfileMechanism`): the
+    search needs only its :meth:`~product_noise.mechanisms.Mechanism.privacy_profile`. A family
+    without one raises :class:`~product_noise.validation.UnverifiedError` (see
+    :func:`gaussian_noise_multiplier` for the multiplier such noise is run at).
+    """
+    if not getattr(family, "provable", True):
+        raise UnverifiedError(
+            f"noise {getattr(family, 'name', family)!r} has no proven privacy profile: no "
+            f"verified calibration exists (convention for such noise: {MATCHED_TO_GAUSSIAN})"
+        )
     target_epsilon = check_epsilon(target_epsilon, "target_epsilon")
     target_delta = check_delta(target_delta, "target_delta")
     if not 0 < rtol < 1:
@@ -63,7 +142,7 @@ def calibrate_verified_noise_multiplier(
     name = getattr(family, "name", "")
     if guess is None or slope is None:
         g0, s0 = _initial_noise_multiplier(
-            name, target_epsilon, target_delta, dim, sample_rate, steps
+            family, target_epsilon, target_delta, dim, sample_rate, steps
         )
         guess = g0 if guess is None else guess
         slope = s0 if slope is None else slope
@@ -86,10 +165,17 @@ def calibrate_verified_noise_multiplier(
 
 
 def _initial_noise_multiplier(
-    name: str, target_epsilon: float, target_delta: float, dim: int, q: float, steps: int
+    family: type[ScaledMechanism],
+    target_epsilon: float,
+    target_delta: float,
+    dim: int,
+    q: float,
+    steps: int,
 ) -> tuple[float, float]:
     """A first scale near the answer and a first slope ``d ln ε / d ln σ``: Opacus' (RDP)
-    Gaussian multiplier, spread over the noise norm of ``dim`` values."""
+    Gaussian multiplier, spread over the noise norm of ``dim`` values (for other spherical
+    laws: the multiplier of equal expected noise norm)."""
+    name = getattr(family, "name", "")
     try:
         g = float(
             get_noise_multiplier(
@@ -107,7 +193,21 @@ def _initial_noise_multiplier(
         return g / math.sqrt(dim), -1.0
     if name == "product":  # far more noise, and a steep ε(σ) (heavy tail)
         return g * math.sqrt(dim) * 1e5, -4.0
-    return g, -1.0
+    return g * _norm_ratio(family, dim), -1.0
+
+
+def _norm_ratio(family: type[ScaledMechanism], dim: int) -> float:
+    """``E‖n‖`` of the unit Gaussian over that of the unit member of a spherical ``family``
+    (exact, from the radial laws); 1 for other families or when it is not finite."""
+    if not (isinstance(family, type) and issubclass(family, SphericalMechanism)):
+        return 1.0
+    if issubclass(family, Gaussian):
+        return 1.0
+    try:
+        ratio = Gaussian(dim, 1.0).expected_norm / family(dim, 1.0, 1.0).expected_norm
+    except (ArithmeticError, ValueError):
+        return 1.0
+    return ratio if math.isfinite(ratio) and ratio > 0 else 1.0
 
 
 def _log_scale_epsilon(

@@ -15,6 +15,15 @@ Change one import in an Opacus training loop::
         print(fig)        # verified (ε, δ) and the paper's claimed (ε', δ'), each labelled
 
 ``noise="gaussian"`` (the default) is Opacus' own path, unchanged. No Opacus file is patched.
+
+A mechanism of one's own works the same way once registered
+(:func:`product_noise.register_mechanism`): ``noise="<its name>"``, its class, or an instance.
+With a radial law or a proven profile its figures are verified by the same PLD accountant; with
+a sampler only it trains, but its report says ``unverified`` and no ε is given (audit it)::
+
+    register_mechanism("lap", sampler=lambda rng, n, d: rng.laplace(size=(n, d)))
+    engine.make_private(..., noise="lap", noise_multiplier=1.0)
+    print(engine.get_privacy_report(1e-5))   # unverified: ... audit it ...
 """
 
 from __future__ import annotations
@@ -26,7 +35,6 @@ from typing import Any
 
 import torch
 from opacus import PrivacyEngine as _OpacusPrivacyEngine
-from opacus.accountants.utils import get_noise_multiplier
 from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
 from opacus.optimizers import DPOptimizer, get_optimizer_class
 from opacus.utils.uniform_sampler import (
@@ -38,11 +46,21 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from ..mechanisms import MECHANISMS, ProductNoise, SphericalMechanism
+from ..mechanisms import Gaussian, ProductNoise, ScaledMechanism
+from ..mechanisms.custom import MATCHED_TO_GAUSSIAN
 from ..mechanisms.product import claimed_delta, paper_t, solve_k
-from ..mechanisms.registry import mechanism_names
-from ..privacy import ESTIMATE, VERIFIED, PrivacyFigure, PrivacyReport, PrivacyWarning
+from ..mechanisms.registry import REGISTRY
+from ..privacy import (
+    ESTIMATE,
+    UNVERIFIED,
+    VERIFIED,
+    PrivacyFigure,
+    PrivacyReport,
+    PrivacyWarning,
+)
 from ..validation import (
+    InputError,
+    UnverifiedError,
     check_delta,
     check_epsilon,
     check_nonnegative,
@@ -50,12 +68,21 @@ from ..validation import (
     check_positive_int,
 )
 from .accountants import (
+    JointNoiseAccountant,
+    NoiseStep,
     PaperClaimedAccountant,
     ProductVerifiedAccountant,
-    SphericalStep,
-    SphericalVerifiedAccountant,
+    UnverifiedNoiseAccountant,
+    VerifiedNoiseAccountant,
+    unverified_reason,
 )
-from .calibration import calibrate_paper_epsilon0, calibrate_verified_noise_multiplier
+from .calibration import (
+    SOUND_GAUSSIAN_ACCOUNTANTS,
+    calibrate_paper_epsilon0,
+    calibrate_verified_noise_multiplier,
+    gaussian_noise_multiplier,
+)
+from .families import GAUSSIAN, builtin_noise_choices, family_name, noise_choices, noise_family
 from .optimizers import JointNoiseMixin, check_finite_gradients, joint_optimizer_class
 
 try:  # torch >= 2.4
@@ -67,22 +94,22 @@ __all__ = [
     "PrivacyEngine",
     "SENSITIVITY_CONVENTIONS",
     "NOISE_CHOICES",
+    "noise_choices",
     "poisson_steps_per_epoch",
     "expected_batch_size",
 ]
 
 #: how the paper's per-step calibration maps the clip norm C to the sensitivity Δ
 SENSITIVITY_CONVENTIONS: dict[str, float] = {"add_remove": 1.0, "paper": 2.0}
-#: Gaussian first, then the registry order (a set difference here made the order, and so the
-#: error messages, vary from run to run with string hashing)
-#: the verified DP-SGD noise families (the keys of ``MECHANISMS``, from the registry)
-NOISE_CHOICES = mechanism_names("dpsgd", calibration="verified")
+#: the package's own verified DP-SGD noises, in registry order (backward compatibility only:
+#: the engine validates with :func:`noise_choices`, which includes mechanisms registered later)
+NOISE_CHOICES = builtin_noise_choices()
 _GAUSSIAN_ACCOUNTANTS = ("prv", "rdp", "gdp")
 #: Opacus accountants whose ε is a proven upper bound (PRV: Gopi et al. 2021, its upper ε; RDP:
 #: Mironov et al. 2019 with the conversion of Balle et al. 2020). ``gdp`` is the central-limit
 #: approximation of Dong, Roth & Su (2022), not a bound: its figure is an ``estimate``, and the
 #: verified figure and every calibration then come from the package's PLD route.
-_SOUND_OPACUS_ACCOUNTANTS = ("prv", "rdp")
+_SOUND_OPACUS_ACCOUNTANTS = SOUND_GAUSSIAN_ACCOUNTANTS
 #: samplers that Poisson sampling replaces by its own equivalent (shuffled or not, sharded)
 _PLAIN_SAMPLERS = (SequentialSampler, RandomSampler, DistributedSampler)
 
@@ -180,8 +207,38 @@ def _paper_calibration(
     }
 
 
+def _noise_and_multiplier(
+    noise: Any, noise_multiplier: float | None, dim: int
+) -> tuple[str, float | None]:
+    """The registry name of ``noise`` (a name, an alias, a class or an instance) and the noise
+    multiplier to use: an instance brings its own (``scale/Δ``) and must have dimension
+    ``dim``.
+
+    Raises
+    ------
+    InputError
+        An unknown or unregistered noise, an instance of another dimension, or an instance
+        with a different explicit ``noise_multiplier``.
+    """
+    if not isinstance(noise, ScaledMechanism):
+        return family_name(noise), noise_multiplier
+    if noise.dim != dim:
+        raise InputError(
+            f"noise {noise.describe()} has dimension M={noise.dim}, but the optimizer has {dim} "
+            f"trainable values: build it with dim={dim}, or pass its name with noise_multiplier="
+        )
+    own = float(noise.noise_multiplier)
+    if noise_multiplier is not None and not math.isclose(noise_multiplier, own, rel_tol=1e-12):
+        raise InputError(
+            f"noise {noise.describe()} has noise multiplier {own:g} (scale/Δ) but "
+            f"noise_multiplier={noise_multiplier!r} was also given: give only one of them"
+        )
+    return family_name(type(noise)), own
+
+
 class PrivacyEngine(_OpacusPrivacyEngine):
-    """Opacus ``PrivacyEngine`` that can add joint product noise or ℓ2-mechanism noise.
+    """Opacus ``PrivacyEngine`` that can add joint product noise, ℓ2-mechanism noise or any
+    mechanism registered for DP-SGD (:func:`~product_noise.opacus.families.noise_choices`).
 
     Parameters
     ----------
@@ -191,9 +248,10 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         approximation, reported as an ``estimate`` next to the verified PLD figure of the same
         steps, and never used to calibrate. For non-Gaussian
         noise the engine uses the verified accountant ``"product-verified"`` instead (and, for
-        the paper's calibration, also ``"product-claimed"``).
+        the paper's calibration, also ``"product-claimed"``); for noise without a proven
+        profile the ``"unverified"`` accountant, which records the steps and gives no ε.
     secure_mode:
-        Opacus' secure RNG. Supported for Gaussian noise only: the joint spherical sampler does
+        Opacus' secure RNG. Supported for Gaussian noise only: the joint noise sampler does
         not implement the floating-point-attack mitigation, so ``make_private`` refuses
         non-Gaussian noise in secure mode.
     """
@@ -212,7 +270,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
     def _resolve_noise(
         self,
         *,
-        noise: str,
+        noise: Any,
         optimizer: torch.optim.Optimizer,
         noise_multiplier: float | None,
         epsilon0: float | None,
@@ -222,10 +280,9 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         sensitivity: str,
     ) -> tuple[float, dict[str, Any]]:
         """Check every noise argument and return (noise_multiplier, config), changing nothing."""
-        if isinstance(noise, type) and issubclass(noise, SphericalMechanism):
-            noise = noise.name
-        if noise not in MECHANISMS:
-            raise ValueError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_CHOICES)}")
+        dim = sum(int(p.numel()) for p in _trainable(optimizer))
+        name, noise_multiplier = _noise_and_multiplier(noise, noise_multiplier, dim)
+        cls = noise_family(name)
         if sensitivity not in SENSITIVITY_CONVENTIONS:
             raise ValueError(
                 f"unknown sensitivity convention {sensitivity!r}; choose 'add_remove' (Δ = C, "
@@ -233,27 +290,26 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             )
         paper_args = {"epsilon0": epsilon0, "k": k, "target_delta0": target_delta0, "q": q}
         given_paper = {n for n, v in paper_args.items() if v is not None}
-        if noise != "product" and given_paper:
+        if name != "product" and given_paper:  # the paper's formula is product noise's own
             raise ValueError(f"{sorted(given_paper)} apply to noise='product' only")
-        if noise == "gaussian":
+        if name == GAUSSIAN:
             if noise_multiplier is None:
                 raise ValueError("noise='gaussian' needs noise_multiplier")
-            return check_nonnegative("noise_multiplier", noise_multiplier), {"noise": "gaussian"}
+            return check_nonnegative("noise_multiplier", noise_multiplier), {"noise": GAUSSIAN}
         if self.secure_mode:
             raise ValueError(
-                f"secure_mode=True is not supported with noise={noise!r}: the joint spherical "
+                f"secure_mode=True is not supported with noise={name!r}: the joint noise "
                 "sampler does not implement Opacus' floating-point-attack mitigation"
             )
-        config: dict[str, Any] = {"noise": noise, "sensitivity": sensitivity}
-        dim = sum(int(p.numel()) for p in _trainable(optimizer))
-        need = max(2, MECHANISMS[noise].min_dim)
+        config: dict[str, Any] = {"noise": name, "sensitivity": sensitivity}
+        need = max(2, cls.min_dim)
         if dim < need:
+            what = "for a verified profile" if cls.provable else "for this noise"
             raise ValueError(
-                f"noise={noise!r} needs at least {need} trainable values for a verified "
-                f"profile, got {dim}"
+                f"noise={name!r} needs at least {need} trainable values {what}, got {dim}"
             )
         config["dim"] = dim
-        if noise == "product" and epsilon0 is not None:
+        if name == "product" and epsilon0 is not None:
             if noise_multiplier is not None:
                 raise ValueError(
                     "give either noise_multiplier= or the paper's epsilon0= with k= (or "
@@ -266,7 +322,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             raise ValueError("k=, target_delta0= and q= need epsilon0= (the paper's calibration)")
         if noise_multiplier is None:
             raise ValueError(
-                f"noise={noise!r} needs noise_multiplier= (scale/C) or, for product noise, the "
+                f"noise={name!r} needs noise_multiplier= (scale/C) or, for product noise, the "
                 "paper's epsilon0= and k=; or use make_private_with_epsilon"
             )
         return check_positive("noise_multiplier", noise_multiplier), config
@@ -307,7 +363,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         grad_sample_mode: str = "hooks",
         wrap_model: bool = True,
         rand_on_empty: bool = False,
-        noise: str = "gaussian",
+        noise: Any = "gaussian",
         epsilon0: float | None = None,
         k: float | None = None,
         target_delta0: float | None = None,
@@ -320,10 +376,17 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         Extra parameters
         ----------------
         noise:
-            ``"gaussian"`` (Opacus' path, unchanged), ``"product"`` or ``"l2"``.
+            ``"gaussian"`` (Opacus' path, unchanged), ``"product"``, ``"l2"`` or any mechanism
+            registered for DP-SGD (:func:`product_noise.register_mechanism`; names and aliases:
+            :func:`noise_choices`); or a registered :class:`~product_noise.mechanisms.
+            ScaledMechanism` subclass; or an instance of one, whose dimension must be the number
+            of trainable values and which brings its noise multiplier (``scale/Δ``). Noise with
+            a proven profile is accounted by the verified PLD accountant; a sampler without one
+            trains, but its report is ``unverified`` and :meth:`get_epsilon` raises.
         noise_multiplier:
             For Gaussian noise, Opacus' σ/C. For joint noise, the scale of the noise law over
-            the clip norm (σ/C for product noise, θ/C for the ℓ2 mechanism).
+            the clip norm (σ/C for product noise, θ/C for the ℓ2 mechanism, ``scale/C`` for a
+            user's mechanism).
         epsilon0, k, target_delta0, q:
             The product-noise paper's per-step calibration ``σ = Δ t_q(M, k) / ε₀`` with
             ``M`` = the number of trainable parameters; give ``k`` or ``target_delta0`` (then
@@ -413,23 +476,30 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         self, family: str, module: nn.Module, clipping: str, grad_sample_mode: str
     ) -> Any:
         """The accountant a ``make_private`` call with noise ``family`` will use (refusing an
-        optimizer mode or an accountant that does not fit that noise)."""
+        optimizer mode or an accountant that does not fit that noise): Opacus' for the
+        Gaussian, the verified PLD accountant for noise with a proven profile, the
+        :class:`UnverifiedNoiseAccountant` (which records steps and computes no ε) otherwise."""
         accountant = self.accountant
-        if family != "gaussian":
-            self._check_optimizer_mode(module, clipping, grad_sample_mode)
-            if accountant.mechanism() in _GAUSSIAN_ACCOUNTANTS:
-                if len(accountant) > 0:
-                    raise ValueError(
-                        "this engine already accounted Gaussian steps; use a new PrivacyEngine "
-                        "for a run with another noise"
-                    )
-                accountant = ProductVerifiedAccountant()
-        elif accountant.mechanism() not in _GAUSSIAN_ACCOUNTANTS:
+        if family == GAUSSIAN:
+            if accountant.mechanism() not in _GAUSSIAN_ACCOUNTANTS:
+                raise ValueError(
+                    f"noise='gaussian' with accountant {accountant.mechanism()!r}: use Opacus' "
+                    "accountants ('prv', 'rdp', 'gdp') for Gaussian noise"
+                )
+            return accountant
+        self._check_optimizer_mode(module, clipping, grad_sample_mode)
+        proven = noise_family(family).provable
+        make = ProductVerifiedAccountant if proven else UnverifiedNoiseAccountant
+        if isinstance(accountant, VerifiedNoiseAccountant if proven else make):
+            return accountant
+        if len(accountant) > 0:
+            mech = accountant.mechanism()
+            what = "Gaussian" if mech in _GAUSSIAN_ACCOUNTANTS else f"{mech!r}"
             raise ValueError(
-                f"noise='gaussian' with accountant {accountant.mechanism()!r}: use Opacus' "
-                "accountants ('prv', 'rdp', 'gdp') for Gaussian noise"
+                f"this engine already accounted {what} steps; use a new PrivacyEngine for a run "
+                "with another noise"
             )
-        return accountant
+        return make()
 
     def _wrap_or_roll_back(
         self,
@@ -518,7 +588,8 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             generator=noise_generator,
             secure_mode=False,
         )
-        opt.noise_family = MECHANISMS[self.noise]
+        opt.noise_family = noise_family(self.noise)
+        opt.noise_name = self.noise
         return opt
 
     def _attach_gaussian_checks(self, optimizer: DPOptimizer, data_loader: DataLoader) -> None:
@@ -581,14 +652,14 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         optimizer.attach_step_hook(hook)
 
     # ================================================================== reports
-    def current_mechanism(self) -> SphericalMechanism:
+    def current_mechanism(self) -> ScaledMechanism:
         """The per-step mechanism of the attached optimizer (sensitivity = the clip norm C)."""
         opt = self._optimizer
         if opt is None:
             raise RuntimeError("call make_private first")
         if isinstance(opt, JointNoiseMixin):
             return opt.current_mechanism()
-        return MECHANISMS["gaussian"](
+        return Gaussian(
             sum(int(p.numel()) for p in opt.params),
             opt.noise_multiplier * opt.max_grad_norm,
             opt.max_grad_norm,
@@ -597,8 +668,39 @@ class PrivacyEngine(_OpacusPrivacyEngine):
     def get_epsilon(self, delta: float) -> float:
         """The verified ε at ``delta``: 0 before any step, else the ``verified`` figure of
         :meth:`get_privacy_report` (for ``accountant="gdp"`` that is the PLD bound, not GDP's
-        approximation). ``delta`` is checked to lie in (0, 1) first, for every accountant."""
-        return self._verified_figure(check_delta(delta)).epsilon
+        approximation). ``delta`` is checked to lie in (0, 1) first, for every accountant.
+
+        Raises
+        ------
+        UnverifiedError
+            For noise without a proven privacy profile (a user's sampler only): no verified
+            figure exists; audit the run for an empirical lower bound.
+        """
+        delta = check_delta(delta)
+        reason = self.unverified_reason()
+        if reason:
+            raise UnverifiedError(reason)
+        return self._verified_figure(delta).epsilon
+
+    def unverified_reason(self) -> str:
+        """Why this engine's run has no verified privacy figure (``""`` when it has one).
+
+        Returns
+        -------
+        reason : str
+            Non-empty when the noise — or any noise this engine's accountant recorded — is a
+            mechanism without a proven privacy profile; it says how the noise was scaled.
+        """
+        acc = self.accountant
+        families = acc.unverified_families() if isinstance(acc, JointNoiseAccountant) else []
+        if self.noise != GAUSSIAN and not noise_family(self.noise).provable:
+            families = list(dict.fromkeys([*families, self.noise]))
+        if not families:
+            return ""
+        reason = unverified_reason(families)
+        if self.noise_config.get("scale") == MATCHED_TO_GAUSSIAN:
+            reason += f" (scaled by convention: {MATCHED_TO_GAUSSIAN})"
+        return reason
 
     def get_privacy_report(self, delta: float) -> PrivacyReport:
         """Every applicable privacy figure, each labelled, as a :class:`PrivacyReport`.
@@ -610,18 +712,27 @@ class PrivacyEngine(_OpacusPrivacyEngine):
           nor a lower bound), for comparison only.
         * ``claimed``: for the product-noise paper's calibration, the paper's composition.
 
+        For noise without a proven profile (a user's sampler only) the report has no verified
+        figure (``verified=None``) and says why in ``unverified`` (:meth:`unverified_reason`);
+        no other figure — no Gaussian one — stands in for it.
+
         The report is a sequence of these figures in this order (``for fig in report``,
         ``len``, indexing), as the list this method returned before.
         """
+        delta = check_delta(delta)
+        what = f"DP-SGD with {self.noise} noise"
+        reason = self.unverified_reason()
+        if reason:
+            return PrivacyReport.from_figures(
+                (), source="product_noise.PrivacyEngine", what=what, unverified=reason
+            )
         return PrivacyReport.from_figures(
-            self._privacy_figures(check_delta(delta)),
-            source="product_noise.PrivacyEngine",
-            what=f"DP-SGD with {self.noise} noise",
+            self._privacy_figures(delta), source="product_noise.PrivacyEngine", what=what
         )
 
     def _privacy_figures(self, delta: float) -> list[PrivacyFigure]:
         figures = [self._verified_figure(delta)]
-        if self.noise == "gaussian":
+        if self.noise == GAUSSIAN:
             if self.accountant.mechanism() not in _SOUND_OPACUS_ACCOUNTANTS:
                 eps = self.accountant.get_epsilon(delta) if len(self.accountant) else 0.0
                 figures.append(
@@ -641,7 +752,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         return figures
 
     def _verified_figure(self, delta: float) -> PrivacyFigure:
-        if self.noise != "gaussian":
+        if self.noise != GAUSSIAN:
             return self.accountant.verified_figure(delta)  # type: ignore[attr-defined]
         name = self.accountant.mechanism()
         if name in _SOUND_OPACUS_ACCOUNTANTS:
@@ -652,10 +763,10 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         # GDP is an approximation: compose the same steps with the verified PLD route
         if any(nm == 0 for nm, _, _ in self.accountant.history):
             return PrivacyFigure(math.inf, delta, VERIFIED, "a step without noise (σ = 0)")
-        verified = SphericalVerifiedAccountant()
+        verified = VerifiedNoiseAccountant()
         dim = self.current_mechanism().dim if self._optimizer is not None else 1
         verified.history = [
-            SphericalStep("gaussian", dim, nm, q, n) for nm, q, n in self.accountant.history
+            NoiseStep(GAUSSIAN, dim, nm, q, n) for nm, q, n in self.accountant.history
         ]
         fig = verified.verified_figure(delta)
         source = "pessimistic PLD (dp-accounting) of the subsampled Gaussian steps"
@@ -673,7 +784,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         target_delta: float,
         epochs: int,
         max_grad_norm: float | list[float],
-        noise: str = "gaussian",
+        noise: Any = "gaussian",
         accounting: str = "verified",
         k: float | None = None,
         q: float | None = None,
@@ -688,6 +799,13 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         (and shows how much noise an honest guarantee needs). ``accounting="claimed"`` (product
         noise only) reproduces the paper: it chooses ε₀ (and ``k``, unless given) so that the
         paper's composition reaches the target, and warns with the true per-step δ.
+
+        ``noise`` is a registered name or alias, or a registered class (not an instance: the
+        calibration chooses the noise multiplier). A user's mechanism with a proven profile
+        calibrates on its own verified accountant. One without (a sampler only) has no verified
+        calibration: it runs at the noise multiplier the verified Gaussian needs for the same
+        (ε, δ, steps, q) (:data:`~product_noise.mechanisms.custom.MATCHED_TO_GAUSSIAN`), a
+        :class:`PrivacyWarning` says so, and its privacy report stays ``unverified``.
         """
         target_epsilon = check_epsilon(target_epsilon, "target_epsilon")
         target_delta = check_delta(target_delta, "target_delta")
@@ -719,7 +837,20 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             sensitivity=sensitivity,
             epsilon_tolerance=epsilon_tolerance,
         )
-        return self.make_private(**noise_args, **common)
+        matched = noise_args.pop("matched_to_gaussian", False)
+        result = self.make_private(**noise_args, **common)
+        if matched:
+            self.noise_config["scale"] = MATCHED_TO_GAUSSIAN
+            warnings.warn(
+                f"noise {noise_args['noise']!r} has no proven privacy profile, so no verified "
+                f"calibration: it runs at noise multiplier {noise_args['noise_multiplier']:.6g}, "
+                f"the verified Gaussian's for epsilon={target_epsilon:g}, delta="
+                f"{target_delta:g} over {steps} steps ({MATCHED_TO_GAUSSIAN}); its privacy "
+                "report is unverified — audit the run for an empirical lower bound",
+                PrivacyWarning,
+                stacklevel=2,
+            )
+        return result
 
     def _noise_for_target(
         self,
@@ -739,15 +870,19 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         """The noise arguments of :meth:`make_private` that reach the target (ε, δ) after
         ``steps`` (``make_private_with_epsilon``'s calibration)."""
         sample_rate = _sample_rate(data_loader)
-        if noise == "gaussian":
+        if isinstance(noise, ScaledMechanism):
+            raise InputError(
+                f"make_private_with_epsilon chooses the noise multiplier: pass the name or class "
+                f"of {noise.describe()}, not an instance (or use make_private(noise=<instance>))"
+            )
+        noise = family_name(noise)
+        if noise == GAUSSIAN:
             if accounting != "verified" or k is not None or q is not None:
                 raise ValueError("accounting=, k= and q= apply to joint noise only")
             nm = self._calibrate_gaussian(
                 target_epsilon, target_delta, sample_rate, steps, dim, epsilon_tolerance
             )
-            return {"noise": "gaussian", "noise_multiplier": nm}
-        if noise not in MECHANISMS:
-            raise ValueError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_CHOICES)}")
+            return {"noise": GAUSSIAN, "noise_multiplier": nm}
         if accounting == "claimed":
             if noise != "product":
                 raise ValueError("accounting='claimed' exists for product noise only")
@@ -766,8 +901,25 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             return dict(noise="product", epsilon0=eps0, k=k_used, q=q, sensitivity=sensitivity)
         if k is not None or q is not None:
             raise ValueError("k= and q= belong to accounting='claimed'")
+        family = noise_family(noise)
+        if not family.provable:  # MATCHED_TO_GAUSSIAN: as much noise as the verified Gaussian
+            nm = gaussian_noise_multiplier(
+                target_epsilon,
+                target_delta,
+                sample_rate=sample_rate,
+                steps=steps,
+                accountant=self.gaussian_accountant_name,
+                epsilon_tolerance=epsilon_tolerance,
+                dim=dim,
+            )
+            return {
+                "noise": noise,
+                "noise_multiplier": nm,
+                "sensitivity": sensitivity,
+                "matched_to_gaussian": True,
+            }
         nm = calibrate_verified_noise_multiplier(
-            MECHANISMS[noise],
+            family,
             target_epsilon,
             target_delta,
             dim=dim,
@@ -787,24 +939,14 @@ class PrivacyEngine(_OpacusPrivacyEngine):
     ) -> float:
         """Gaussian noise multiplier for a target (ε, δ): Opacus' calibration on a sound
         accountant, the verified PLD route for ``gdp``."""
-        if self.accountant.mechanism() in _SOUND_OPACUS_ACCOUNTANTS:
-            return get_noise_multiplier(
-                target_epsilon=target_epsilon,
-                target_delta=target_delta,
-                sample_rate=sample_rate,
-                steps=steps,
-                accountant=self.accountant.mechanism(),
-                epsilon_tolerance=epsilon_tolerance,
-            )
-        # never calibrate on GDP's approximation: use the verified PLD route
-        return calibrate_verified_noise_multiplier(
-            MECHANISMS["gaussian"],
+        return gaussian_noise_multiplier(
             target_epsilon,
             target_delta,
-            dim=max(dim, 1),
             sample_rate=sample_rate,
             steps=steps,
-            rtol=min(epsilon_tolerance / target_epsilon, 0.5),
+            accountant=self.accountant.mechanism(),
+            epsilon_tolerance=epsilon_tolerance,
+            dim=dim,
         )
 
     # ================================================================== checkpoints
@@ -823,6 +965,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
         state: dict[str, Any] = {
             "noise_config": self.noise_config,
             "noise": self.noise,
+            "noise_label": _noise_label(self.noise),
             "claimed_accountant": (
                 None if self.claimed_accountant is None else self.claimed_accountant.state_dict()
             ),
@@ -867,6 +1010,7 @@ class PrivacyEngine(_OpacusPrivacyEngine):
             raise ValueError(f"{path!s} is not a product-noise checkpoint (no 'product_noise' key)")
         if not isinstance(state, dict) or not isinstance(state.get("noise_config"), dict):
             raise ValueError(f"{path!s}: damaged checkpoint ('product_noise' has no noise_config)")
+        _check_checkpoint_noise(path, state, checkpoint.get("privacy_accountant_state_dict"))
         if _config_identity(state["noise_config"]) != _config_identity(self.noise_config):
             raise ValueError(
                 f"checkpoint {path!s}: noise configuration {state['noise_config']} does not "
@@ -929,6 +1073,40 @@ class PrivacyEngine(_OpacusPrivacyEngine):
                 f"checkpoint {path!s} does not fit this model/optimizer "
                 f"({type(err).__name__}: {err}); nothing was loaded"
             ) from err
+
+
+def _noise_label(name: str) -> str:
+    """``verified`` for noise with a proven profile, ``unverified`` for a sampler only."""
+    return VERIFIED if noise_family(name).provable else UNVERIFIED
+
+
+def _check_checkpoint_noise(path: Any, state: dict[str, Any], accountant_state: Any) -> None:
+    """Every noise a checkpoint names must be registered now, as what it was when saved.
+
+    Raises
+    ------
+    InputError
+        A noise name that is not registered (register it first: the checkpoint stores the name,
+        not the mechanism) or that is now registered with another privacy label.
+    """
+    names = [state["noise_config"].get("noise")]
+    if isinstance(accountant_state, dict):
+        history = accountant_state.get("history") or ()
+        names += [h[0] for h in history if isinstance(h, (tuple, list)) and h]
+    for name in dict.fromkeys(n for n in names if not isinstance(n, (int, float))):
+        if not isinstance(name, str) or name not in REGISTRY:
+            raise InputError(
+                f"checkpoint {path!s} was written with noise {name!r}, which is not registered: "
+                "register it first (product_noise.register_mechanism, or the plugin that "
+                "provides it), then load the checkpoint"
+            )
+    label = state.get("noise_label")
+    name = state["noise_config"].get("noise")
+    if label is not None and _noise_label(name) != label:
+        raise InputError(
+            f"checkpoint {path!s}: noise {name!r} was {label} when saved but is registered as "
+            f"{_noise_label(name)} now; register the mechanism the run used"
+        )
 
 
 def _config_identity(config: dict[str, Any]) -> tuple:

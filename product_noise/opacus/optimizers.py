@@ -1,8 +1,10 @@
 """DP optimizers that add one *joint* noise vector over all parameters per step.
 
-Opacus' optimizers draw iid Gaussian noise per tensor. Spherical noise that is not Gaussian
-(product noise, the ℓ2 mechanism) must be drawn once over the whole flattened parameter vector:
-one radius and one direction in R^M, ``M = Σ p.numel()`` over trainable parameters.
+Opacus' optimizers draw iid Gaussian noise per tensor. Noise that is not iid Gaussian (product
+noise, the ℓ2 mechanism, a user's registered mechanism) must be drawn once over the whole
+flattened parameter vector, ``M = Σ p.numel()`` over trainable parameters: the mechanism's
+``sample_like`` gives one joint draw on the parameters' device and dtype, from the optimizer's
+generator (for spherical noise one radius and one direction in R^M).
 
 :class:`JointNoiseMixin` overrides ``add_noise`` and is combined with each Opacus optimizer class
 through the explicit table :data:`OPTIMIZER_TABLE`. Any class not in the table is rejected —
@@ -11,7 +13,8 @@ own distributed logic (noise on rank 0 only) still runs around the joint draw.
 
 Noise scale follows Opacus' convention: the absolute scale of the step's noise is
 ``noise_multiplier × max_grad_norm`` (so noise and clip schedulers work unchanged) and the
-mechanism family turns that scale into a law (``σ`` of product noise, ``θ`` of the ℓ2 mechanism).
+mechanism family turns that scale into a law (``σ`` of product noise, ``θ`` of the ℓ2 mechanism,
+the ``scale`` of a user's mechanism).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from opacus.optimizers import (
 )
 from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
 
-from ..mechanisms import SphericalMechanism
+from ..mechanisms import ScaledMechanism
 
 __all__ = [
     "check_finite_gradients",
@@ -66,23 +69,27 @@ def check_finite_gradients(params: list[torch.Tensor]) -> None:
 
 
 class JointNoiseMixin:
-    """Replaces Opacus' per-tensor Gaussian ``add_noise`` with one joint spherical draw.
+    """Replaces Opacus' per-tensor Gaussian ``add_noise`` with one joint draw.
 
     Attributes set by the engine after construction
     ------------------------------------------------
     noise_family:
-        A :class:`~product_noise.mechanisms.SphericalMechanism` subclass (e.g. ``ProductNoise``).
-        The step's mechanism is ``noise_family(M, noise_multiplier × max_grad_norm, C)``.
+        A :class:`~product_noise.mechanisms.ScaledMechanism` subclass (e.g. ``ProductNoise``
+        or a registered user mechanism). The step's mechanism is
+        ``noise_family(M, noise_multiplier × max_grad_norm, C)``.
+    noise_name:
+        Its registry name, recorded by the accountant (default: ``noise_family.name``).
     """
 
-    noise_family: type[SphericalMechanism] | None = None
+    noise_family: type[ScaledMechanism] | None = None
+    noise_name: str | None = None
 
     @property
     def noise_dim(self) -> int:
         """M, the number of values one joint draw covers (all trainable parameters)."""
         return sum(int(p.numel()) for p in self.params)  # type: ignore[attr-defined]
 
-    def current_mechanism(self) -> SphericalMechanism:
+    def current_mechanism(self) -> ScaledMechanism:
         """The mechanism of the next step (its scale follows the noise/clip schedulers)."""
         if self.noise_family is None:
             raise RuntimeError("no noise family attached to this optimizer")

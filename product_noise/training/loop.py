@@ -2,11 +2,13 @@
 
 It wires a model and datasets to :class:`product_noise.PrivacyEngine` with the chosen noise
 (``"product"`` at the paper's per-step calibration or at an explicit noise multiplier,
-``"gaussian"`` with Opacus' noise multiplier, ``"l2"``, or ``"none"`` for non-private
-training), trains with tqdm progress, and logs per epoch:
+``"gaussian"`` with Opacus' noise multiplier, ``"l2"``, any mechanism registered for DP-SGD
+(:func:`product_noise.register_mechanism`) at an explicit noise multiplier, or ``"none"`` for
+non-private training), trains with tqdm progress, and logs per epoch:
 train/test loss and metric (accuracy, or RMSE for rating models) and every privacy figure with its
 label (``verified`` from the exact accountant; ``claimed`` from the paper's composition for product
-noise). Results are plain dictionaries, written as JSON and CSV by :func:`save_history`.
+noise). A mechanism without a proven profile has no figure: its rows carry ``unverified`` (the
+reason) instead. Results are plain dictionaries, written as JSON and CSV by :func:`save_history`.
 """
 
 from __future__ import annotations
@@ -25,29 +27,61 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..mechanisms.registry import mechanism_names
-from ..privacy import PrivacyWarning
-from ..validation import check_delta, check_positive, check_positive_int
+from ..privacy import UNVERIFIED, PrivacyWarning
+from ..validation import InputError, check_delta, check_positive, check_positive_int
 from .models import count_parameters
 
-__all__ = ["TrainConfig", "train", "evaluate", "fit_minibatch", "save_history", "NOISES"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "evaluate",
+    "fit_minibatch",
+    "save_history",
+    "NOISES",  # noqa: F822 - computed on access (module __getattr__)
+    "noises",
+]
 
-#: the verified DP-SGD families of the registry, the default (product) first, and "none"
-NOISES = (
-    "product",
-    *(n for n in mechanism_names("dpsgd", calibration="verified") if n != "product"),
-    "none",
-)
+
+def _default_first(names: tuple[str, ...]) -> tuple[str, ...]:
+    return ("product", *(n for n in names if n != "product"), "none")
+
+
+def __getattr__(name: str) -> Any:
+    # NOISES: the package's own DP-SGD noises, the default (product) first, and "none"
+    # (backward compatibility; TrainConfig.validate uses noises(), which includes mechanisms
+    # registered later). Computed on access: the registry queries live in product_noise.opacus,
+    # which imports Opacus, so this module does not import it at import time.
+    if name == "NOISES":
+        from ..opacus.families import builtin_noise_choices
+
+        return _default_first(builtin_noise_choices())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def noises() -> tuple[str, ...]:
+    """The noises :class:`TrainConfig` accepts now (registry aliases resolve too).
+
+    Returns
+    -------
+    names : tuple of str
+        ``"product"`` (the default), every other DP-SGD noise of the registry — built-in and
+        user-registered, verified or not — and ``"none"``.
+    """
+    from ..opacus.families import noise_choices
+
+    return _default_first(noise_choices())
 
 
 @dataclass
 class TrainConfig:
     """Hyperparameters of one run (defaults: the official MNIST script).
 
-    ``noise`` chooses the mechanism; ``sigma`` is the noise multiplier (scale/C): Opacus' σ/C
-    for ``"gaussian"``, θ/C for ``"l2"``. Product noise is calibrated by the paper's per-step
-    ``epsilon0``/``k``/``sensitivity`` unless ``sigma`` is given: then its scale is ``sigma``·C
-    (e.g. from :func:`~product_noise.opacus.engine.calibrate_verified_noise_multiplier`) and
+    ``noise`` chooses the mechanism (:func:`noises`); ``sigma`` is the noise multiplier
+    (scale/C): Opacus' σ/C for ``"gaussian"``, θ/C for ``"l2"``, scale/C for a registered
+    mechanism (every noise but product noise needs it). Product noise is calibrated by the
+    paper's per-step ``epsilon0``/``k``/``sensitivity`` unless ``sigma`` is given: then its
+    scale is ``sigma``·C (e.g. from
+    :func:`~product_noise.opacus.engine.calibrate_verified_noise_multiplier`) and
     ``epsilon0``/``k``/``sensitivity`` are not used (no claimed figure).
 
     ``privacy_every``: privacy figures every that many epochs (and after the last); 0 for
@@ -75,8 +109,7 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> TrainConfig:
-        if self.noise not in NOISES:
-            raise ValueError(f"unknown noise {self.noise!r}; choose one of {', '.join(NOISES)}")
+        self._check_noise()
         check_positive_int("epochs", self.epochs)
         check_positive_int("batch_size", self.batch_size)
         check_positive("lr", self.lr)
@@ -88,7 +121,7 @@ class TrainConfig:
             raise ValueError(f"metric must be 'accuracy' or 'rmse', got {self.metric!r}")
         if self.lr_schedule not in (None, "cos"):
             raise ValueError(f"lr_schedule must be None or 'cos', got {self.lr_schedule!r}")
-        if self.noise in ("gaussian", "l2") and self.sigma is None:
+        if self.noise not in ("product", "none") and self.sigma is None:
             raise ValueError(f"noise={self.noise!r} needs sigma (the noise multiplier)")
         if self.noise == "none" and self.sigma is not None:
             raise ValueError("sigma (the noise multiplier) does not apply to noise='none'")
@@ -101,6 +134,20 @@ class TrainConfig:
             if check_positive("k", self.k) <= 1:
                 raise ValueError(f"k must be > 1, got {self.k}")
         return self
+
+    def _check_noise(self) -> None:
+        """``noise`` is ``"none"`` or a registered DP-SGD noise (name or alias), now."""
+        if self.noise == "none":
+            return
+        from ..opacus.families import noise_family
+
+        try:
+            noise_family(self.noise)
+        except InputError:
+            raise InputError(
+                f"unknown noise {self.noise!r}; choose one of {', '.join(noises())} (a "
+                "mechanism of your own: register it first with product_noise.register_mechanism)"
+            ) from None
 
 
 def _metric(outputs: torch.Tensor, targets: torch.Tensor, metric: str) -> tuple[float, int]:
@@ -373,9 +420,14 @@ def _train_epoch(run: _Run, epoch: int, config: TrainConfig, tqdm: Any) -> tuple
 
 def _add_privacy(row: dict[str, Any], engine: Any, epoch: int, config: TrainConfig) -> None:
     """The noise norm, δ and (every ``privacy_every`` epochs and after the last) every
-    labelled privacy figure of the engine, into ``row``."""
+    labelled privacy figure of the engine, into ``row``; for noise without a proven profile,
+    instead of figures, ``row["unverified"]``: the reason there is none."""
     row["expected_noise_norm"] = engine.current_mechanism().expected_norm
     row["delta"] = config.delta
+    reason = engine.unverified_reason()
+    if reason:  # no figure exists: the row says so, every epoch (privacy_every or not)
+        row[UNVERIFIED] = reason
+        return
     every = config.privacy_every
     if every and (epoch % every == 0 or epoch == config.epochs):
         for fig in engine.get_privacy_report(config.delta):

@@ -69,7 +69,7 @@ def _label(result: dict[str, Any], multi: bool) -> str:
     cfg = result["config"]
     if noise == "product":
         name += f" (ε₀={cfg['epsilon0']:g}, k={cfg['k']:g})"
-    elif noise in ("gaussian", "l2") and cfg.get("sigma") is not None:
+    elif noise != "none" and cfg.get("sigma") is not None:
         name += f" (σ={cfg['sigma']:g})"
     if multi:
         name += f" [{Path(result['path']).stem}]"
@@ -175,9 +175,20 @@ def _draw_epsilon_curves(ax_eps: Any, runs: list[dict[str, Any]]) -> str:
 
 def _draw_run_epsilons(ax_eps: Any, r: dict[str, Any]) -> tuple[float, list[int]]:
     """The finite verified ε (and the claimed ε of product noise) of run ``r``; returns the
-    largest value drawn (0 if none) and the epochs whose verified ε is infinite."""
+    largest value drawn (0 if none) and the epochs whose verified ε is infinite. A run of noise
+    without a proven profile (rows with ``unverified``) has no ε: its legend entry says so."""
     noise = r["config"]["noise"]
     color = _COLORS.get(noise, None)
+    if any("unverified" in row for row in r["history"]):
+        ax_eps.plot(
+            [],
+            [],
+            color=color,
+            linestyle="none",
+            marker="x",
+            label=f"{_NAMES.get(noise, noise)}: unverified (no ε exists; audit it)",
+        )
+        return 0.0, []
     finite_max = 0.0
     xs, ys = _series(r["history"], "verified_epsilon")
     fin = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
