@@ -174,3 +174,20 @@ def test_import_plugins_errors_are_input_errors() -> None:
         import_plugins(["no_such_mod_xyz"])
     with pytest.raises(InputError, match="no callable 'nope'"):
         import_plugins(["math:nope"])
+
+
+def test_a_hand_written_factory_class_registers() -> None:
+    """A ScaledMechanism subclass given as ``factory=`` (here the ℓ2 class) is probed through its
+    law, not as a user profile (this raised AttributeError on ``_profile_at`` before)."""
+    spec = register_mechanism("x_l2", factory=L2Mechanism)
+    assert spec.calibration == "verified"
+    assert calibrate("x_l2", 1.0, 1e-5, 10).scale == pytest.approx(
+        L2Mechanism.calibrate(1.0, 1e-5, 10).theta, rel=1e-12
+    )
+
+
+def test_expected_norm_of_a_sampler_only_law_is_chunked_and_correct() -> None:
+    """E‖n‖ of i.i.d. unit-variance coordinates ≈ √M (Monte Carlo over chunks, M = 20,000)."""
+    register_mechanism("lap", sampler=_laplace)
+    mech = MECHANISMS["lap"](20_000, 1.0, 1.0)
+    assert mech.expected_norm == pytest.approx(np.sqrt(20_000), rel=1e-3)

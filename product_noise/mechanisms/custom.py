@@ -181,7 +181,9 @@ class ProfileMechanism(ScaledMechanism):
         ts = type(self).torch_sampler
         if ts is not None:
             return [n.mul_(self.scale) for n in ts(list(tensors), generator)]
-        seed = int(torch.randint(0, 2**62, (), generator=generator, dtype=torch.int64))
+        device = generator.device if generator is not None else None
+        draw = torch.randint(0, 2**62, (), generator=generator, dtype=torch.int64, device=device)
+        seed = int(draw)
         flat = self.sample(rng=seed)
         out, at = [], 0
         for t in tensors:
@@ -197,7 +199,14 @@ class ProfileMechanism(ScaledMechanism):
         if "_moments" not in type(self).__dict__:
             type(self)._moments = cache  # type: ignore[attr-defined]
         if self.dim not in cache:
-            norms = np.linalg.norm(self._unit(np.random.default_rng(0), _MC_DRAWS), axis=1)
+            rng = np.random.default_rng(0)
+            rows = max(1, min(_MC_DRAWS, 2**21 // self.dim))  # ≤ 16 MB of float64 per chunk
+            norms = np.concatenate(
+                [
+                    np.linalg.norm(self._unit(rng, min(rows, _MC_DRAWS - at)), axis=1)
+                    for at in range(0, _MC_DRAWS, rows)
+                ]
+            )
             cache[self.dim] = (float(norms.mean()), float((norms**2).mean()))
         return cache[self.dim]
 
@@ -444,8 +453,8 @@ def check_family(cls: type[ScaledMechanism]) -> None:
     mech = cls(dim, 1.5, 1.0)
     _probe_numpy(cls.name, mech, dim)
     _probe_torch(cls.name, mech, dim)
-    if isinstance(mech, RadialMechanism):
-        cls._unit_law(dim)  # returns an SGG of this dimension (checked there)
+    if isinstance(mech, SphericalMechanism):
+        _ = mech.law  # an SGG of this dimension (a radial law is checked there)
     elif cls.provable:
         _probe_profile(cls, dim)
 
@@ -503,7 +512,7 @@ def _probe_profile(cls: type[ScaledMechanism], dim: int) -> None:
     rows = []
     for nm in _PROBE_NM:
         try:
-            rows.append(cls._profile_at(_PROBE_EPS, dim, nm))  # type: ignore[attr-defined]
+            rows.append(np.asarray(cls(dim, nm, 1.0).delta(_PROBE_EPS), dtype=float))
         except InputError:
             raise
         except Exception as err:
