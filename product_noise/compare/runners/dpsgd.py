@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from functools import partial
 from typing import Any
 
 import torch
@@ -18,6 +19,7 @@ from ..accounting import figure_from_dict
 from ..config import CompareConfig
 from ..data import ClassificationData
 from .common import AccountingMismatch, Outcome, _inputs, task_metric
+from .task_loss import train_with_loss
 
 
 class DigitsCNN(nn.Module):
@@ -147,13 +149,16 @@ def run_dpsgd(
         bar = tqdm(total=cfg.epochs, desc=desc or "epochs", unit="epoch", leave=False)
     metrics: list[float] = []
 
+    custom = data.loss != "cross_entropy"  # a user's loss: its own loop (same engine, seeds)
+
     def on_epoch(_row: dict[str, Any]) -> None:
-        if data.metric != "accuracy":  # a user's metric, on the model being trained
+        if custom or data.metric != "accuracy":  # the task's metric, on the model trained
             metrics.append(task_metric(model, data, test_set.tensors[0], test_set.tensors[1]))
         if bar is not None:
             bar.update(1)
 
-    history = train(
+    trainer = partial(train_with_loss, loss=data.loss) if custom else train
+    history = trainer(
         model,
         train_set,
         test_set,
