@@ -58,6 +58,12 @@ def run_comparison(
         Other settings (DPMix, baselines, workers, ...); the task's own settings replace its
         training ones.
 
+    Notes
+    -----
+    The calibrations run in worker processes started with ``spawn`` (``config.workers``, 0:
+    automatic), which import the caller's main module: call this from under
+    ``if __name__ == "__main__":`` in a script, or pass ``CompareConfig(workers=1)``.
+
     Returns
     -------
     rows : list of dict

@@ -28,7 +28,19 @@ Mechanism names
 
 Groups: ``dpsgd``, ``dpmix``, ``erm`` (output/objective/AMP × gaussian/gamma/product-paper/
 product), ``baselines`` (AdLM, local-DP input noise, DP generator), ``nonprivate``,
-``default`` (everything except the slow DP generator; the default), ``all``.
+``default`` (everything except the slow DP generator; the default), ``all``, and ``user``.
+
+User mechanisms
+---------------
+A mechanism registered with :func:`product_noise.register_mechanism` (or by a plugin) is
+accepted as ``dpsgd-<name>`` and ``erm-<method>-<name>`` as soon as it is registered: the names
+are read from the registry when they are checked (:func:`known_mechanisms`, :func:`groups`),
+not at import. User mechanisms are not in the built-in groups (``default`` compares what the
+package ships); the group ``user`` selects every one of them in DP-SGD and in output,
+objective and AMP perturbation. A *sampler-only* (unverified) mechanism is run at the noise
+multiplier of the verified Gaussian for the same target
+(:data:`~product_noise.mechanisms.custom.MATCHED_TO_GAUSSIAN`): its target is labelled
+``unverified`` and it has no verified figure.
 """
 
 from __future__ import annotations
@@ -60,7 +72,14 @@ __all__ = [
     "load_toml",
     "expand_mechanisms",
     "family_of",
+    "noise_of",
+    "is_unverified",
     "target_label",
+    "dpsgd_mechanisms",
+    "erm_noises",
+    "all_erm",
+    "groups",
+    "known_mechanisms",
 ]
 
 
