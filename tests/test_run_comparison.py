@@ -324,6 +324,17 @@ def test_user_mechanisms_join_the_names_at_use_time() -> None:
     ]
 
 
+def test_user_mechanisms_are_calibrated_in_this_process() -> None:
+    """A user's law lives in this process (often a closure): its calibration is never sent to
+    a worker process, which would not know the name."""
+    from product_noise.compare.accounting import DPSGDKey, _portable
+
+    register_mechanism("my_l2", radial=lambda d: SGG(d, d - 1.0, 1.0, 1.0))
+    key = DPSGDKey("dpsgd-my-l2", 1.0, 1e-5, 100, 1000, 64, 1)
+    assert not _portable("dpsgd", key)
+    assert _portable("dpsgd", DPSGDKey("dpsgd-l2", 1.0, 1e-5, 100, 1000, 64, 1))
+
+
 def _write_modules(root: Path) -> None:
     (root / "i17_task_mod.py").write_text(
         textwrap.dedent(

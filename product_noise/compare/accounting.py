@@ -519,6 +519,17 @@ def _init_worker(parent: int) -> None:
 
 
 # ====================================================================== the cache
+def _portable(kind: str, key: DPSGDKey | DPMixKey) -> bool:
+    """Whether a worker process can compute ``key``: not for a user mechanism, which is
+    registered in this process only (its law may be a closure that cannot be pickled)."""
+    if kind != "dpsgd":
+        return True
+    from ..mechanisms.registry import get_mechanism
+
+    assert isinstance(key, DPSGDKey)
+    return get_mechanism(key.mechanism.split("-", 1)[1].replace("-", "_")).builtin
+
+
 class AccountingCache:
     """Calibrations and privacy figures of a comparison, computed once per key.
 
@@ -526,8 +537,9 @@ class AccountingCache:
     ----------
     workers : int
         Processes that compute in the background (0 or 1: compute in this process, when first
-        needed). They ignore SIGINT (the process that owns them ends them, see :meth:`close`)
-        and end when it ends, even when it is killed.
+        needed; a user mechanism's calibration is always computed in this process). They
+        ignore SIGINT (the process that owns them ends them, see :meth:`close`) and end when
+        it ends, even when it is killed.
     stored : dict, optional
         Results of an earlier run of the same comparison (``accounting.json``), reused as is.
     """
@@ -552,7 +564,7 @@ class AccountingCache:
         name = f"{kind}:{key.name()}"
         if name in self.results or name in self._pending:
             return
-        if self._pool is not None:
+        if self._pool is not None and _portable(kind, key):
             with _sigint_blocked():  # the first submit starts the workers: see _sigint_blocked
                 self._pending[name] = self._pool.submit(_run_job, kind, key, extra)
         else:

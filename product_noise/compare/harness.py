@@ -194,9 +194,17 @@ def plan_runs(cfg: CompareConfig) -> list[RunSpec]:
 
 
 def _settings(cfg: CompareConfig, *datas: ClassificationData | None) -> dict[str, Any]:
-    """The settings a resumed comparison must keep: the configuration's, and for a user's
-    task the fingerprint of its data (and its model's size)."""
+    """The settings a resumed comparison must keep: the configuration's, for a user's task
+    the fingerprint of its data (and its model's size), and what each user mechanism is."""
+    from ..mechanisms.registry import get_mechanism
+    from .config import noise_of
+
     d = {k: getattr(cfg, k) for k in _RESULT_SETTINGS}
+    for m in cfg.mechanisms:  # a user mechanism: its kind and description must stay
+        noise = noise_of(m)
+        spec = None if noise is None else get_mechanism(noise)
+        if spec is not None and spec.user:
+            d[f"mechanism {spec.name}"] = f"{spec.calibration}: {spec.description}"
     for data in datas:
         if data is not None and "fingerprint" in data.info:
             d[f"data {data.name}"] = data.info["fingerprint"]
