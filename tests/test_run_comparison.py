@@ -397,6 +397,23 @@ def test_toml_task_and_plugins_round_trip(tmp_path: Path, monkeypatch, capsys) -
     sys.modules.pop("i17_task_mod", None)
 
 
+def test_cli_task_and_plugin_options(tmp_path: Path, monkeypatch) -> None:
+    from product_noise.mechanisms.registry import REGISTRY
+
+    _write_modules(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "o"
+    args = ["compare", "--task", "i17_task_mod:task", "--plugin", "i17_plugin_mod:register"]
+    args += ["--mechanisms", "nonprivate-nn", "--seeds", "0", "--no-plots", "--no-progress"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "toml_l2" in REGISTRY
+    assert [r["dataset"] for r in _rows(out / "results.csv")] == ["toml-task"]
+    # without the plugin its mechanism is unknown: exit 2 before training
+    REGISTRY.unregister("toml_l2")
+    bad = ["compare", "--mechanisms", "dpsgd-toml-l2", "--out", str(tmp_path / "p")]
+    assert main(bad) == 2 and not (tmp_path / "p").exists()
+
+
 def test_bad_task_and_plugin_specs_exit_2(tmp_path: Path, capsys) -> None:
     toml = tmp_path / "c.toml"
     for text, message in [

@@ -35,6 +35,8 @@ DESCRIPTION = textwrap.dedent(
       erm-<method>-<noise> logistic regression: output, objective, AMP perturbation with
                            gaussian, gamma (pure ε), product-paper, product noise
       nonprivate-nn/-logreg  references
+      dpsgd-<name>, erm-<method>-<name>  a registered user mechanism (--plugin; group
+                           "user"); a sampler-only one is reported unverified, never verified
 
     With no arguments: digits (1,797 8×8 images) for the networks and DPMix, breast cancer
     (569 × 30) for convex ERM (both ship with scikit-learn), ε ∈ {1, 3, 8}, seeds {0, 1, 2};
