@@ -69,6 +69,7 @@ def digits_task(**kw) -> DPSGDTask:
 
 def cancer_task(**kw) -> ERMTask:
     e = load_erm_data("breast_cancer")
+    kw = {"data_norm": 1.0, **kw}
     return ERMTask("my-cancer", e.X_train, e.y_train, e.X_test, e.y_test, **kw)
 
 

@@ -105,8 +105,8 @@ class ERMTask:
     X_train, y_train, X_test, y_test : array-like
         Features (2-D, dense or SciPy sparse) and labels (1-D).
     data_norm : float or None
-        The *declared* bound on the rows' ℓ2 norm; rows above it are clipped to it (and the
-        rows say so). ``None`` computes it from the private data, which leaks privacy: a
+        Required: the *declared* bound on the rows' ℓ2 norm; rows above it are clipped to it
+        (and the rows say so). ``None`` computes it from the private data, which leaks privacy: a
         :class:`~product_noise.erm.PrivacyLeakWarning` is raised.
     lam : float, optional
         Regularisation λ (default: ``CompareConfig.erm_lam``).
@@ -119,7 +119,7 @@ class ERMTask:
     y_train: Any
     X_test: Any
     y_test: Any
-    data_norm: float | None = 1.0
+    data_norm: float | None
     lam: float | None = None
     delta: float | None = None
 
