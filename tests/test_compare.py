@@ -48,7 +48,7 @@ def test_every_epsilon_column_is_labelled(quick_run: Path) -> None:
         header = next(csv.reader((quick_run / name).open()))
         for col in header:
             if "epsilon" in col or "delta" in col:
-                assert col.startswith(("claimed_", "verified_")), (name, col)
+                assert col.startswith(("claimed_", "verified_", "unverified_")), (name, col)
     for r in _rows(quick_run / "results.csv"):
         if r["family"] == "nonprivate":
             assert r["verified_epsilon"] == "" and r["target_label"] == "none"

@@ -35,6 +35,8 @@ DESCRIPTION = textwrap.dedent(
       erm-<method>-<noise> logistic regression: output, objective, AMP perturbation with
                            gaussian, gamma (pure ε), product-paper, product noise
       nonprivate-nn/-logreg  references
+      dpsgd-<name>, erm-<method>-<name>  a registered user mechanism (--plugin; group
+                           "user"); a sampler-only one is reported unverified, never verified
 
     With no arguments: digits (1,797 8×8 images) for the networks and DPMix, breast cancer
     (569 × 30) for convex ERM (both ship with scikit-learn), ε ∈ {1, 3, 8}, seeds {0, 1, 2};
@@ -53,7 +55,11 @@ EPILOG = textwrap.dedent(
 
     TOML config (--config): keys are the option names (epsilons, seeds, mechanisms, dataset,
     model, epochs, batch_size, lr, erm_lam, dpmix_l, ...), at top level or in [dpsgd], [dpmix],
-    [erm] tables; command-line options override the file.
+    [erm] tables; command-line options override the file. A user's own task and mechanisms:
+    task = "package.module:callable" (returns a DPSGDTask and/or an ERMTask of
+    product_noise.compare) and plugins = ["module", "module:callable"] (register mechanisms;
+    then dpsgd-<name>, erm-<method>-<name>, or the group "user"); the Python API is
+    product_noise.compare.run_comparison.
 
     exit status:
       0    every run finished
@@ -85,7 +91,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--mechanisms",
         nargs="+",
         metavar="M",
-        help="mechanisms or groups (dpsgd, dpmix, erm, nonprivate, all; default all)",
+        help="mechanisms or groups (dpsgd, dpmix, erm, baselines, nonprivate, user, all; "
+        "default: everything but the DP generator)",
     )
     p.add_argument("--epsilons", nargs="+", type=EPSILON, metavar="E", help="target ε grid")
     p.add_argument("--seeds", nargs="+", type=SEED, metavar="S", help="seeds")
@@ -99,6 +106,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--erm-dataset", metavar="NAME", help="dataset of convex ERM (breast_cancer)")
     p.add_argument("--data-root", type=Path, metavar="DIR", help="directory of upstream files")
     p.add_argument("--model", choices=["mlp", "cnn"], help="network (default mlp)")
+    p.add_argument(
+        "--task",
+        metavar="MODULE:CALLABLE",
+        help="a user's task: a callable returning a DPSGDTask and/or an ERMTask (replaces "
+        "the built-in datasets and their training settings)",
+    )
+    p.add_argument(
+        "--plugin",
+        action="append",
+        metavar="MODULE[:CALLABLE]",
+        help="import a module that registers mechanisms (repeatable); then dpsgd-<name>, "
+        "erm-<method>-<name> and the group 'user' select them",
+    )
     p.add_argument("--epochs", type=positive_int("epochs"), help="DP-SGD epochs")
     p.add_argument("--delta", type=DELTA, help="δ of DP-SGD and DPMix (1e-5)")
     p.add_argument(
@@ -116,9 +136,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def build_config(args: argparse.Namespace) -> Any:
-    """The :class:`~product_noise.compare.config.CompareConfig` the options describe."""
+def build_config(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """The :class:`~product_noise.compare.config.CompareConfig` the options describe
+    (plugins imported, checked) and the user's tasks it names."""
     from ..compare.config import ConfigError, default_config, load_toml, quick_config
+    from ..compare.harness import prepare
 
     cfg = quick_config() if args.quick else default_config()
     if args.config is not None:
@@ -128,14 +150,16 @@ def build_config(args: argparse.Namespace) -> Any:
         v = getattr(args, name)
         if v is not None:
             overrides[name] = list(v) if isinstance(v, list) else v
-    for name in ("data_root", "model", "epochs", "delta", "max_train", "workers"):
+    for name in ("data_root", "model", "epochs", "delta", "max_train", "workers", "task"):
         v = getattr(args, name)
         if v is not None:
             overrides[name] = v
+    if args.plugin:
+        overrides["plugins"] = [*cfg.plugins, *args.plugin]
     cfg = dataclasses.replace(cfg, **overrides)
     if args.resume and args.out is None:
         raise ConfigError("--resume needs --out DIR (the directory of the run to continue)")
-    return cfg.validate()
+    return cfg, prepare(cfg)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,17 +170,23 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..compare.harness import run_compare
 
-    cfg = build_config(args)
+    cfg, tasks = build_config(args)
     out = args.out or Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     result = run_compare(
-        cfg, out, resume=args.resume, progress=not args.no_progress, plots=not args.no_plots
+        cfg,
+        out,
+        resume=args.resume,
+        progress=not args.no_progress,
+        plots=not args.no_plots,
+        tasks=tasks,
     )
     print()
     print(result.summary_table)
     print()
     print(
         "Labels: verified = exact privacy of the noise actually added (inf: no finite ε at that "
-        "δ); claimed = what a paper or textbook formula states (not a guarantee)."
+        "δ); claimed = what a paper or textbook formula states (not a guarantee); unverified = "
+        "a user's noise without a proof (no verified ε; run at the Gaussian's noise multiplier)."
     )
     skipped = f", {result.skipped} skipped (--resume)" if result.skipped else ""
     print(f"{result.finished} runs finished{skipped} of {result.planned} planned")

@@ -3,8 +3,10 @@
 DP-SGD (Gaussian, product noise at the paper's calibration and honestly calibrated, ℓ2), DPMix
 and convex ERM (output / objective perturbation, AMP with Gaussian, Gamma-norm and product noise)
 at a grid of target ε, repeated over seeds, with every privacy figure labelled ``claimed`` or
-``verified``. See :mod:`product_noise.compare.config` for the mechanism names and
-:func:`run_compare` for the outputs.
+``verified`` (a user's sampler-only noise: ``unverified``, never verified). See
+:mod:`product_noise.compare.config` for the mechanism names, :func:`run_compare` for the
+outputs and :func:`run_comparison` (with :class:`DPSGDTask`, :class:`ERMTask`) to compare
+mechanisms, built-in or registered, on a user's own data and model.
 
 Attributes are imported on first use, so that ``product-noise --help`` (which imports
 :mod:`product_noise.compare.cli`) stays fast.
@@ -25,6 +27,9 @@ __all__ = [
     "load_toml",
     "plan_runs",
     "run_compare",
+    "run_comparison",
+    "DPSGDTask",
+    "ERMTask",
 ]
 
 _WHERE = {
@@ -37,6 +42,9 @@ _WHERE = {
     "RunSpec": "harness",
     "plan_runs": "harness",
     "run_compare": "harness",
+    "run_comparison": "api",
+    "DPSGDTask": "tasks",
+    "ERMTask": "tasks",
 }
 
 

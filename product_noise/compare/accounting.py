@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..privacy import VERIFIED, PrivacyFigure
+from ..privacy import CLAIMED, UNVERIFIED, VERIFIED, PrivacyFigure
 
 __all__ = [
     "DPSGDKey",
@@ -189,32 +189,54 @@ def _paper_noise_multiplier(key: DPSGDKey, eps0: float, k: float) -> float:
     return SENSITIVITY_CONVENTIONS[key.paper_sensitivity] * paper_t(key.dim, k, None) / eps0
 
 
-_DPSGD_FAMILIES = {
-    "dpsgd-gaussian": "gaussian",
-    "dpsgd-product-paper": "product",
-    "dpsgd-product": "product",
-    "dpsgd-l2": "l2",
-}
+def dpsgd_noise(mechanism: str) -> tuple[str, str]:
+    """``(family, calibration)`` of a ``dpsgd-<name>`` mechanism, from the registry now.
+
+    ``family`` is the :data:`~product_noise.mechanisms.MECHANISMS` name of its class (the
+    paper's product noise is ``product``); ``calibration`` is ``"gaussian"`` (Opacus' PRV
+    accountant), ``"paper"`` (the paper's claimed calibration), ``"verified"`` (the verified
+    accountant of the noise's own profile) or ``"unverified"`` (a user's sampler with no proof:
+    the Gaussian's noise multiplier, :data:`~product_noise.mechanisms.custom.MATCHED_TO_GAUSSIAN`).
+
+    Raises
+    ------
+    ConfigError
+        For a claimed noise other than the paper's (no DP-SGD accountant states that claim).
+    """
+    from ..mechanisms.registry import get_mechanism
+    from .config import ConfigError
+
+    spec = get_mechanism(mechanism.split("-", 1)[1].replace("-", "_"))
+    family = spec.load().name
+    if spec.calibration == UNVERIFIED:
+        return spec.name, UNVERIFIED
+    if spec.calibration == CLAIMED:
+        if spec.claim != "paper":
+            raise ConfigError(f"{mechanism}: no DP-SGD accountant states the {spec.claim} claim")
+        return family, "paper"
+    return family, "gaussian" if family == "gaussian" else VERIFIED
 
 
 def compute_dpsgd(key: DPSGDKey) -> dict[str, Any]:
     """Calibrate one DP-SGD configuration and account it per epoch.
 
     Returns a JSON-friendly dict: ``noise`` (what ``make_private`` gets), ``history`` (the
-    accountant history the engine must record), ``curve`` (per epoch: claimed/verified figure
-    dicts), ``calibration_seconds``, ``accounting_seconds`` and ``evaluations``.
+    accountant history the engine must record; ``None`` for an unverified noise, which no
+    accountant records), ``curve`` (per epoch: claimed/verified figure dicts; no verified one
+    for an unverified noise), ``unverified`` (the reason, for an unverified noise),
+    ``calibration_seconds``, ``accounting_seconds`` and ``evaluations``.
     """
     t0 = time.perf_counter()
     q, total = key.sample_rate, key.steps
     memo = _ProfileMemo()
     out: dict[str, Any] = {"key": asdict(key)}
-    family = _DPSGD_FAMILIES[key.mechanism]
+    family, how = dpsgd_noise(key.mechanism)
     paper: dict[str, float] | None = None
     evals = 0
-    if key.mechanism == "dpsgd-gaussian":
+    if how in ("gaussian", UNVERIFIED):
         nm = _calibrate_gaussian(key)
-        out["noise"] = {"noise": "gaussian", "noise_multiplier": nm}
-    elif key.mechanism == "dpsgd-product-paper":
+        out["noise"] = {"noise": family, "noise_multiplier": nm}
+    elif how == "paper":
         nm, paper, out["noise"] = _calibrate_paper(key)
     else:
         nm, evals = _calibrate_verified(key, family, memo)
@@ -223,11 +245,20 @@ def compute_dpsgd(key: DPSGDKey) -> dict[str, Any]:
     out["evaluations"] = evals
 
     t1 = time.perf_counter()
-    if family == "gaussian":
-        out["history"] = [[nm, q, total]]
+    if how == UNVERIFIED:
+        from ..mechanisms.custom import MATCHED_TO_GAUSSIAN
+
+        out["history"] = None
+        out["unverified"] = f"{family} is unverified: {MATCHED_TO_GAUSSIAN}"
+        out["curve"] = [
+            {"epoch": e, "steps": e * key.steps_per_epoch, "verified": None}
+            for e in range(1, key.epochs + 1)
+        ]
     else:
-        out["history"] = [[family, key.dim, nm, q, total]]
-    out["curve"] = _dpsgd_curve(key, family, nm, paper, memo)
+        out["history"] = (
+            [[nm, q, total]] if how == "gaussian" else [[family, key.dim, nm, q, total]]
+        )
+        out["curve"] = _dpsgd_curve(key, family, nm, paper, memo)
     out["paper"] = paper
     out["accounting_seconds"] = time.perf_counter() - t1
     return out
@@ -488,6 +519,17 @@ def _init_worker(parent: int) -> None:
 
 
 # ====================================================================== the cache
+def _portable(kind: str, key: DPSGDKey | DPMixKey) -> bool:
+    """Whether a worker process can compute ``key``: not for a user mechanism, which is
+    registered in this process only (its law may be a closure that cannot be pickled)."""
+    if kind != "dpsgd":
+        return True
+    from ..mechanisms.registry import get_mechanism
+
+    assert isinstance(key, DPSGDKey)
+    return get_mechanism(key.mechanism.split("-", 1)[1].replace("-", "_")).builtin
+
+
 class AccountingCache:
     """Calibrations and privacy figures of a comparison, computed once per key.
 
@@ -495,8 +537,9 @@ class AccountingCache:
     ----------
     workers : int
         Processes that compute in the background (0 or 1: compute in this process, when first
-        needed). They ignore SIGINT (the process that owns them ends them, see :meth:`close`)
-        and end when it ends, even when it is killed.
+        needed; a user mechanism's calibration is always computed in this process). They
+        ignore SIGINT (the process that owns them ends them, see :meth:`close`) and end when
+        it ends, even when it is killed.
     stored : dict, optional
         Results of an earlier run of the same comparison (``accounting.json``), reused as is.
     """
@@ -521,7 +564,7 @@ class AccountingCache:
         name = f"{kind}:{key.name()}"
         if name in self.results or name in self._pending:
             return
-        if self._pool is not None:
+        if self._pool is not None and _portable(kind, key):
             with _sigint_blocked():  # the first submit starts the workers: see _sigint_blocked
                 self._pending[name] = self._pool.submit(_run_job, kind, key, extra)
         else:

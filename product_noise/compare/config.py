@@ -28,18 +28,31 @@ Mechanism names
 
 Groups: ``dpsgd``, ``dpmix``, ``erm`` (output/objective/AMP × gaussian/gamma/product-paper/
 product), ``baselines`` (AdLM, local-DP input noise, DP generator), ``nonprivate``,
-``default`` (everything except the slow DP generator; the default), ``all``.
+``default`` (everything except the slow DP generator; the default), ``all``, and ``user``.
+
+User mechanisms
+---------------
+A mechanism registered with :func:`product_noise.register_mechanism` (or by a plugin) is
+accepted as ``dpsgd-<name>`` and ``erm-<method>-<name>`` as soon as it is registered: the names
+are read from the registry when they are checked (:func:`known_mechanisms`, :func:`groups`),
+not at import. User mechanisms are not in the built-in groups (``default`` compares what the
+package ships); the group ``user`` selects every one of them in DP-SGD and in output,
+objective and AMP perturbation. A *sampler-only* (unverified) mechanism is run at the noise
+multiplier of the verified Gaussian for the same target
+(:data:`~product_noise.mechanisms.custom.MATCHED_TO_GAUSSIAN`): its target is labelled
+``unverified`` and it has no verified figure.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..mechanisms.registry import mechanism_names
-from ..privacy import CLAIMED, VERIFIED
+from ..mechanisms.registry import get_mechanism, mechanism_specs
+from ..privacy import CLAIMED, UNVERIFIED, VERIFIED
 from ..validation import InputError
 
 __all__ = [
@@ -59,7 +72,14 @@ __all__ = [
     "load_toml",
     "expand_mechanisms",
     "family_of",
+    "noise_of",
+    "is_unverified",
     "target_label",
+    "dpsgd_mechanisms",
+    "erm_noises",
+    "all_erm",
+    "groups",
+    "known_mechanisms",
 ]
 
 
@@ -67,14 +87,10 @@ class ConfigError(InputError):
     """A comparison is misconfigured; raised before anything is trained (exit status 2)."""
 
 
-#: ``dpsgd-<name>`` for the registry's DP-SGD mechanisms, in harness order
-DPSGD_MECHANISMS = tuple(
-    f"dpsgd-{n}" for n in mechanism_names("dpsgd", spelling="dash", order="harness")
-)
 DPMIX_MECHANISMS = ("dpmix-global", "dpmix-class")
 ERM_METHODS = ("output", "objective", "amp", "ppssgd")
-#: the registry's ERM noises, in harness order
-ERM_NOISES = mechanism_names("erm", spelling="dash", order="harness")
+#: ERM methods of the ``erm`` group (and of the ``user`` group's ERM runs)
+_DEFAULT_ERM_METHODS = ("output", "objective", "amp")
 #: ERM noises run only when named (not in the ``erm``/``default`` groups)
 _OPT_IN_ERM_NOISES = ("l2", "classic-gaussian")
 NONPRIVATE_MECHANISMS = ("nonprivate-nn", "nonprivate-logreg")
@@ -83,25 +99,83 @@ BASELINE_MECHANISMS = ("adlm-paper", "adlm", "ldp-paper", "ldp", "dpgen-paper", 
 #: need images
 BASELINE_FAMILIES = ("adlm", "ldp", "dpgen")
 IMAGE_FAMILIES = ("adlm", "dpgen")
-_DEFAULT_ERM = tuple(
-    f"erm-{m}-{n}"
-    for m in ("output", "objective", "amp")
-    for n in ERM_NOISES
-    if n not in _OPT_IN_ERM_NOISES
-)
+
+
+def _noises(consumer: str, *, user: bool) -> tuple[str, ...]:
+    """The registry's ``consumer`` noises now (dash spelling, harness order): the built-in
+    ones, or (``user=True``) those a user or a plugin registered."""
+    return tuple(s.dash for s in mechanism_specs(consumer, order="harness") if s.user == user)
+
+
+def dpsgd_mechanisms(*, user: bool | None = None) -> tuple[str, ...]:
+    """``dpsgd-<name>`` for every mechanism registered *now* for DP-SGD, in harness order.
+
+    ``user=False``: the built-in ones only; ``True``: the user's only; ``None``: both.
+    """
+    kinds = (False, True) if user is None else (user,)
+    return tuple(f"dpsgd-{n}" for k in kinds for n in _noises("dpsgd", user=k))
+
+
+def erm_noises(*, user: bool | None = None) -> tuple[str, ...]:
+    """The noises registered *now* for convex ERM (dash spelling, harness order)."""
+    kinds = (False, True) if user is None else (user,)
+    return tuple(n for k in kinds for n in _noises("erm", user=k))
+
+
+def all_erm() -> tuple[str, ...]:
+    """Every ``erm-<method>-<noise>`` name accepted now."""
+    return tuple(f"erm-{m}-{n}" for m in ERM_METHODS for n in erm_noises())
+
+
+def groups() -> dict[str, tuple[str, ...]]:
+    """The mechanism groups, from the registry as it is now.
+
+    ``dpsgd``, ``erm``, ``default`` and ``all`` hold the built-in mechanisms only; ``user``
+    holds every user (or plugin) mechanism: ``dpsgd-<name>`` and
+    ``erm-{output,objective,amp}-<name>``. A user mechanism therefore runs when it is named,
+    alone or through ``user``, never as a surprise inside ``default``.
+    """
+    dpsgd = dpsgd_mechanisms(user=False)
+    erm = tuple(
+        f"erm-{m}-{n}"
+        for m in _DEFAULT_ERM_METHODS
+        for n in erm_noises(user=False)
+        if n not in _OPT_IN_ERM_NOISES
+    )
+    user = dpsgd_mechanisms(user=True) + tuple(
+        f"erm-{m}-{n}" for m in _DEFAULT_ERM_METHODS for n in erm_noises(user=True)
+    )
+    out = {
+        "dpsgd": dpsgd,
+        "dpmix": DPMIX_MECHANISMS,
+        "erm": erm,
+        "baselines": BASELINE_MECHANISMS,
+        "nonprivate": NONPRIVATE_MECHANISMS,
+        "user": user,
+    }
+    out["all"] = dpsgd + DPMIX_MECHANISMS + erm + BASELINE_MECHANISMS + NONPRIVATE_MECHANISMS
+    #: the default: everything but the DP generator (minutes per run)
+    out["default"] = tuple(m for m in out["all"] if not m.startswith("dpgen"))
+    return out
+
+
+def known_mechanisms() -> tuple[str, ...]:
+    """Every mechanism name accepted now (user mechanisms included)."""
+    return (
+        dpsgd_mechanisms()
+        + DPMIX_MECHANISMS
+        + all_erm()
+        + BASELINE_MECHANISMS
+        + NONPRIVATE_MECHANISMS
+    )
+
+
+#: the built-in names at import (kept for existing code; validation uses the functions above,
+#: which also see the mechanisms registered later)
+DPSGD_MECHANISMS = dpsgd_mechanisms(user=False)
+ERM_NOISES = erm_noises(user=False)
 ALL_ERM = tuple(f"erm-{m}-{n}" for m in ERM_METHODS for n in ERM_NOISES)
-GROUPS: dict[str, tuple[str, ...]] = {
-    "dpsgd": DPSGD_MECHANISMS,
-    "dpmix": DPMIX_MECHANISMS,
-    "erm": _DEFAULT_ERM,
-    "baselines": BASELINE_MECHANISMS,
-    "nonprivate": NONPRIVATE_MECHANISMS,
-}
-GROUPS["all"] = (
-    DPSGD_MECHANISMS + DPMIX_MECHANISMS + _DEFAULT_ERM + BASELINE_MECHANISMS + NONPRIVATE_MECHANISMS  # type: ignore
-)
-#: the default: everything but the DP generator (minutes per run)
-GROUPS["default"] = tuple(m for m in GROUPS["all"] if not m.startswith("dpgen"))
+GROUPS: dict[str, tuple[str, ...]] = {k: v for k, v in groups().items() if k != "user"}
 KNOWN_MECHANISMS = (
     DPSGD_MECHANISMS + DPMIX_MECHANISMS + ALL_ERM + BASELINE_MECHANISMS + NONPRIVATE_MECHANISMS
 )
@@ -132,31 +206,62 @@ def family_of(mechanism: str) -> str:
     return mechanism.split("-", 1)[0]
 
 
-def target_label(mechanism: str) -> str | None:
-    """Which privacy figure a mechanism is calibrated to hit: ``claimed`` or ``verified``.
+def noise_of(mechanism: str) -> str | None:
+    """The registry name of a ``dpsgd-<noise>`` or ``erm-<method>-<noise>`` mechanism's noise
+    (underscore spelling), else ``None``."""
+    fam = family_of(mechanism)
+    if fam == "dpsgd":
+        return mechanism.split("-", 1)[1].replace("-", "_")
+    if fam == "erm":
+        return mechanism.split("-", 2)[2].replace("-", "_")
+    return None
 
-    ``None`` for the non-private references.
+
+def target_label(mechanism: str) -> str | None:
+    """Which privacy figure a mechanism is calibrated to hit: ``claimed``, ``verified`` or, for
+    a user's unverified noise run at the Gaussian's noise multiplier
+    (:data:`~product_noise.mechanisms.custom.MATCHED_TO_GAUSSIAN`), ``unverified``.
+
+    ``None`` for the non-private references. An unverified ERM noise with a claimed formula
+    is calibrated on that claim (``claimed``); in DP-SGD a one-release claim does not
+    compose, so there it is always ``unverified``.
     """
-    if family_of(mechanism) == "nonprivate":
+    fam = family_of(mechanism)
+    if fam == "nonprivate":
         return None
-    if mechanism.endswith("-paper") or mechanism.endswith("classic-gaussian"):
-        return CLAIMED
-    return VERIFIED
+    noise = noise_of(mechanism)
+    if noise is None:
+        return CLAIMED if mechanism.endswith("-paper") else VERIFIED
+    spec = get_mechanism(noise)
+    if spec.calibration == UNVERIFIED:
+        return CLAIMED if fam == "erm" and spec.claim else UNVERIFIED
+    return CLAIMED if spec.calibration == CLAIMED else VERIFIED
+
+
+def is_unverified(mechanism: str) -> bool:
+    """Whether a mechanism's noise is a user's unverified one (no verified figure, ever)."""
+    noise = noise_of(mechanism)
+    return noise is not None and get_mechanism(noise).calibration == UNVERIFIED
 
 
 def expand_mechanisms(names: list[str] | tuple[str, ...]) -> list[str]:
-    """Expand groups, keep the first occurrence of each name, reject unknown names."""
+    """Expand groups, keep the first occurrence of each name, reject unknown names.
+
+    Names are checked against the registry as it is now: a mechanism registered after
+    import is accepted as ``dpsgd-<name>`` and ``erm-<method>-<name>``.
+    """
     out: list[str] = []
+    grp = groups()
+    known = set(known_mechanisms())
     for name in names:
         if not isinstance(name, str):
             raise ConfigError(f"mechanism names must be strings, got {name!r}")
         key = name.strip().lower().replace("_", "-")
-        expanded = GROUPS.get(key, (key,))
-        for m in expanded:
-            if m not in KNOWN_MECHANISMS:
+        for m in grp.get(key, (key,)):
+            if m not in known:
                 raise ConfigError(
                     f"unknown mechanism {name!r}; choose from the groups "
-                    f"{', '.join(GROUPS)} or: {', '.join(KNOWN_MECHANISMS)}"
+                    f"{', '.join(grp)} or: {', '.join(known_mechanisms())}"
                 )
             if m not in out:
                 out.append(m)
@@ -211,6 +316,14 @@ class CompareConfig:
         Use at most this many training examples (a seeded subset; for large datasets).
     workers : int
         Processes for calibration and accounting (0: automatic, 1: none).
+    task : str, optional
+        ``"package.module:callable"`` returning a user's
+        :class:`~product_noise.compare.tasks.DPSGDTask` and/or
+        :class:`~product_noise.compare.tasks.ERMTask` (or a list of both): they replace the
+        built-in datasets, and their own training settings replace the ones here.
+    plugins : list of str
+        Modules (``"module"`` or ``"module:callable"``) that register user mechanisms,
+        imported before the mechanism names are checked.
     """
 
     epsilons: list[float] = field(default_factory=lambda: [1.0, 3.0, 8.0])
@@ -240,6 +353,8 @@ class CompareConfig:
     dpgen_steps: int | None = None
     max_train: int | None = None
     workers: int = 0
+    task: str | None = None
+    plugins: list[str] = field(default_factory=list)
     name: str = "default"
     #: mechanisms a group selected but the dataset cannot run (set by :meth:`validate`)
     dropped: list[str] = field(default_factory=list)
@@ -276,34 +391,67 @@ class CompareConfig:
         return bool(self.families() & {"erm", "erm-reference"})
 
     # ------------------------------------------------------------------ checks
-    def validate(self) -> CompareConfig:
-        """Check every setting; raise :class:`ConfigError` naming the first bad one."""
-        self._validate_mechanisms()
+    def validate(self, tasks: Sequence[Any] = ()) -> CompareConfig:
+        """Check every setting; raise :class:`ConfigError` naming the first bad one.
+
+        ``tasks`` are the user's tasks (:mod:`product_noise.compare.tasks`) that replace the
+        built-in datasets: then the mechanisms are checked against what the tasks declare.
+        """
+        self._validate_mechanisms(tasks)
         self._validate_epsilons()
         self._validate_seeds()
-        self._validate_settings()
-        self._validate_data()
+        self._validate_settings(custom_model=_nn_task(tasks) is not None)
+        self._validate_data(tasks)
         return self
 
-    def _validate_mechanisms(self) -> None:
-        """Expand the groups; drop (from a group) or refuse (named) the image-only mechanisms
-        on a dataset without images."""
+    def _drop(self, refused: dict[str, str], explicit: set[str]) -> None:
+        """Refuse the first of ``refused`` (mechanism → why it cannot run) named explicitly;
+        leave out (into :attr:`dropped`) those a group selected."""
+        named = [m for m in self.mechanisms if m in refused and m in explicit]
+        if named:
+            raise ConfigError(f"{named[0]} cannot run: {refused[named[0]]}")
+        self.dropped += [m for m in self.mechanisms if m in refused and m not in self.dropped]
+        self.mechanisms = [m for m in self.mechanisms if m not in refused]
+        if not self.mechanisms:
+            raise ConfigError("no mechanism selected that this data can run")
+
+    def _validate_mechanisms(self, tasks: Sequence[Any] = ()) -> None:
+        """Expand the groups; drop (from a group) or refuse (named) the mechanisms the data
+        cannot run: image-only ones without images, DPMix without a declared feature bound,
+        and, when tasks are given, the families no task provides."""
         explicit = {str(m).strip().lower().replace("_", "-") for m in self.mechanisms}
         self.mechanisms = expand_mechanisms(self.mechanisms)
-        if self.nn_data not in IMAGE_DATASETS:
-            # AdLM and the DP generator need images: named explicitly → error; from a group →
-            # left out (listed in ``dropped``)
-            imaging = [m for m in self.mechanisms if family_of(m) in IMAGE_FAMILIES]
-            named = [m for m in imaging if m in explicit]
-            if named:
-                raise ConfigError(
-                    f"{named[0]} needs image data; dataset {self.nn_data!r} is not one of "
+        refused: dict[str, str] = {}
+        nn_task = _nn_task(tasks)
+        for m in self.mechanisms:
+            fam = family_of(m)
+            nn = fam in ("dpsgd", "dpmix", *BASELINE_FAMILIES) or m == "nonprivate-nn"
+            if tasks and nn and nn_task is None:
+                refused[m] = "it trains a network: give a DPSGDTask"
+            elif tasks and not nn and not any(_is_erm_task(t) for t in tasks):
+                refused[m] = "it is convex ERM: give an ERMTask"
+            elif fam in IMAGE_FAMILIES and not self._has_images(nn_task):
+                refused[m] = (
+                    f"it needs image data; task {nn_task.name!r} declares no image_shape"
+                    if nn_task is not None
+                    else f"it needs image data; dataset {self.nn_data!r} is not one of "
                     f"{', '.join(IMAGE_DATASETS)}"
                 )
-            self.dropped = imaging
-            self.mechanisms = [m for m in self.mechanisms if m not in imaging]
-            if not self.mechanisms:
-                raise ConfigError("no mechanism selected for this dataset")
+            elif (
+                fam == "dpmix"
+                and nn_task is not None
+                and not (nn_task.bound or nn_task.image_shape)
+            ):
+                refused[m] = (
+                    f"DPMix needs a declared feature bound: give task {nn_task.name!r} "
+                    "image_shape= (entries in [0, 1]) or bound='pixel' / bound='l2'"
+                )
+        self._drop(refused, explicit)
+
+    def _has_images(self, nn_task: Any) -> bool:
+        if nn_task is not None:
+            return nn_task.image_shape is not None
+        return self.nn_data in IMAGE_DATASETS
 
     def _validate_epsilons(self) -> None:
         """The ε grid: finite numbers > 0, sorted, without repeats."""
@@ -333,15 +481,20 @@ class CompareConfig:
                 seeds.append(s)
         self.seeds = seeds
 
-    def _validate_settings(self) -> None:
-        """δ, the model and the training, DPMix, ERM and worker settings."""
+    def _validate_settings(self, custom_model: bool = False) -> None:
+        """δ, the model (unless a task brings its own) and the training, DPMix, ERM, worker,
+        task and plugin settings."""
+        if self.task is not None and not isinstance(self.task, str):
+            raise ConfigError(f"task must be a 'module:callable' string, got {self.task!r}")
+        if not isinstance(self.plugins, list) or not all(isinstance(x, str) for x in self.plugins):
+            raise ConfigError(f"plugins must be a list of module names, got {self.plugins!r}")
         if not 0 < float(self.delta) < 1:
             raise ConfigError(f"delta must lie strictly between 0 and 1, got {self.delta!r}")
         if self.erm_delta is not None and not 0 < float(self.erm_delta) < 1:
             raise ConfigError(
                 f"erm_delta must lie strictly between 0 and 1, got {self.erm_delta!r}"
             )
-        if self.model not in MODELS:
+        if not custom_model and self.model not in MODELS:
             raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         for name in ("hidden", "epochs", "batch_size", "dpmix_l", "dpmix_epochs"):
             v = getattr(self, name)
@@ -366,8 +519,11 @@ class CompareConfig:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise ConfigError(f"workers must be an integer >= 0, got {self.workers!r}")
 
-    def _validate_data(self) -> None:
-        """The datasets the selected families train on, and the data root of local ones."""
+    def _validate_data(self, tasks: Sequence[Any] = ()) -> None:
+        """The datasets the selected families train on, and the data root of local ones (a
+        user's task is checked when it is read: :mod:`product_noise.compare.tasks`)."""
+        if tasks:
+            return
         if self.dataset is not None and self.dataset not in set(NN_DATASETS) | set(ERM_DATASETS):
             raise ConfigError(
                 f"unknown dataset {self.dataset!r}; choose one of "
@@ -395,6 +551,15 @@ class CompareConfig:
             root = Path(self.data_root)
             if not root.is_dir():
                 raise ConfigError(f"data root {str(root)!r} is not a directory")
+
+
+def _nn_task(tasks: Sequence[Any]) -> Any:
+    """The DP-SGD task among ``tasks`` (one with a model factory), if any."""
+    return next((t for t in tasks if hasattr(t, "model")), None)
+
+
+def _is_erm_task(task: Any) -> bool:
+    return hasattr(task, "X_train")
 
 
 def default_config() -> CompareConfig:
@@ -437,6 +602,12 @@ def load_toml(path: str | Path, base: CompareConfig | None = None) -> CompareCon
         [erm]
         erm_lam = 1e-3
 
+    A user's task and mechanisms (the modules must be importable)::
+
+        task = "my_project.tasks:fashion"        # returns a DPSGDTask and/or an ERMTask
+        plugins = ["my_project.noise"]           # registers mechanisms when imported
+        mechanisms = ["dpsgd-gaussian", "dpsgd-my-noise", "nonprivate-nn"]
+
     Unknown keys are an error.
     """
     try:
@@ -471,7 +642,7 @@ def load_toml(path: str | Path, base: CompareConfig | None = None) -> CompareCon
         raise ConfigError(
             f"{path}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
         )
-    for key in ("epsilons", "seeds", "mechanisms"):
+    for key in ("epsilons", "seeds", "mechanisms", "plugins"):
         if key in flat and not isinstance(flat[key], list):
             flat[key] = [flat[key]]
     if "data_root" in flat and flat["data_root"] is not None:

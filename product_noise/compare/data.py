@@ -19,6 +19,7 @@ package's loaders; like theirs it is data-dependent and not accounted.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,18 @@ class ClassificationData:
     bound : {"pixel", "l2"}
         The data bound DPMix declares: entries in [0, 1], or rows of L2 norm ≤ 1.
     data_norm : float
-        Row-norm bound given to the ERM estimators (never computed from the data).
+        Row-norm bound given to the ERM estimators (never computed from the data without a
+        :class:`~product_noise.erm.PrivacyLeakWarning`).
     info : dict
         Sizes and notes.
+    input_shape : tuple, optional
+        Shape of one model input (a user's task); ``None``: the rows, or ``image_shape`` for
+        the CNN.
+    model_factory : callable, optional
+        A user task's zero-argument model factory; ``None``: the configured MLP or CNN.
+    loss, metric : str or callable
+        A user task's loss and test metric (``"cross_entropy"``, ``"accuracy"``: the
+        built-in ones).
     """
 
     name: str
@@ -63,6 +73,10 @@ class ClassificationData:
     bound: str = "l2"
     data_norm: float = 1.0
     info: dict[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int, ...] | None = None
+    model_factory: Callable[[], Any] | None = None
+    loss: str | Callable[[Any, Any], Any] = "cross_entropy"
+    metric: str | Callable[[Any, Any], float] = "accuracy"
 
     @property
     def n_train(self) -> int:

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,10 +29,17 @@ from typing import Any
 
 import numpy as np
 
-from ..privacy import CLAIMED, VERIFIED
+from ..privacy import CLAIMED, UNVERIFIED, VERIFIED
 from ..validation import check_output_dir
 from .accounting import AccountingCache, DPMixKey, DPSGDKey
-from .config import BASELINE_FAMILIES, CompareConfig, ConfigError, family_of, target_label
+from .config import (
+    BASELINE_FAMILIES,
+    CompareConfig,
+    ConfigError,
+    family_of,
+    is_unverified,
+    target_label,
+)
 from .data import ClassificationData, load_erm_data, load_nn_data
 from .report import (
     EPOCH_COLUMNS,
@@ -44,8 +51,9 @@ from .report import (
     write_plots,
     write_report,
 )
+from .tasks import Task
 
-__all__ = ["RunSpec", "plan_runs", "run_compare", "CompareResult", "Terminated"]
+__all__ = ["RunSpec", "plan_runs", "prepare", "run_compare", "CompareResult", "Terminated"]
 
 # settings that change results: a resumed comparison must keep them
 _RESULT_SETTINGS = (
@@ -185,8 +193,23 @@ def plan_runs(cfg: CompareConfig) -> list[RunSpec]:
     return sorted(specs, key=lambda r: (_rank(r.mechanism), r.epsilon or 0.0, r.mechanism, r.seed))
 
 
-def _settings(cfg: CompareConfig) -> dict[str, Any]:
+def _settings(cfg: CompareConfig, *datas: ClassificationData | None) -> dict[str, Any]:
+    """The settings a resumed comparison must keep: the configuration's, for a user's task
+    the fingerprint of its data (and its model's size), and what each user mechanism is."""
+    from ..mechanisms.registry import get_mechanism
+    from .config import noise_of
+
     d = {k: getattr(cfg, k) for k in _RESULT_SETTINGS}
+    for m in cfg.mechanisms:  # a user mechanism: its kind and description must stay
+        noise = noise_of(m)
+        spec = None if noise is None else get_mechanism(noise)
+        if spec is not None and spec.user:
+            d[f"mechanism {spec.name}"] = f"{spec.calibration}: {spec.description}"
+    for data in datas:
+        if data is not None and "fingerprint" in data.info:
+            d[f"data {data.name}"] = data.info["fingerprint"]
+            if "parameters" in data.info:
+                d[f"model parameters {data.name}"] = data.info["parameters"]
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
@@ -207,9 +230,11 @@ def _stored_settings(path: Path) -> dict[str, Any]:
     return stored
 
 
-def _prepare_out(cfg: CompareConfig, out: Path, resume: bool) -> tuple[set[str], dict]:
-    """Create ``out`` (or check it for ``--resume``); return finished run ids and stored
-    accounting."""
+def _prepare_out(
+    cfg: CompareConfig, out: Path, resume: bool, settings: dict[str, Any]
+) -> tuple[set[str], dict]:
+    """Create ``out`` (or check it for ``--resume`` against ``settings``); return finished run
+    ids and stored accounting."""
     results = out / "results.csv"
     settings_path = out / "settings.json"
     if resume:
@@ -217,7 +242,7 @@ def _prepare_out(cfg: CompareConfig, out: Path, resume: bool) -> tuple[set[str],
             raise ConfigError(f"--resume: {str(out)!r} is not a directory of an earlier run")
         if settings_path.exists():
             old = _stored_settings(settings_path)
-            new = _settings(cfg)
+            new = settings
             diff = sorted(k for k in new if old.get(k) != new[k])
             if diff:
                 raise ConfigError(
@@ -233,7 +258,7 @@ def _prepare_out(cfg: CompareConfig, out: Path, resume: bool) -> tuple[set[str],
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     tmp = settings_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_settings(cfg), indent=2), encoding="utf-8")
+    tmp.write_text(json.dumps(settings, indent=2), encoding="utf-8")
     tmp.replace(settings_path)
     done = {r["run_id"] for r in read_rows(results)} if resume else set()
     stored: dict = {}
@@ -246,30 +271,85 @@ def _prepare_out(cfg: CompareConfig, out: Path, resume: bool) -> tuple[set[str],
     return done, stored
 
 
+def prepare(cfg: CompareConfig, tasks: Sequence[Task] = ()) -> list[Task]:
+    """Import ``cfg.plugins``, load ``cfg.task`` (unless ``tasks`` are given), apply the tasks'
+    settings to ``cfg`` and validate it; returns the tasks.
+
+    Raises
+    ------
+    ConfigError
+        A plugin or task that cannot be loaded, a bad task or setting, a mechanism the tasks
+        cannot run.
+    """
+    from .tasks import apply_tasks, check_tasks, load_task
+
+    _import_plugins(cfg.plugins)
+    if tasks:
+        tasks = check_tasks(list(tasks))
+    elif cfg.task:
+        tasks = load_task(cfg.task)
+    apply_tasks(cfg, tasks)
+    cfg.validate(tasks=tasks)
+    return list(tasks)
+
+
+#: plugin → the mechanisms it registered (a plugin is imported once while they stay registered)
+_PLUGINS: dict[str, list[str]] = {}
+
+
+def _import_plugins(plugins: Sequence[str]) -> None:
+    """:func:`~product_noise.mechanisms.registry.import_plugins`, each plugin once: a
+    ``module:callable`` plugin registers again only if its mechanisms were removed."""
+    from ..mechanisms.registry import REGISTRY, import_plugins
+    from ..validation import InputError
+
+    for item in plugins:
+        if item in _PLUGINS and all(n in REGISTRY for n in _PLUGINS[item]):
+            continue
+        try:
+            _PLUGINS[item] = import_plugins([item])
+        except InputError as err:
+            raise ConfigError(str(err)) from None
+
+
 def _erm_delta(cfg: CompareConfig, data: ClassificationData) -> float:
     return float(cfg.erm_delta) if cfg.erm_delta is not None else 1.0 / data.n_train**2
 
 
 def _load_data(
-    cfg: CompareConfig, specs: list[RunSpec]
+    cfg: CompareConfig, specs: list[RunSpec], tasks: Sequence[Task] = ()
 ) -> tuple[ClassificationData | None, ClassificationData | None]:
-    """The data sets of the networks and of convex ERM (``None`` when unused), checked against
-    the configuration; raises :class:`ConfigError` before anything is trained."""
+    """The data sets of the networks and of convex ERM (``None`` when unused): a user's task
+    (checked and lowered by :mod:`product_noise.compare.tasks`) or a built-in dataset,
+    checked against the configuration; raises :class:`ConfigError` before anything is
+    trained."""
+    from .tasks import DPSGDTask, ERMTask, check_bound, lower_dpsgd_task, lower_erm_task
+
+    nn_task = next((t for t in tasks if isinstance(t, DPSGDTask)), None)
+    erm_task = next((t for t in tasks if isinstance(t, ERMTask)), None)
     nn_data = erm_data = None
     if any(
         family_of(s.mechanism) in ("dpsgd", "dpmix", *BASELINE_FAMILIES)
         or s.mechanism == "nonprivate-nn"
         for s in specs
     ):
-        nn_data = load_nn_data(cfg.nn_data, cfg.data_root, cfg.max_train)
+        if nn_task is not None:
+            nn_data = lower_dpsgd_task(nn_task)
+        else:
+            nn_data = load_nn_data(cfg.nn_data, cfg.data_root, cfg.max_train)
         uses_model = any(family_of(s.mechanism) in ("dpsgd", "dpmix") for s in specs)
         uses_model = uses_model or "nonprivate-nn" in cfg.mechanisms
         if (
             uses_model
+            and nn_task is None
             and cfg.model == "cnn"
             and (nn_data.image_shape is None or nn_data.image_shape[1] % 4)
         ):
             raise ConfigError(f"model 'cnn' needs square images; {cfg.nn_data!r} has none")
+        if nn_task is not None and any(family_of(m) == "dpmix" for m in cfg.mechanisms):
+            why = check_bound(nn_data)
+            if why is not None:
+                raise ConfigError(why)
         if "dpmix-class" in cfg.mechanisms:
             smallest = int(np.bincount(nn_data.y_train).min())
             if cfg.dpmix_l > smallest:
@@ -279,7 +359,10 @@ def _load_data(
         if cfg.dpmix_l > nn_data.n_train:
             raise ConfigError(f"dpmix_l={cfg.dpmix_l} exceeds the {nn_data.n_train} examples")
     if any(family_of(s.mechanism) == "erm" or s.mechanism == "nonprivate-logreg" for s in specs):
-        erm_data = load_erm_data(cfg.erm_data, cfg.data_root, cfg.max_train)
+        if erm_task is not None:
+            erm_data = lower_erm_task(erm_task)
+        else:
+            erm_data = load_erm_data(cfg.erm_data, cfg.data_root, cfg.max_train)
     return nn_data, erm_data
 
 
@@ -290,19 +373,25 @@ def run_compare(
     resume: bool = False,
     progress: bool = True,
     plots: bool = True,
+    tasks: Sequence[Task] = (),
 ) -> CompareResult:
     """Run a comparison into ``out`` and write its report.
 
-    Raises :class:`~product_noise.compare.config.ConfigError` for a bad configuration, before
-    anything is trained. On ``KeyboardInterrupt`` (Ctrl-C) or SIGTERM, the calibration workers
-    are ended, the report of the finished runs is written and the status is 130 or 143
+    ``tasks`` (a :class:`~product_noise.compare.tasks.DPSGDTask` and/or an
+    :class:`~product_noise.compare.tasks.ERMTask`) replace the built-in datasets of their kind;
+    without them, ``cfg.task`` (``"module:callable"``) is loaded, after ``cfg.plugins``. See
+    :func:`~product_noise.compare.api.run_comparison` for the task-first entry point.
+
+    Raises :class:`~product_noise.compare.config.ConfigError` for a bad configuration or task,
+    before anything is trained. On ``KeyboardInterrupt`` (Ctrl-C) or SIGTERM, the calibration
+    workers are ended, the report of the finished runs is written and the status is 130 or 143
     (128 + the signal's number); ``--resume`` continues such a comparison.
     """
     t_start = time.perf_counter()
-    cfg.validate()
+    tasks = prepare(cfg, tasks)
     specs = plan_runs(cfg)
-    nn_data, erm_data = _load_data(cfg, specs)  # errors before training
-    done, stored = _prepare_out(cfg, out, resume)
+    nn_data, erm_data = _load_data(cfg, specs, tasks)  # errors before training
+    done, stored = _prepare_out(cfg, out, resume, _settings(cfg, nn_data, erm_data))
     todo = [s for s in specs if s.run_id not in done]
     workers = cfg.workers or min(2, os.cpu_count() or 1)
 
@@ -402,6 +491,9 @@ def _run_all(
                 outcome, wait = _execute(
                     cfg, spec, nn_data, erm_data, accounting, dims, plan_cache, progress
                 )
+                _record(
+                    cfg, spec, outcome, wait, t0, nn_data, erm_data, results, epochs_csv, timings
+                )
             except KeyboardInterrupt:
                 raise
             except Exception as err:  # one failed run must not lose the others
@@ -410,7 +502,6 @@ def _run_all(
                 if bar is not None:
                     bar.update(1)
                 continue
-            _record(cfg, spec, outcome, wait, t0, nn_data, erm_data, results, epochs_csv, timings)
             finished += 1
             if bar is not None:
                 bar.update(1)
@@ -475,6 +566,7 @@ def _record(
                 "seed": spec.seed,
                 "claimed_target_epsilon": row["claimed_target_epsilon"],
                 "verified_target_epsilon": row["verified_target_epsilon"],
+                "unverified_target_epsilon": row["unverified_target_epsilon"],
                 **e,
             }
         )
@@ -653,6 +745,7 @@ def _row(
         "target_label": label or "none",
         "claimed_target_epsilon": spec.epsilon if label == CLAIMED else None,
         "verified_target_epsilon": spec.epsilon if label == VERIFIED else None,
+        "unverified_target_epsilon": spec.epsilon if label == UNVERIFIED else None,
         "claimed_epsilon": o.claimed.epsilon if o.claimed is not None else None,
         "claimed_delta": o.claimed.delta if o.claimed is not None else None,
         "verified_epsilon": o.verified.epsilon if o.verified is not None else None,
@@ -671,4 +764,13 @@ def _row(
     }
     if o.verified is not None and math.isinf(o.verified.epsilon):
         row["notes"] = ("verified ε is infinite at this δ; " + row["notes"]).rstrip("; ")
+    if data is not None and fam == "erm" and data.info.get("erm_note"):
+        row["notes"] = "; ".join(filter(None, (row["notes"], data.info["erm_note"])))
+    if is_unverified(spec.mechanism):
+        if o.verified is not None:  # never show an unverified noise as verified
+            raise RuntimeError(
+                f"{spec.mechanism} is unverified but its run reported a verified figure "
+                f"({o.verified}); not recorded"
+            )
+        row["notes"] = ("unverified: no privacy figure is proven; " + row["notes"]).rstrip("; ")
     return row

@@ -4,7 +4,10 @@ table (Markdown), the PNG plots and ``report.md``.
 Every ε column is named by its label: ``claimed_…`` (what a paper or textbook formula states) or
 ``verified_…`` (the exact privacy of the noise actually added). The target of a run is written in
 the column of the label it was calibrated for: ``claimed_target_epsilon`` for the paper's product
-noise and the classic Gaussian, ``verified_target_epsilon`` otherwise.
+noise and the classic Gaussian, ``verified_target_epsilon`` for the verified calibrations and
+``unverified_target_epsilon`` for a user's unverified noise (a sampler without a proof, run at
+the noise multiplier of the verified Gaussian for that target: it has no verified ε, and no
+plot or table shows it as verified).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ RESULT_COLUMNS = (
     "target_label",
     "claimed_target_epsilon",
     "verified_target_epsilon",
+    "unverified_target_epsilon",
     "claimed_epsilon",
     "claimed_delta",
     "verified_epsilon",
@@ -67,6 +71,7 @@ EPOCH_COLUMNS = (
     "seed",
     "claimed_target_epsilon",
     "verified_target_epsilon",
+    "unverified_target_epsilon",
     "epoch",
     "train_loss",
     "test_accuracy",
@@ -154,8 +159,11 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 # ====================================================================== summary
 def _target(row: dict[str, Any]) -> float:
-    t = _num(row.get("claimed_target_epsilon"))
-    return t if not math.isnan(t) else _num(row.get("verified_target_epsilon"))
+    for label in ("claimed", "verified", "unverified"):
+        t = _num(row.get(f"{label}_target_epsilon"))
+        if not math.isnan(t):
+            return t
+    return math.nan
 
 
 def summarize(rows: list[dict[str, str]], order: list[str] | None = None) -> list[dict[str, Any]]:
@@ -279,7 +287,7 @@ def _accuracy_panels(summary: list[dict[str, Any]]) -> dict[str, list[dict[str, 
     panels: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in summary:
         p = _panel_of(s["mechanism"])
-        if p is not None:
+        if p is not None and s["target_label"] != "unverified":  # no ε to place it at
             panels[p].append(s)
     return panels
 
@@ -358,8 +366,8 @@ def _epoch_curves(
     """(verified ε, claimed ε) per epoch of every DP-SGD (mechanism, target ε)."""
     curves: dict[tuple[str, float], dict[int, tuple[float, float]]] = defaultdict(dict)
     for r in epoch_rows:
-        if not r["mechanism"].startswith("dpsgd"):
-            continue
+        if not r["mechanism"].startswith("dpsgd") or r.get("unverified_target_epsilon"):
+            continue  # an unverified noise has no ε to draw
         t = _target(r)
         curves[(r["mechanism"], t)][int(r["epoch"])] = (
             _num(r["verified_epsilon"]),
@@ -469,7 +477,8 @@ def _draw_noise_panel(ax: Any, fam: str, ss: list[dict[str, Any]]) -> None:
             ls,
             marker="os^v<>dph*"[i % 10],
             color=matplotlib.colormaps["tab20"](i % 20),
-            label=_short(m) if fam != "erm" else m[4:],
+            label=(_short(m) if fam != "erm" else m[4:])
+            + (" (unverified)" if rows[0]["target_label"] == "unverified" else ""),
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -556,6 +565,18 @@ def write_report(
         "claim is known false). `inf` means no finite ε is certified at that δ. The target of "
         "each run is labelled by what its calibration aimed at.",
         "",
+    ]
+    unverified = sorted({s["mechanism"] for s in summary if s["target_label"] == "unverified"})
+    if unverified:
+        lines += [
+            "**unverified** = a user's noise with a sampler but no proven privacy profile: "
+            "no privacy figure is verified for it (its verified ε is empty), and it is run at "
+            "the noise multiplier the verified Gaussian needs for the same target ε (so its "
+            "target is labelled unverified); only an audit gives an empirical lower bound. "
+            f"Unverified here: {', '.join(unverified)}. They are left out of the ε plots.",
+            "",
+        ]
+    lines += [
         "## Summary (mean ± std over seeds)",
         "",
         format_summary(summary),

@@ -55,6 +55,8 @@ class Outcome:
 
 def _inputs(cfg: CompareConfig, data: ClassificationData, X: np.ndarray) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    if data.input_shape is not None:  # a user's task: its model's input shape
+        return t.reshape(-1, *data.input_shape)
     if cfg.model == "cnn" and data.image_shape is not None:
         t = t.reshape(-1, *data.image_shape)
     return t
@@ -63,6 +65,19 @@ def _inputs(cfg: CompareConfig, data: ClassificationData, X: np.ndarray) -> torc
 def expected_chi(m: int) -> float:
     """E‖z‖ for z ~ N(0, I_m)."""
     return float(math.sqrt(2.0) * math.exp(special.gammaln((m + 1) / 2) - special.gammaln(m / 2)))
+
+
+@torch.no_grad()
+def task_metric(
+    model: nn.Module, data: ClassificationData, X: torch.Tensor, y: torch.Tensor
+) -> float:
+    """The task's test metric: accuracy, or a user task's ``metric(logits, y)`` on the whole
+    test set."""
+    if data.metric == "accuracy":
+        return _accuracy(model, X, y)
+    model.eval()
+    logits = torch.cat([model(X[s : s + 2048]) for s in range(0, X.shape[0], 2048)])
+    return float(data.metric(logits, y))  # type: ignore[operator]
 
 
 @torch.no_grad()

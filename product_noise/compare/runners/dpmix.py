@@ -14,7 +14,7 @@ from ...training.loop import fit_minibatch
 from ..accounting import figure_from_dict
 from ..config import CompareConfig
 from ..data import ClassificationData
-from .common import AccountingMismatch, Outcome, _accuracy, _inputs, expected_chi
+from .common import AccountingMismatch, Outcome, _inputs, expected_chi, task_metric
 from .dpsgd import make_model
 
 
@@ -37,6 +37,8 @@ def _train_on_release(
     def loss_of(logits: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if soft:
             return kl_soft_label_loss(logits, Y[b])
+        if data.loss != "cross_entropy":  # a user task's loss
+            return data.loss(logits, hard[b])  # type: ignore[operator]
         return nn.functional.cross_entropy(logits, hard[b])
 
     fit_minibatch(
@@ -48,7 +50,8 @@ def _train_on_release(
         lr=cfg.dpmix_lr,
         seed=seed,
     )
-    return _accuracy(model, _inputs(cfg, data, data.X_test), torch.from_numpy(data.y_test))
+    X_test = _inputs(cfg, data, data.X_test)
+    return task_metric(model, data, X_test, torch.from_numpy(data.y_test))
 
 
 def run_dpmix(

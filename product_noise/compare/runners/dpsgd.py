@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from functools import partial
 from typing import Any
 
 import torch
@@ -17,7 +18,8 @@ from ...training.models import count_parameters
 from ..accounting import figure_from_dict
 from ..config import CompareConfig
 from ..data import ClassificationData
-from .common import AccountingMismatch, Outcome, _inputs
+from .common import AccountingMismatch, Outcome, _inputs, task_metric
+from .task_loss import train_with_loss
 
 
 class DigitsCNN(nn.Module):
@@ -41,7 +43,10 @@ class DigitsCNN(nn.Module):
 
 
 def make_model(cfg: CompareConfig, data: ClassificationData) -> nn.Module:
-    """The comparison's network: an MLP ``d → hidden → K`` or :class:`DigitsCNN`."""
+    """The comparison's network: a user task's factory, else an MLP ``d → hidden → K`` or
+    :class:`DigitsCNN`."""
+    if data.model_factory is not None:
+        return data.model_factory()
     k = data.num_classes
     if cfg.model == "cnn":
         if data.image_shape is None or data.image_shape[1] % 4:
@@ -53,9 +58,18 @@ def make_model(cfg: CompareConfig, data: ClassificationData) -> nn.Module:
 
 
 def _check_history(engine: Any, calib: dict[str, Any]) -> None:
-    """The engine's accountant history must be the one the cached figures were computed for."""
-    got = [list(h) for h in engine.accountant.history]
+    """The engine's accountant history must be the one the cached figures were computed for
+    (for an unverified noise, which no accountant records: the noise and its multiplier)."""
     want = calib["history"]
+    if want is None:
+        mech, noise = engine.current_mechanism(), calib["noise"]
+        nm = float(engine._optimizer.noise_multiplier)
+        if mech.name != noise["noise"] or not math.isclose(nm, noise["noise_multiplier"]):
+            raise AccountingMismatch(
+                f"the engine ran {mech.name!r} at noise multiplier {nm}, not the planned {noise}"
+            )
+        return
+    got = [list(h) for h in engine.accountant.history]
     ok = len(got) == len(want) and all(
         len(g) == len(w)
         and all(
@@ -133,18 +147,31 @@ def run_dpsgd(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.epochs, desc=desc or "epochs", unit="epoch", leave=False)
-    history = train(
+    metrics: list[float] = []
+
+    custom = data.loss != "cross_entropy"  # a user's loss: its own loop (same engine, seeds)
+
+    def on_epoch(_row: dict[str, Any]) -> None:
+        if custom or data.metric != "accuracy":  # the task's metric, on the model trained
+            metrics.append(task_metric(model, data, test_set.tensors[0], test_set.tensors[1]))
+        if bar is not None:
+            bar.update(1)
+
+    trainer = partial(train_with_loss, loss=data.loss) if custom else train
+    history = trainer(
         model,
         train_set,
         test_set,
         _train_config(cfg, seed, calib),
         progress=False,
-        on_epoch=None if bar is None else (lambda _row: bar.update(1)),
+        on_epoch=on_epoch,
         engine=engine,
     )
     if bar is not None:
         bar.close()
     epochs = [{k: row[k] for k in ("epoch", "train_loss", "test_accuracy")} for row in history]
+    for row, value in zip(epochs, metrics):
+        row["test_accuracy"] = value
     steps = history[-1]["steps"]
     outcome = Outcome(accuracy=epochs[-1]["test_accuracy"], dim=dim, steps=steps, epochs=epochs)
     outcome.train_seconds = time.perf_counter() - t0
@@ -157,11 +184,13 @@ def run_dpsgd(
     outcome.expected_noise_norm = float(mech.expected_norm)
     outcome.noise_scale = float(engine._optimizer.noise_multiplier)  # scale / C
     for row, cal in zip(epochs, calib["curve"]):
-        row["verified_epsilon"] = cal["verified"]["epsilon"]
+        row["verified_epsilon"] = cal["verified"]["epsilon"] if cal["verified"] else math.nan
         row["claimed_epsilon"] = cal["claimed"]["epsilon"] if cal.get("claimed") else math.nan
     last = calib["curve"][-1]
     outcome.verified = figure_from_dict(last["verified"])
     outcome.claimed = figure_from_dict(last.get("claimed"))
+    if calib.get("unverified"):
+        outcome.notes.append(calib["unverified"])
     if calib["noise"]["noise"] == "product" and "epsilon0" in calib["noise"]:
         n0 = calib["noise"]
         outcome.notes.append(
