@@ -26,6 +26,8 @@ __all__ = ["PLUGINS_ENV", "plugin_arguments", "env_plugins", "load_cli_plugins",
 #: comma-separated plugins imported before those given with ``--plugin``
 PLUGINS_ENV = "PRODUCT_NOISE_PLUGINS"
 _OPTION = "--plugin"
+#: subcommands with a ``--plugin`` option of their own (mechanism names checked when they run)
+OWN_PLUGIN_COMMANDS = frozenset({"compare"})
 
 
 def _is_plugin_option(tok: str) -> bool:
@@ -51,8 +53,9 @@ def plugin_arguments(argv: Sequence[str], commands: Collection[str]) -> list[str
     Raises
     ------
     CLIError
-        If ``--plugin`` follows the subcommand (its ``--mechanism`` choices are computed
-        before its options are read, so the plugin would come too late).
+        If ``--plugin`` follows a subcommand other than those of :data:`OWN_PLUGIN_COMMANDS`
+        (its ``--mechanism`` choices are computed before its options are read, so the plugin
+        would come too late).
     """
     out: list[str] = []
     it = iter(argv)
@@ -60,6 +63,8 @@ def plugin_arguments(argv: Sequence[str], commands: Collection[str]) -> list[str
         if tok == "--":
             break
         if tok in commands:
+            if tok in OWN_PLUGIN_COMMANDS:
+                break  # it reads its own --plugin options (its names are checked at run time)
             if any(_is_plugin_option(t) for t in it):
                 raise CLIError(
                     f"--plugin goes before the command: product-noise --plugin MODULE {tok} ..."
