@@ -167,10 +167,17 @@ def audit_rows(rows: list[dict[str, str]], n_samples: int, seed: int) -> list[di
 
 
 def print_figures(rows: list[dict[str, str]], audits: list[dict[str, Any]]) -> None:
-    print(f"{'mechanism':18} {'target ε':>9}  {'privacy':38} {'accuracy':>9}")
-    for r in sorted(rows, key=lambda r: (r["mechanism"], r["seed"])):
-        target = r["verified_target_epsilon"] or r["unverified_target_epsilon"] or "—"
-        print(f"{r['mechanism']:18} {target:>9}  {_privacy_cell(r):38} {float(r['accuracy']):9.3f}")
+    """One labelled line per run, then the audit lines of the sampler-only mechanism."""
+
+    def target(r: dict[str, str]) -> str:
+        return r["verified_target_epsilon"] or r["unverified_target_epsilon"] or "—"
+
+    print(f"{'mechanism':18} {'target ε':>9} {'seed':>4}  {'privacy':38} {'accuracy':>9}")
+    for r in sorted(rows, key=lambda r: (r["mechanism"], target(r), int(r["seed"]))):
+        print(
+            f"{r['mechanism']:18} {target(r):>9} {r['seed']:>4}  {_privacy_cell(r):38} "
+            f"{float(r['accuracy']):9.3f}"
+        )
     for a in audits:
         print(
             f"laplace at target {a['target_epsilon']} (σ = {a['noise_multiplier']:.3g}): per-step "

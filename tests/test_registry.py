@@ -305,3 +305,49 @@ def test_specs_are_frozen() -> None:
     with pytest.raises(AttributeError):
         spec.name = "other"  # type: ignore[misc]
     assert isinstance(spec.consumers, frozenset)
+
+
+# ------------------------------------------------------------------ user mechanisms, live
+def test_a_mechanism_registered_after_import_is_in_every_live_list() -> None:
+    """Every consumer reads the registry at use time: a name registered after all modules are
+    imported appears in each list (and leaves with it); the built-in constants do not move."""
+    from product_noise.audit import result
+    from product_noise.cli import common
+    from product_noise.compare import config, mechanism_table
+    from product_noise.erm import noise
+    from product_noise.mechanisms import SGG
+    from product_noise.opacus import families
+    from product_noise.training import loop
+
+    live = {
+        "engine": families.noise_choices,
+        "loop": loop.noises,
+        "erm": noise.noise_choices,
+        "cli": common.mechanism_choices,
+        "table": lambda: tuple(mechanism_table.calibrations()),
+        "audit": result.audit_mechanisms,
+        "compare-dpsgd": config.dpsgd_mechanisms,
+        "compare-erm": config.all_erm,
+        "compare-known": config.known_mechanisms,
+    }
+    before = {k: f() for k, f in live.items()}
+    register_mechanism("late_l2", radial=lambda d: SGG(d, d - 1.0, 1.0, 1.0))
+    expect = {
+        "engine": "late_l2",
+        "loop": "late_l2",
+        "erm": "late_l2",
+        "cli": "late_l2",
+        "table": "late_l2",
+        "audit": "late-l2",
+        "compare-dpsgd": "dpsgd-late-l2",
+        "compare-erm": "erm-output-late-l2",
+        "compare-known": "dpsgd-late-l2",
+    }
+    for k, f in live.items():
+        assert expect[k] in f(), k
+        assert expect[k] not in before[k], k
+    assert "late_l2" in common.mechanism_help() and "late_l2" in MECHANISMS
+    assert "dpsgd-late-l2" in config.groups()["user"]
+    assert "dpsgd-late-l2" not in config.groups()["dpsgd"]  # user ones are named, or "user"
+    REGISTRY.unregister("late_l2")
+    assert {k: f() for k, f in live.items()} == before
