@@ -39,6 +39,7 @@ __all__ = [
     "save_history",
     "NOISES",  # noqa: F822 - computed on access (module __getattr__)
     "noises",
+    "make_private_for",
 ]
 
 
@@ -283,7 +284,7 @@ def _setup_run(
             from ..opacus import PrivacyEngine
 
             engine = PrivacyEngine()
-        model, opt, train_loader = _make_private(engine, model, opt, train_loader, config)
+        model, opt, train_loader = make_private_for(engine, model, opt, train_loader, config)
     return _Run(
         model=model,
         opt=opt,
@@ -296,14 +297,33 @@ def _setup_run(
     )
 
 
-def _make_private(
+def make_private_for(
     engine: Any,
     model: nn.Module,
     opt: torch.optim.Optimizer,
     train_loader: DataLoader,
     config: TrainConfig,
 ) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader]:
-    """``engine.make_private`` with the configured noise (its routine warnings silenced)."""
+    """``engine.make_private`` with the configured noise (its routine warnings silenced).
+
+    The one place a :class:`TrainConfig` becomes an engine call (also used by the comparison's
+    runner of a task with its own loss).
+
+    Parameters
+    ----------
+    engine : PrivacyEngine
+        The engine to wrap with.
+    model, opt, train_loader
+        The module, its optimizer and the training loader.
+    config : TrainConfig
+        Noise (product noise at the paper's ε₀/k when ``sigma`` is None, else
+        ``noise_multiplier=sigma``), clip norm, sampling and the noise generator's seed.
+
+    Returns
+    -------
+    model, optimizer, loader
+        As :meth:`PrivacyEngine.make_private` returns them.
+    """
     kw: dict[str, Any] = {}
     if config.noise == "product" and config.sigma is None:
         kw = {"epsilon0": config.epsilon0, "k": config.k, "sensitivity": config.sensitivity}

@@ -18,34 +18,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ...privacy import PrivacyWarning
-from ...training.loop import TrainConfig
+from ...training.loop import TrainConfig, make_private_for
 
 __all__ = ["train_with_loss"]
-
-
-def _private(
-    engine: Any, model: nn.Module, opt: torch.optim.Optimizer, loader: DataLoader, c: TrainConfig
-) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader]:
-    """``engine.make_private`` with the noise of ``c`` (the paper's calibration or σ)."""
-    if c.noise == "product" and c.sigma is None:
-        kw: dict[str, Any] = {"epsilon0": c.epsilon0, "k": c.k, "sensitivity": c.sensitivity}
-    else:
-        kw = {"noise_multiplier": c.sigma}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PrivacyWarning)
-        warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
-        return engine.make_private(
-            module=model,
-            optimizer=opt,
-            data_loader=loader,
-            max_grad_norm=c.max_grad_norm,
-            noise=c.noise,
-            poisson_sampling=c.poisson_sampling,
-            noise_generator=torch.Generator().manual_seed(c.seed + 1),
-            **kw,
-        )
 
 
 def _epoch(model: nn.Module, opt: Any, loader: DataLoader, loss: Callable, epoch: int) -> tuple:
@@ -108,7 +83,7 @@ def train_with_loss(
     net = model
     if config.noise != "none":
         assert engine is not None
-        net, opt, loader = _private(engine, model, opt, loader, config)
+        net, opt, loader = make_private_for(engine, model, opt, loader, config)
     history: list[dict[str, Any]] = []
     steps = 0
     for epoch in range(1, config.epochs + 1):
