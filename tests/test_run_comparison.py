@@ -252,8 +252,9 @@ def test_groups_leave_out_what_the_task_cannot_run() -> None:
         (dict(X_train=np.zeros(5)), "must be 2-D"),
         (dict(X_train=np.zeros((0, 30))), "is empty"),
         (dict(X_test=np.zeros((3, 29)), y_test=np.zeros(3)), "30 features, X_test 29"),
-        (dict(y_train=np.zeros(455)), "fewer than two classes"),
-        (dict(y_train=np.zeros(7)), "455 rows but y has 7"),
+        # 364 training rows: breast cancer's 455 less its declared public split (91 rows)
+        (dict(y_train=np.zeros(364)), "fewer than two classes"),
+        (dict(y_train=np.zeros(7)), "364 rows but y has 7"),
         (dict(data_norm=-1.0), "data_norm must be finite and > 0"),
     ],
 )
@@ -282,7 +283,8 @@ def test_erm_data_norm_from_data_warns_and_clipping_is_noted(tmp_path: Path) -> 
         )
     n_over = int((np.linalg.norm(load_erm_data("breast_cancer").X_train, axis=1) > 0.5).sum())
     assert n_over > 0
-    assert f"{n_over} of 455 training rows exceed the declared data_norm=0.5" in rows[0]["notes"]
+    n = load_erm_data("breast_cancer").n_train  # 364: the public split is left out
+    assert f"{n_over} of {n} training rows exceed the declared data_norm=0.5" in rows[0]["notes"]
 
 
 def test_a_callable_metric_is_reported(tmp_path: Path) -> None:

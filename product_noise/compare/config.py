@@ -30,6 +30,24 @@ Groups: ``dpsgd``, ``dpmix``, ``erm`` (output/objective/AMP × gaussian/gamma/pr
 product), ``baselines`` (AdLM, local-DP input noise, DP generator), ``nonprivate``,
 ``default`` (everything except the slow DP generator; the default), ``all``, and ``user``.
 
+How λ and the training settings are chosen
+------------------------------------------
+One rule, the same for private and non-private rows (:data:`SETTINGS_RULE`, repeated in every
+``report.md``):
+
+* **Convex ERM.** One λ (``erm_lam``, default 1e-2) for every ERM row, private and the
+  non-private ``nonprivate-logreg`` alike, fixed before looking at the data: it is never tuned
+  on the private training rows (a data-dependent choice is a release no privacy figure
+  accounts for) nor on the test set. Every ERM row sees the same rows, preprocessed alike
+  (:mod:`product_noise.compare.data`: for ``breast_cancer``, standardised with a declared
+  public split's statistics and clipped to the data norm), and the reference minimises the
+  very objective the private rows perturb (intercept regularised, one-vs-rest).
+* **Networks.** DP-SGD rows and ``nonprivate-nn`` share the model, optimiser (SGD with
+  ``momentum``), learning rate ``lr``, batch size and ``epochs``; the non-private network only
+  drops the noise and the per-example clipping. DPMix and the baselines train the same kind
+  of network on their already-private releases with their own settings (``dpmix_lr`` with
+  Adam, ``dpmix_epochs``; ``baseline_epochs``), because they fit a different data set.
+
 User mechanisms
 ---------------
 A mechanism registered with :func:`product_noise.register_mechanism` (or by a plugin) is
@@ -80,7 +98,22 @@ __all__ = [
     "all_erm",
     "groups",
     "known_mechanisms",
+    "SETTINGS_RULE",
 ]
+
+#: the rule choosing λ and the training settings (printed in every report)
+SETTINGS_RULE = (
+    "One rule for private and non-private rows alike. Convex ERM: one λ (erm_lam) for every "
+    "ERM row, the non-private logistic regression included, fixed before looking at the data "
+    "(never tuned on the private training rows, which would be an unaccounted release, nor on "
+    "the test set); the same rows and preprocessing for every ERM row, and the reference "
+    "minimises the very objective the private rows perturb (rows clipped to the data norm, "
+    "intercept regularised, one-vs-rest). Networks: the DP-SGD rows and nonprivate-nn share "
+    "the model, SGD with momentum, the learning rate lr, batch size and epochs; the "
+    "non-private network only drops the noise and the per-example clipping. DPMix and the "
+    "baselines train on their already-private releases with their own settings (dpmix_lr "
+    "with Adam, dpmix_epochs; baseline_epochs)."
+)
 
 
 class ConfigError(InputError):

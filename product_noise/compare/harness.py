@@ -436,7 +436,16 @@ def run_compare(
             _save_accounting(out, accounting)
         timings["runs (wall)"] = time.perf_counter() - t_runs
         summary, paths = _write_outputs(
-            cfg, out, plots, timings, t_start, workers, len(specs), interrupted, failures
+            cfg,
+            out,
+            plots,
+            timings,
+            t_start,
+            workers,
+            len(specs),
+            interrupted,
+            failures,
+            (nn_data, erm_data),
         )
     status = 128 + interrupted if interrupted is not None else (1 if failures else 0)
     return CompareResult(
@@ -588,9 +597,11 @@ def _write_outputs(
     planned: int,
     interrupted: signal.Signals | None,
     failures: list[str],
+    datas: tuple[ClassificationData | None, ClassificationData | None] = (None, None),
 ) -> tuple[list[dict[str, Any]], list[Path]]:
     """Summarise ``results.csv``, draw the plots and write ``report.md``; returns the summary
-    and the plot paths."""
+    and the plot paths. ``datas`` (the networks' and convex ERM's data) give the report's
+    data section: each data set's preprocessing and its majority-class rate."""
     t_rep = time.perf_counter()
     rows = read_rows(out / "results.csv")
     summary = summarize(rows, order=list(cfg.mechanisms))
@@ -612,8 +623,32 @@ def _write_outputs(
         interrupted=interrupted is not None,
         failures=failures,
         signal_name=None if interrupted is None else interrupted.name,
+        data=_data_context(datas),
     )
     return summary, paths
+
+
+def _data_context(
+    datas: tuple[ClassificationData | None, ClassificationData | None],
+) -> list[dict[str, Any]]:
+    """What the report says about each data set used: role, sizes, preprocessing and the
+    best constant guess's test accuracy (the majority-class rate)."""
+    out = []
+    for role, data in zip(("networks", "convex ERM"), datas):
+        if data is None:
+            continue
+        counts = np.bincount(np.asarray(data.y_test), minlength=data.num_classes)
+        out.append(
+            {
+                "role": role,
+                "dataset": data.name,
+                "n_train": data.n_train,
+                "n_test": int(len(data.y_test)),
+                "preprocessing": data.info.get("preprocessing", ""),
+                "majority_rate": float(counts.max() / max(1, counts.sum())),
+            }
+        )
+    return out
 
 
 def _needs_accounting(specs: list[RunSpec]) -> bool:

@@ -537,12 +537,17 @@ def write_report(
     interrupted: bool,
     failures: list[str],
     signal_name: str | None = None,
+    data: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """Write ``report.md``: status, summary table, plots, labels and settings.
+    """Write ``report.md``: status, summary table, notes on rows at chance, data and
+    preprocessing, the rule choosing λ and the training settings, plots, timings, settings.
 
     ``signal_name`` is the signal that interrupted the runs (``"SIGINT"``, ``"SIGTERM"``), named
-    in the status line.
+    in the status line. ``data`` describes each data set used (role, dataset, n_train, n_test,
+    preprocessing, majority_rate), as the harness gives it.
     """
+    from .config import SETTINGS_RULE
+
     lines = ["# product-noise compare", ""]
     status = "**interrupted**" if interrupted else "**complete**"
     if interrupted and signal_name:
@@ -584,6 +589,16 @@ def write_report(
     ]
     if failures:
         lines += ["## Failed runs", ""] + [f"- {f}" for f in failures] + [""]
+    if data:
+        lines += ["## Data and preprocessing", ""]
+        for d in data:
+            lines.append(
+                f"- `{d['dataset']}` ({d['role']}): {d['n_train']} training and {d['n_test']} "
+                f"test rows; {d['preprocessing'] or 'as given by the task'}. Majority-class "
+                f"rate of the test set (the best constant guess): {d['majority_rate']:.3f}."
+            )
+        lines.append("")
+    lines += ["## How λ and the training settings are chosen", "", SETTINGS_RULE, ""]
     if plots:
         lines += ["## Plots", ""]
         for p in plots:

@@ -92,8 +92,13 @@ def _check_history(engine: Any, calib: dict[str, Any]) -> None:
 
 
 def _train_config(cfg: CompareConfig, seed: int, calib: dict[str, Any] | None) -> TrainConfig:
-    """The :class:`~product_noise.training.loop.TrainConfig` of one run (``calib`` None: no
-    noise)."""
+    """The :class:`~product_noise.training.loop.TrainConfig` of one run (``calib`` None: the
+    non-private network).
+
+    One rule for every network row (:data:`~product_noise.compare.config.SETTINGS_RULE`):
+    private and non-private runs share the model, optimiser, learning rate, momentum, batch
+    size and epochs; the non-private run only drops the noise and the per-example clipping.
+    """
     common = dict(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
@@ -103,7 +108,7 @@ def _train_config(cfg: CompareConfig, seed: int, calib: dict[str, Any] | None) -
         privacy_every=0,  # the privacy per epoch comes from the cached accounting
     )
     if calib is None:
-        return TrainConfig(noise="none", lr=min(cfg.lr, 0.05), **common)
+        return TrainConfig(noise="none", lr=cfg.lr, **common)
     n0 = calib["noise"]
     if "epsilon0" in n0:  # the paper's calibration
         return TrainConfig(

@@ -3,6 +3,7 @@ the non-private reference."""
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 
@@ -110,12 +111,32 @@ def run_erm(
 
 
 def run_logreg_reference(cfg: CompareConfig, data: ClassificationData, seed: int) -> Outcome:
-    """Non-private logistic regression with the same λ (sklearn ``C = 1/(nλ)``)."""
+    """Non-private logistic regression on exactly the objective the private rows perturb.
+
+    The same preprocessing as every private ERM row: rows clipped to ``data.data_norm`` and
+    the constant feature appended (:func:`~product_noise.erm.estimators.clip_and_augment`), so
+    the intercept is regularised like the other weights; the same λ (scikit-learn's
+    ``C = 1/(nλ)`` for the averaged objective ``(1/n) Σ loss + (λ/2)‖θ‖²``) and one-vs-rest
+    for more than two classes, as :class:`~product_noise.erm.PrivateLogisticRegression`.
+    """
     from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    from ...erm.estimators import clip_and_augment
 
     t0 = time.perf_counter()
-    clf = LogisticRegression(C=1.0 / (data.n_train * cfg.erm_lam), max_iter=2000, random_state=seed)
-    clf.fit(data.X_train, data.y_train)
-    out = Outcome(accuracy=float(clf.score(data.X_test, data.y_test)), dim=data.n_features + 1)
+    X_train, _ = clip_and_augment(data.X_train, data.data_norm)
+    # test rows as the private estimators predict them: augmented, not clipped
+    X_test, _ = clip_and_augment(data.X_test, math.inf)
+    clf = LogisticRegression(
+        C=1.0 / (data.n_train * cfg.erm_lam),
+        fit_intercept=False,
+        max_iter=2000,
+        random_state=seed,
+    )
+    if data.num_classes > 2:
+        clf = OneVsRestClassifier(clf)
+    clf.fit(X_train, data.y_train)
+    out = Outcome(accuracy=float(clf.score(X_test, data.y_test)), dim=data.n_features + 1)
     out.train_seconds = time.perf_counter() - t0
     return out
