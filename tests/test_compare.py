@@ -287,3 +287,39 @@ def test_nonprivate_network_uses_the_private_rows_settings() -> None:
     for name in ("lr", "epochs", "batch_size", "momentum", "seed"):
         assert getattr(plain, name) == getattr(private, name), name
     assert plain.lr == cfg.lr
+
+
+def test_quick_report_explains_dpmix_at_chance_on_digits(quick_run: Path) -> None:
+    """DPMix (global mixing) is at chance on digits at ε = 3; the report says why, with the
+    noise-to-signal figures of its release, and what would help."""
+    report = (quick_run / "report.md").read_text()
+    assert "## Rows at chance" in report
+    section = report.split("## Rows at chance", 1)[1].split("\n## ", 1)[0]
+    note = next(line for line in section.splitlines() if line.startswith("- **dpmix-global**"))
+    assert "majority-class rate" in note and "noise-to-signal" in note
+    assert "soft labels" in note and "dpmix-class" in note and "What would help" in note
+    # the references and the rows well above chance get no note
+    for mech in ("nonprivate-nn", "nonprivate-logreg", "dpsgd-gaussian"):
+        assert f"- **{mech}**" not in section
+
+
+def test_at_chance_rule() -> None:
+    from product_noise.compare.diagnose import CHANCE_MARGIN, at_chance, chance_notes
+
+    assert at_chance(0.10, 0.12) and at_chance(0.12 + CHANCE_MARGIN, 0.12)
+    assert not at_chance(0.12 + CHANCE_MARGIN + 1e-9, 0.12) and not at_chance(math.nan, 0.1)
+    row = dict(
+        family="dpsgd",
+        mechanism="dpsgd-x",
+        dataset="d",
+        target_epsilon=1.0,
+        target_label="verified",
+        accuracy_mean=0.11,
+        expected_noise_norm=640.0,
+    )
+    ref = dict(row, family="nonprivate", mechanism="nonprivate-nn", accuracy_mean=0.1)
+    data = [{"role": "networks", "dataset": "d", "majority_rate": 0.1}]
+    cfg = CompareConfig(batch_size=64)
+    notes = chance_notes([row, ref], [], data, cfg)
+    assert len(notes) == 1 and "noise-to-signal ≥ 10" in notes[0]
+    assert chance_notes([dict(row, accuracy_mean=0.5)], [], data, cfg) == []

@@ -41,6 +41,7 @@ from .config import (
     target_label,
 )
 from .data import ClassificationData, load_erm_data, load_nn_data
+from .diagnose import chance_notes
 from .report import (
     EPOCH_COLUMNS,
     RESULT_COLUMNS,
@@ -608,6 +609,11 @@ def _write_outputs(
     paths: list[Path] = []
     if plots and rows:
         paths = write_plots(summary, read_rows(out / "epochs.csv"), out)
+    context = _data_context(datas)
+    try:
+        chance = chance_notes(summary, rows, context, cfg, *datas)
+    except Exception as err:  # a diagnostic must never cost the report
+        chance = [f"(the notes on rows at chance failed: {type(err).__name__}: {err})"]
     timings["report and plots"] = time.perf_counter() - t_rep
     timings["total"] = time.perf_counter() - t_start
     config_view = {k: v for k, v in asdict(cfg).items()}
@@ -623,7 +629,8 @@ def _write_outputs(
         interrupted=interrupted is not None,
         failures=failures,
         signal_name=None if interrupted is None else interrupted.name,
-        data=_data_context(datas),
+        data=context,
+        chance=chance,
     )
     return summary, paths
 

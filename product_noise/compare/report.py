@@ -538,13 +538,15 @@ def write_report(
     failures: list[str],
     signal_name: str | None = None,
     data: list[dict[str, Any]] | None = None,
+    chance: list[str] | None = None,
 ) -> Path:
     """Write ``report.md``: status, summary table, notes on rows at chance, data and
     preprocessing, the rule choosing λ and the training settings, plots, timings, settings.
 
     ``signal_name`` is the signal that interrupted the runs (``"SIGINT"``, ``"SIGTERM"``), named
     in the status line. ``data`` describes each data set used (role, dataset, n_train, n_test,
-    preprocessing, majority_rate), as the harness gives it.
+    preprocessing, majority_rate), as the harness gives it; ``chance`` the notes on the rows at
+    chance (:func:`~product_noise.compare.diagnose.chance_notes`).
     """
     from .config import SETTINGS_RULE
 
@@ -587,6 +589,18 @@ def write_report(
         format_summary(summary),
         "",
     ]
+    if chance:
+        from .diagnose import CHANCE_MARGIN
+
+        lines += [
+            "## Rows at chance",
+            "",
+            f"A private row whose mean accuracy is at most the majority-class rate of its test "
+            f"set plus {CHANCE_MARGIN:g} learned nothing usable; why, in the runners' figures, "
+            "and what would help:",
+            "",
+        ]
+        lines += [f"- {c}" for c in chance] + [""]
     if failures:
         lines += ["## Failed runs", ""] + [f"- {f}" for f in failures] + [""]
     if data:
