@@ -233,3 +233,17 @@ def test_no_download_is_attempted(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(DatasetNotFoundError):
         load_mnist_dpsgd(tmp_path / "empty")
     assert not (tmp_path / "empty").exists()
+
+
+def test_mnist_loader_takes_a_torchvision_transform(tmp_path: Path) -> None:
+    from torchvision.transforms import v2
+
+    arrays = _fixture_arrays()
+    _write(tmp_path, "MNIST/raw", False, arrays)
+    data = load_mnist_dpsgd(tmp_path, transform=v2.ToDtype(torch.float32, scale=True))
+    x = data.train.tensors[0]  # type: ignore[attr-defined]
+    expect = torch.from_numpy(arrays["train-images-idx3-ubyte"].astype(np.float32) / 255.0)
+    assert x.shape == (36, 1, 28, 28) and x.dtype == torch.float32
+    assert torch.allclose(x[:, 0], expect, rtol=0, atol=1e-7)  # ×(1/255) vs ÷255: ≤ 1 ulp
+    with pytest.raises(ValueError, match="one row per image"):
+        load_mnist_dpsgd(tmp_path, transform=lambda t: t[:3])

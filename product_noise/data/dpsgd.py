@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,7 +138,9 @@ _MNIST_HINT = (
 )
 
 
-def _mnist_tensors(split: IDXSplit) -> tuple[torch.Tensor, torch.Tensor]:
+def _mnist_tensors(
+    split: IDXSplit, transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     img, lab = split.images, split.labels
     img_path, lab_path = split.files
     if img.ndim != 3 or img.shape[1:] != (28, 28):
@@ -147,13 +149,26 @@ def _mnist_tensors(split: IDXSplit) -> tuple[torch.Tensor, torch.Tensor]:
         raise InputError(f"{lab_path}: labels {lab.shape} do not match images {img.shape}")
     if lab.size and int(lab.max()) > 9:
         raise InputError(f"{lab_path}: labels must be digits 0..9, found {int(lab.max())}")
+    y = torch.from_numpy(lab.astype(np.int64))
+    if transform is not None:
+        x = transform(torch.from_numpy(img).unsqueeze(1))
+        if not isinstance(x, torch.Tensor) or x.shape[0] != img.shape[0]:
+            raise InputError(
+                f"transform must return a tensor with one row per image ({img.shape[0]}), got "
+                f"{type(x).__name__} {tuple(getattr(x, 'shape', ()))}"
+            )
+        return x, y
     mean, std = MNIST_MEAN_STD
     x = (torch.from_numpy(img.astype(np.float32) / 255.0) - mean) / std
-    return x.unsqueeze(1), torch.from_numpy(lab.astype(np.int64))
+    return x.unsqueeze(1), y
 
 
 def load_mnist_dpsgd(
-    root: str | Path, *, train_on_test_split: bool = False, seed: int = 0
+    root: str | Path,
+    *,
+    train_on_test_split: bool = False,
+    seed: int = 0,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> DPSGDData:
     """MNIST (or any IDX dataset of 28×28 digits, e.g. Fashion-MNIST) as 1×28×28 tensors.
 
@@ -171,14 +186,19 @@ def load_mnist_dpsgd(
         that lack ``train-images-idx3-ubyte``). Recorded in ``info["note"]``.
     seed : int
         Seed of that split.
+    transform : callable, optional
+        Applied once to the stacked uint8 images of each split, shape (n, 1, 28, 28), in place
+        of the default normalisation: a torchvision transform such as
+        ``torchvision.transforms.v2.ToDtype(torch.float32, scale=True)`` (pixels in [0, 1]).
+        It must return one row per image.
 
     Returns
     -------
     data : DPSGDData
-        Inputs: float32 tensors of shape (n, 1, 28, 28), pixels/255 normalised with
-        :data:`MNIST_MEAN_STD` (the values of ``torchvision.transforms.ToTensor`` then
-        ``Normalize(*MNIST_MEAN_STD)``, computed once on the stacked images); labels: int64
-        tensors of shape (n,) with values 0–9.
+        Inputs (default ``transform``): float32 tensors of shape (n, 1, 28, 28), pixels/255
+        normalised with :data:`MNIST_MEAN_STD` (the values of ``ToTensor`` then
+        ``Normalize(*MNIST_MEAN_STD)`` up to rounding, and bit for bit those of the earlier
+        hand-written reader); labels: int64 tensors of shape (n,) with values 0–9.
 
     Raises
     ------
@@ -190,7 +210,7 @@ def load_mnist_dpsgd(
     root = Path(root)
     if train_on_test_split:
         test = read_idx_splits(root, ("test",))["test"]
-        x, y = _mnist_tensors(test)
+        x, y = _mnist_tensors(test, transform)
         tr, te = _seeded_split(len(y), 0.8, seed)
         info = {
             "source": str(test.files[0].parent),
@@ -203,8 +223,8 @@ def load_mnist_dpsgd(
         }
         return DPSGDData("mnist", TensorDataset(x[tr], y[tr]), TensorDataset(x[te], y[te]), info)
     splits = read_idx_splits(root, ("train", "test"), hint=_MNIST_HINT)
-    xtr, ytr = _mnist_tensors(splits["train"])
-    xte, yte = _mnist_tensors(splits["test"])
+    xtr, ytr = _mnist_tensors(splits["train"], transform)
+    xte, yte = _mnist_tensors(splits["test"], transform)
     info = {
         "source": str(splits["train"].files[0].parent),
         "reader": splits["train"].reader,

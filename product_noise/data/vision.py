@@ -88,7 +88,7 @@ class IDXSplit:
     Attributes
     ----------
     images : ndarray of shape (n, rows, cols), uint8
-        The images as stored.
+        The images as stored (a writable array).
     labels : ndarray of shape (n,), int64
         The labels as stored.
     files : tuple of Path
@@ -241,7 +241,7 @@ def read_idx_splits(
             images, labels = _read_with_torchvision(root, cls_name, split, img_f, lab_f)
             reader = f"torchvision.datasets.{cls_name}"
         else:
-            images = read_idx(img_f, ndim=3)
+            images = read_idx(img_f, ndim=3).copy()  # writable, as torchvision's arrays
             labels = read_idx(lab_f, ndim=1).astype(np.int64)
             reader = "read_idx"
         if images.shape[0] != labels.shape[0]:
