@@ -2,9 +2,10 @@
 ε, and Gaussian DP-SGD at the same verified ε (one run prints the whole table).
 
 Data (nothing downloads): ``--dataset mnist`` uses the 10,000 MNIST *test* images (the training
-images are not on this machine), split 80/20 with a seed; ``--dataset fashion`` uses
-Fashion-MNIST (``/usr/share/datasets/fashion-mnist``), ``--n-train`` training and 2,000 test
-images. Pixels are in [0, 1] for AdLM; DP-SGD uses the package's standardised tensors.
+images are not on this machine; ``<data root>/mnist``), split 80/20 with a seed; ``--dataset
+fashion`` uses Fashion-MNIST (``<data root>/fashion-mnist``), ``--n-train`` training and 2,000
+test images. The data root is ``--data-root`` or ``$PRODUCT_NOISE_DATA`` (see ``_data.py``).
+Pixels are in [0, 1] for AdLM; DP-SGD uses the package's standardised tensors.
 
 Rows:
 
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _data import FASHION_MNIST, data_root  # noqa: E402  (this script's folder is on sys.path)
+from _data import add_data_root_argument, dataset_dir  # noqa: E402  (this script's folder is on sys.path)
 
 from product_noise.baselines.adlm import AdLMClassifier  # noqa: E402
 from product_noise.compare.runners.adlm import run_for_compare  # noqa: E402
@@ -51,17 +52,16 @@ from product_noise.data.dpsgd import MNIST_MEAN_STD, load_mnist_dpsgd  # noqa: E
 from product_noise.training.loop import TrainConfig, train  # noqa: E402
 from product_noise.training.models import SampleConvNet  # noqa: E402
 
-FASHION = FASHION_MNIST
-MNIST = data_root("mnist")
 
-
-def _load(dataset: str, n_train: int, seed: int) -> tuple[TensorDataset, TensorDataset, str]:
+def _load(
+    dataset: str, folder: Path, n_train: int, seed: int
+) -> tuple[TensorDataset, TensorDataset, str]:
     if dataset == "mnist":
-        data = load_mnist_dpsgd(MNIST, train_on_test_split=True, seed=seed)
+        data = load_mnist_dpsgd(folder, train_on_test_split=True, seed=seed)
         note = data.info["note"]
     else:
-        data = load_mnist_dpsgd(FASHION)
-        note = f"Fashion-MNIST from {FASHION}"
+        data = load_mnist_dpsgd(folder)
+        note = f"Fashion-MNIST from {folder}"
     rng = np.random.default_rng(seed)
     xtr, ytr = data.train.tensors
     xte, yte = data.test.tensors
@@ -90,10 +90,17 @@ def main() -> None:
     p.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 8.0, 64.0])
     p.add_argument("--delta", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=0)
+    add_data_root_argument(p)
     args = p.parse_args()
+    try:
+        folder = dataset_dir(
+            args.data_root, "mnist" if args.dataset == "mnist" else "fashion-mnist"
+        )
+    except FileNotFoundError as err:
+        p.error(str(err))
     torch.set_num_threads(1)
 
-    train_set, test_set, note = _load(args.dataset, args.n_train, args.seed)
+    train_set, test_set, note = _load(args.dataset, folder, args.n_train, args.seed)
     Xtr, ytr = _unit(train_set.tensors[0]), train_set.tensors[1].numpy()
     Xte, yte = _unit(test_set.tensors[0]), test_set.tensors[1].numpy()
     print(f"data: {note}")

@@ -22,9 +22,11 @@ real training split, 2,000 synthetic vs 2,000 real test images. This FID is **no
 in scale with Inception-FID (the paper reports Inception-FID 49.41 MNIST, 83.48 Fashion-MNIST at
 its claimed ε = 10).
 
-Data sets: ``fashion-mnist`` (``/usr/share/datasets/fashion-mnist``: a seeded ``--n-train``
-subset of the 60k training images, the first 2,000 test images) and ``mnist-test-split`` (only
-the MNIST t10k files exist here: a seeded 8,000/2,000 split; the training images are not used).
+Data sets: ``fashion-mnist`` (``<data root>/fashion-mnist``: a seeded ``--n-train`` subset of
+the 60k training images, the first 2,000 test images) and ``mnist-test-split`` (``<data
+root>/mnist``; only the MNIST t10k files exist here: a seeded 8,000/2,000 split; the training
+images are not used). The data root is ``--data-root`` or ``$PRODUCT_NOISE_DATA`` (see
+``_data.py``); a data set whose files are missing is skipped with a message naming them.
 
 Example::
 
@@ -48,9 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _data import FASHION_MNIST, data_root  # noqa: E402  (this script's folder is on sys.path)
+from _data import add_data_root_argument, data_root, dataset_dir  # noqa: E402  (this script's folder is on sys.path)
 
-from dpmix.data import find_idx_dir, load_mnist  # noqa: E402
 from product_noise.baselines.dpgen import (  # noqa: E402
     DPGenConfig,
     DPGenerator,
@@ -60,21 +61,21 @@ from product_noise.baselines.dpgen import (  # noqa: E402
     save_image_grid,
 )
 from product_noise.data.loaders import DatasetNotFoundError  # noqa: E402
-
-FMNIST_ROOT = str(FASHION_MNIST)
-MNIST_ROOT = str(data_root("mnist"))
+from product_noise.data.vision import read_idx_splits  # noqa: E402
 
 
-def load(name: str, n_train: int, seed: int):
+def _pixels(root, splits: tuple[str, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
+    read = read_idx_splits(root, splits)
+    return [(read[s].images.astype(np.float32) / 255.0, read[s].labels) for s in splits]
+
+
+def load(name: str, data_root_arg, n_train: int, seed: int):
     rng = np.random.default_rng(seed)
     if name == "fashion-mnist":
-        find_idx_dir(FMNIST_ROOT)
-        X, y = load_mnist(FMNIST_ROOT, "train")
-        Xt, yt = load_mnist(FMNIST_ROOT, "test")
+        (X, y), (Xt, yt) = _pixels(dataset_dir(data_root_arg, "fashion-mnist"), ("train", "test"))
         idx = rng.permutation(len(y))[:n_train]
         return X[idx], y[idx], Xt[:2000], yt[:2000]
-    find_idx_dir(MNIST_ROOT, ("test",))
-    X, y = load_mnist(MNIST_ROOT, "test")
+    ((X, y),) = _pixels(dataset_dir(data_root_arg, "mnist"), ("test",))
     perm = rng.permutation(len(y))
     tr, te = perm[: min(n_train, 8000)], perm[8000:]
     return X[tr], y[tr], X[te], y[te]
@@ -227,14 +228,19 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action="store_true")
     p.add_argument("--out", default="runs/bench_dpgen")
+    add_data_root_argument(p)
     args = p.parse_args(argv)
+    try:
+        data_root(args.data_root, needs=("fashion-mnist", "mnist"))
+    except FileNotFoundError as err:
+        p.error(str(err))
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for name in args.datasets:
         try:
-            X, y, Xt, yt = load(name, args.n_train, args.seed)
+            X, y, Xt, yt = load(name, args.data_root, args.n_train, args.seed)
         except (FileNotFoundError, DatasetNotFoundError) as err:
             print(f"[{name}] skipped: {err}")
             continue

@@ -13,7 +13,11 @@ Not part of CI (needs the real files). Prints, in one run:
 
 Usage::
 
-    PYTHONPATH=. python benchmarks/bench_erm.py [--adult DIR] [--kdd DIR] [--repeats 5]
+    PYTHONPATH=. python benchmarks/bench_erm.py [--data-root DIR] [--repeats 5]
+
+Data: ``<data root>/adult`` and ``<data root>/kddcup99``, the data root being ``--data-root`` or
+``$PRODUCT_NOISE_DATA`` (see ``_data.py``); ``--adult DIR`` / ``--kdd DIR`` name either folder
+directly.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import time
 import warnings
 
 import numpy as np
-from _data import data_root  # noqa: E402  (this script's folder is on sys.path)
+from _data import add_data_root_argument, dataset_dir  # noqa: E402  (this script's folder is on sys.path)
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
@@ -209,12 +213,20 @@ def rcv1_shaped() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--adult", default=str(data_root("adult")))
-    ap.add_argument("--kdd", default=str(data_root("kddcup99")))
+    ap.add_argument("--adult", default=None, help="Adult folder (default <data root>/adult)")
+    ap.add_argument("--kdd", default=None, help="KDDCup99 folder (default <data root>/kddcup99)")
+    add_data_root_argument(ap)
     ap.add_argument("--cache", default=None, help="cache directory for the preprocessed sets")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip", nargs="*", default=[], help="adult kdd diffprivlib rcv1")
     a = ap.parse_args()
+    try:
+        if a.adult is None and not {"adult", "diffprivlib"} <= set(a.skip):
+            a.adult = dataset_dir(a.data_root, "adult")
+        if a.kdd is None and "kdd" not in a.skip:
+            a.kdd = dataset_dir(a.data_root, "kddcup99")
+    except FileNotFoundError as err:
+        ap.error(str(err))
     if "adult" not in a.skip:
         adult(a.adult, a.repeats, a.cache)
     if "kdd" not in a.skip:

@@ -6,7 +6,8 @@ differs (product at the paper's ε₀ = 0.3, k = 40,000; Gaussian σ = 1.3). Run
 median epoch times (training + evaluation, privacy accounting excluded) is printed; target
 ≤ 1.05.
 
-Data: ``--data-root`` with MNIST IDX files; without training images the 10,000 test images are
+Data: the MNIST IDX files in ``<data root>/mnist``, the data root being ``--data-root`` or
+``$PRODUCT_NOISE_DATA`` (see ``_data.py``); without training images the 10,000 test images are
 split 80/20 (as ``examples/mnist.py --train-on-test-split``).
 
 Usage::
@@ -28,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from _data import data_root  # noqa: E402  (this script's folder is on sys.path)
+from _data import add_data_root_argument, dataset_dir  # noqa: E402  (this script's folder is on sys.path)
 
 from product_noise.data.dpsgd import load_mnist_dpsgd  # noqa: E402
 from product_noise.data.loaders import DatasetNotFoundError  # noqa: E402
@@ -50,18 +51,22 @@ def epoch_seconds(noise: str, data, batch_size: int, seed: int) -> float:
 
 def main(argv: list[str] | None = None) -> float:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", default=str(data_root("mnist")))
+    add_data_root_argument(p)
     p.add_argument("--repeats", type=int, default=3, help="epochs per noise (alternating)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     args = p.parse_args(argv)
+    try:
+        folder = dataset_dir(args.data_root, "mnist")
+    except FileNotFoundError as err:
+        p.error(str(err))
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        data = load_mnist_dpsgd(args.data_root)
+        data = load_mnist_dpsgd(folder)
         what = "MNIST train/test"
     except DatasetNotFoundError:
-        data = load_mnist_dpsgd(args.data_root, train_on_test_split=True)
+        data = load_mnist_dpsgd(folder, train_on_test_split=True)
         what = "MNIST test images split 80/20"
     print(f"data: {what} ({data.n_train} train), batch {args.batch_size}")
     times: dict[str, list[float]] = {"product": [], "gaussian": []}

@@ -2,10 +2,13 @@
 
 Datasets (nothing is downloaded):
 
-* MNIST: only the 10,000 *test* images exist here (``$PRODUCT_NOISE_DATA/mnist``); a seeded
+* MNIST: only the 10,000 *test* images exist here (``<data root>/mnist``); a seeded
   8,000 / 2,000 split of them.
-* Fashion-MNIST (``/usr/share/datasets/fashion-mnist``): a seeded 20,000-image subset of the
+* Fashion-MNIST (``<data root>/fashion-mnist``): a seeded 20,000-image subset of the
   training set and 5,000 of the test set.
+
+The data root is ``--data-root`` or ``$PRODUCT_NOISE_DATA`` (see ``_data.py``); the IDX files
+are read by :mod:`product_noise.data.vision` (``torchvision.datasets`` where its layout applies).
 
 Rows, for one small MLP (784 → 64 → 10) everywhere:
 
@@ -47,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _data import FASHION_MNIST, data_root  # noqa: E402  (this script's folder is on sys.path)
+from _data import add_data_root_argument, dataset_dir  # noqa: E402  (this script's folder is on sys.path)
 
 from product_noise.baselines.input_noise import (  # noqa: E402
     BLOG_DELTA,
@@ -55,14 +58,12 @@ from product_noise.baselines.input_noise import (  # noqa: E402
     train_classifier,
 )
 from product_noise.compare.runners.input_noise import run_for_compare  # noqa: E402
-from product_noise.data.loaders import DatasetNotFoundError, read_idx  # noqa: E402
+from product_noise.data.vision import read_idx_splits  # noqa: E402
 from product_noise.mechanisms import Gaussian  # noqa: E402
 from product_noise.opacus import calibrate_verified_noise_multiplier  # noqa: E402
 from product_noise.privacy import PrivacyWarning  # noqa: E402
 from product_noise.training.loop import TrainConfig, train  # noqa: E402
 
-MNIST_ROOT = data_root("mnist")
-FASHION_ROOT = FASHION_MNIST
 DELTA = 1e-5
 BLOG_EPS = (150.0, 2000.0, 200000.0)
 BATCH_BUG_EPS = (150.0, 2000.0, 3000.0, 200000.0)
@@ -70,28 +71,20 @@ VERIFIED_EPS = (1.0, 8.0, 64.0, 1020.0)
 HIDDEN = 64
 
 
-def _read(root: Path, stem: str) -> np.ndarray:
-    for name in (stem, stem + ".gz"):
-        if (root / name).is_file():
-            return read_idx(root / name)
-    raise DatasetNotFoundError(f"{root / stem}[.gz] not found (nothing is downloaded)")
-
-
-def load(name: str, seed: int = 0) -> dict[str, Any]:
+def load(name: str, folder: Path, seed: int = 0) -> dict[str, Any]:
     """Flattened images in [0, 1] (float32) and int64 labels, seeded subsets."""
     rng = np.random.default_rng(seed)
     if name == "mnist":
-        x = _read(MNIST_ROOT, "t10k-images-idx3-ubyte").reshape(-1, 784)
-        y = _read(MNIST_ROOT, "t10k-labels-idx1-ubyte")
+        test = read_idx_splits(folder, ("test",))["test"]
+        x, y = test.images.reshape(-1, 784), test.labels
         perm = rng.permutation(len(y))
         tr, te = perm[:8000], perm[8000:]
         xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
         note = "MNIST test set split 8,000/2,000 (the training images are not available)"
     else:
-        x = _read(FASHION_ROOT, "train-images-idx3-ubyte").reshape(-1, 784)
-        y = _read(FASHION_ROOT, "train-labels-idx1-ubyte")
-        xt = _read(FASHION_ROOT, "t10k-images-idx3-ubyte").reshape(-1, 784)
-        yt = _read(FASHION_ROOT, "t10k-labels-idx1-ubyte")
+        read = read_idx_splits(folder, ("train", "test"), dataset="Fashion-MNIST")
+        x, y = read["train"].images.reshape(-1, 784), read["train"].labels
+        xt, yt = read["test"].images.reshape(-1, 784), read["test"].labels
         tr = rng.permutation(len(y))[:20000]
         te = rng.permutation(len(yt))[:5000]
         xtr, ytr, xte, yte = x[tr], y[tr], xt[te], yt[te]
@@ -272,15 +265,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dpsgd-epochs", type=int, default=5, help="DP-SGD epochs (batch 256)")
     p.add_argument("--out", default="runs/bench_input_noise.json")
     p.add_argument("--skip-dpsgd", action="store_true", help="input-noise rows only")
+    add_data_root_argument(p)
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
     datasets = ["mnist"] if args.quick else args.datasets
+    folders = {}
+    for name in datasets:
+        if name not in ("mnist", "fashion"):
+            p.error(f"--datasets: {name!r} is not one of mnist, fashion")
+        try:
+            folders[name] = dataset_dir(
+                args.data_root, "mnist" if name == "mnist" else "fashion-mnist"
+            )
+        except FileNotFoundError as err:
+            p.error(str(err))
+    torch.set_num_threads(1)
     blog_eps = (150.0,) if args.quick else BLOG_EPS
     ver_eps = (8.0, 64.0) if args.quick else VERIFIED_EPS
     rows: list[dict[str, Any]] = []
     t_all = time.perf_counter()
     for name in datasets:
-        data = load(name)
+        data = load(name, folders[name])
         print(f"# {name}: {data['note']}", flush=True)
 
         def add(

@@ -18,10 +18,13 @@ Reference: the thesis (Mahmud 2025) reports 68.35 % MNIST test accuracy at a *cl
 
 Data sets:
 
-* ``fashion-mnist``: full Fashion-MNIST, 60k private / 10k test (IDX files, default
-  ``/usr/share/datasets/fashion-mnist``);
+* ``fashion-mnist``: full Fashion-MNIST, 60k private / 10k test (IDX files in
+  ``<data root>/fashion-mnist``);
 * ``mnist-test-split``: only the MNIST t10k files are available here; the first 8,000 are the
-  private set and the last 2,000 the test set (``$PRODUCT_NOISE_DATA/mnist``).
+  private set and the last 2,000 the test set (``<data root>/mnist``).
+
+The data root is ``--data-root`` or ``$PRODUCT_NOISE_DATA`` (see ``_data.py``); the IDX files are
+read by :mod:`product_noise.data.vision` (``torchvision.datasets`` where its layout applies).
 
 Example::
 
@@ -44,25 +47,26 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _data import FASHION_MNIST, data_root  # noqa: E402  (this script's folder is on sys.path)
+from _data import add_data_root_argument, dataset_dir  # noqa: E402  (this script's folder is on sys.path)
 
 from dpmix import DPMix, one_hot  # noqa: E402
-from dpmix.data import load_mnist  # noqa: E402
 from dpmix.train import train_on_release  # noqa: E402
+from product_noise.data.vision import read_idx_splits  # noqa: E402
 
-DATA_ROOTS = {
-    "fashion-mnist": FASHION_MNIST,
-    "mnist-test-split": data_root("mnist"),
-}
+#: data set → its folder under the data root
+DATA_FOLDERS = {"fashion-mnist": "fashion-mnist", "mnist-test-split": "mnist"}
 
 
-def load(dataset: str, root: Path | None, n_private: int):
-    root = root or DATA_ROOTS[dataset]
+def _pixels(root: Path, splits: tuple[str, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
+    read = read_idx_splits(root, splits)
+    return [(read[s].images.astype(np.float32) / 255.0, read[s].labels) for s in splits]
+
+
+def load(dataset: str, folder: Path, n_private: int):
     if dataset == "fashion-mnist":
-        X, y = load_mnist(root, "train")
-        Xt, yt = load_mnist(root, "test")
+        (X, y), (Xt, yt) = _pixels(folder, ("train", "test"))
         return X, y, Xt, yt, f"Fashion-MNIST train {X.shape[0]} / test {Xt.shape[0]}"
-    X, y = load_mnist(root, "test")
+    ((X, y),) = _pixels(folder, ("test",))
     k = n_private
     return X[:k], y[:k], X[k:], y[k:], f"MNIST t10k: first {k} private / last {X.shape[0] - k} test"
 
@@ -164,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    p.add_argument("--dataset", choices=sorted(DATA_ROOTS), default="fashion-mnist")
-    p.add_argument("--data-root", type=Path, default=None, help="override the IDX directory")
+    p.add_argument("--dataset", choices=sorted(DATA_FOLDERS), default="fashion-mnist")
+    add_data_root_argument(p)
     p.add_argument("--n-private", type=int, default=8000, help="mnist-test-split private size")
     p.add_argument(
         "--config",
@@ -189,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--csv", type=Path, default=None, help="append rows to this CSV")
     args = p.parse_args(argv)
+    try:
+        folder = dataset_dir(args.data_root, DATA_FOLDERS[args.dataset])
+    except FileNotFoundError as err:
+        p.error(str(err))
     torch.set_num_threads(1)
 
     configs = []
@@ -197,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         if m not in ("global", "class") or not l.isdigit():
             p.error(f"bad --config {c!r} (want global:256 or class:64)")
         configs.append((m, int(l)))
-    data = load(args.dataset, args.data_root, args.n_private)
+    data = load(args.dataset, folder, args.n_private)
     print(f"data: {data[4]}", flush=True)
     rows = []
     for m, l in configs:

@@ -6,7 +6,8 @@ Experiments (each calls an example script's ``main`` in-process and records its 
     Opacus' CI check for its MNIST example: Gaussian noise, lr 0.25, σ 0.7, C 1.5, batch 64,
     1 epoch; the test accuracy must lie in [0.78, 0.95]. Run on every MNIST-format dataset that
     exists here: the real MNIST test images split 80/20 (``--train-on-test-split``; no training
-    images on this machine) and Fashion-MNIST (Debian ``dataset-fashion-mnist``) if installed.
+    images on this machine) and Fashion-MNIST (``<data root>/fashion-mnist``, e.g. a link to
+    Debian's ``dataset-fashion-mnist``) if present.
 ``mnist-ci-steps``
     The same settings on the 8,000-image split for as many steps as Opacus' CI epoch
     (60,000 / 64 ≈ 937 steps: 8 epochs of 125 steps), since one epoch of the split is only
@@ -15,6 +16,10 @@ Experiments (each calls an example script's ``main`` in-process and records its 
     The paper's defaults with product noise (claimed ε' and verified ε side by side), Gaussian
     noise at the script's σ, and the non-private baseline. ``--max-epochs`` caps the epochs
     (the table says when a cap applied).
+
+Data: ``<data root>/{mnist,fashion-mnist,adult,movielens-100k,imdb}``, the data root being
+``--data-root`` or ``$PRODUCT_NOISE_DATA`` (see ``_data.py``); an experiment whose files are
+missing is skipped with a message naming them, and the others still run.
 
 Usage::
 
@@ -39,10 +44,12 @@ for p in (ROOT, EXAMPLES):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from _data import FASHION_MNIST, data_root  # noqa: E402  (the benchmarks folder is on sys.path)
+from _data import (  # noqa: E402  (the benchmarks folder is on sys.path)
+    add_data_root_argument,
+    data_root,
+    dataset_dir,
+)
 
-SHARED = data_root()
-FASHION = FASHION_MNIST
 CI_BAND = (0.78, 0.95)
 EXPERIMENTS = ("mnist-ci", "mnist-ci-steps", "mnist", "adult", "movielens", "imdb")
 #: Opacus' CI epoch on the 60,000 MNIST training images at batch 64
@@ -115,21 +122,31 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_mnist_ci(out: Path, progress: bool, matched_steps: bool = False) -> list[dict[str, Any]]:
+def run_mnist_ci(
+    root: Path, out: Path, progress: bool, matched_steps: bool = False
+) -> list[dict[str, Any]]:
     """Opacus' CI settings on each available MNIST-format dataset; checks the band."""
     mnist = _script("mnist")
     ci = ["--noise", "gaussian", "--lr", "0.25", "--sigma", "0.7", "-c", "1.5", "-b", "64"]
     ci += ["--seed", "0"]
-    split = ("MNIST test images 80/20", SHARED / "mnist", ["--train-on-test-split"])
+    sources = []
+    try:
+        split = ("MNIST test images 80/20", dataset_dir(root, "mnist"), ["--train-on-test-split"])
+    except FileNotFoundError as err:
+        print(f"mnist-ci on MNIST skipped: {err}")
+        split = None
     if matched_steps:
         epochs = math.ceil(CI_STEPS / (8_000 // 64))
         ci += ["--epochs", str(epochs), "--privacy-every", str(epochs)]
-        sources = [(f"{split[0]}, {epochs} epochs ≈ {CI_STEPS} steps", *split[1:])]
+        if split is not None:
+            sources = [(f"{split[0]}, {epochs} epochs ≈ {CI_STEPS} steps", *split[1:])]
     else:
         ci += ["--epochs", "1"]
-        sources = [split]
-        if (FASHION / "train-images-idx3-ubyte.gz").is_file():
-            sources.append(("Fashion-MNIST 60k/10k", FASHION, []))
+        sources = [] if split is None else [split]
+        try:
+            sources.append(("Fashion-MNIST 60k/10k", dataset_dir(root, "fashion-mnist"), []))
+        except FileNotFoundError as err:
+            print(f"mnist-ci on Fashion-MNIST skipped: {err}")
     rows = []
     for label, root, extra in sources:
         sub = f"mnist-ci{'-steps' if matched_steps else ''}-{root.name}"
@@ -147,15 +164,25 @@ def run_mnist_ci(out: Path, progress: bool, matched_steps: bool = False) -> list
 
 
 def run_defaults(
-    name: str, out: Path, max_epochs: int | None, progress: bool, privacy_every: int
+    name: str,
+    data: Path,
+    out: Path,
+    max_epochs: int | None,
+    progress: bool,
+    privacy_every: int,
 ) -> list[dict[str, Any]]:
     """product, gaussian and none at the script's defaults on the real data here."""
-    script, root, extra, label = {
-        "mnist": ("mnist", SHARED / "mnist", ["--train-on-test-split"], "MNIST test 80/20"),
-        "adult": ("adult", SHARED / "adult", [], "UCI Adult (adult.data 80/20, seed 42)"),
-        "movielens": ("movielens", SHARED / "movielens-100k", [], "MovieLens-100K 80/20"),
-        "imdb": ("imdb", SHARED / "imdb", [], "IMDB 1,000 labelled sentences 80/20"),
+    script, folder, extra, label = {
+        "mnist": ("mnist", "mnist", ["--train-on-test-split"], "MNIST test 80/20"),
+        "adult": ("adult", "adult", [], "UCI Adult (adult.data 80/20, seed 42)"),
+        "movielens": ("movielens", "movielens-100k", [], "MovieLens-100K 80/20"),
+        "imdb": ("imdb", "imdb", [], "IMDB 1,000 labelled sentences 80/20"),
     }[name]
+    try:
+        root = dataset_dir(data, folder)
+    except FileNotFoundError as err:
+        print(f"{name} skipped: {err}")
+        return []
     mod = _script(script)
     epochs = mod.DEFAULTS.epochs
     capped = ""
@@ -197,21 +224,26 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--privacy-every", type=int, default=1)
     p.add_argument("--out", default="runs/real")
     p.add_argument("--no-progress", action="store_true")
+    add_data_root_argument(p)
     p.add_argument(
         "--summarize", nargs="+", metavar="DIR", help="only print the table of the JSONs in DIRs"
     )
     args = p.parse_args(argv)
     if args.summarize:
         return summarize(args.summarize)
+    try:
+        root = data_root(args.data_root)
+    except FileNotFoundError as err:
+        p.error(str(err))
     out = Path(args.out)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for exp in args.only:
         if exp in ("mnist-ci", "mnist-ci-steps"):
-            rows += run_mnist_ci(out, not args.no_progress, exp == "mnist-ci-steps")
+            rows += run_mnist_ci(root, out, not args.no_progress, exp == "mnist-ci-steps")
         else:
             rows += run_defaults(
-                exp, out, args.max_epochs, not args.no_progress, args.privacy_every
+                exp, root, out, args.max_epochs, not args.no_progress, args.privacy_every
             )
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps(rows, indent=2, default=str))

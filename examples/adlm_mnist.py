@@ -27,13 +27,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from torchvision.transforms import v2
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from product_noise.baselines.adlm import AdLMClassifier  # noqa: E402
-from product_noise.data.dpsgd import MNIST_MEAN_STD, load_mnist_dpsgd  # noqa: E402
+from product_noise.data.dpsgd import load_mnist_dpsgd  # noqa: E402
+
+#: torchvision transform: the uint8 images → float32 pixels in [0, 1] (AdLM's input range)
+PIXELS = v2.ToDtype(torch.float32, scale=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,12 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _unit_range(x: torch.Tensor) -> np.ndarray:
-    """Undo the loader's MNIST standardisation: pixels back in [0, 1]."""
-    mean, std = MNIST_MEAN_STD
-    return (x * std + mean).clamp(0.0, 1.0).numpy()
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse ``argv``, train AdLM, print accuracy and the labelled figures, write JSON."""
     parser = build_parser()
@@ -108,11 +106,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser.error(f"--public-fraction must be in (0, 1), got {args.public_fraction}")
     torch.set_num_threads(1)
     data = load_mnist_dpsgd(
-        args.data_root, train_on_test_split=args.train_on_test_split, seed=args.seed
+        args.data_root,
+        train_on_test_split=args.train_on_test_split,
+        seed=args.seed,
+        transform=PIXELS,
     )
     xtr, ytr = data.train.tensors
     xte, yte = data.test.tensors
-    X, y = _unit_range(xtr), ytr.numpy()
+    X, y = xtr.numpy(), ytr.numpy()
     public = None
     if args.relevance == "public":
         perm = np.random.default_rng(args.seed).permutation(len(X))
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         seed=args.seed,
         progress=not args.no_progress,
     ).fit(X, y)
-    accuracy = clf.score(_unit_range(xte), yte.numpy())
+    accuracy = clf.score(xte.numpy(), yte.numpy())
     print(f"AdLM test accuracy {accuracy:.4f} ({len(X)} train, {len(yte)} test images)")
     print(
         f"Δ_h0 = {clf.delta_h0_:g}, input Laplace scale at β = 1: {clf.input_noise_scale_:.4g}, "

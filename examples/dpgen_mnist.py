@@ -12,8 +12,11 @@ calibrated so that the **verified** ε (joint per-step accounting, dp_accounting
 * ``<out>/generator.pt``: the released generator (:meth:`DPGenerator.state_dict`).
 
 Data: the IDX files under ``--data-root`` (``MNIST/raw/``, ``FashionMNIST/raw/`` or the four
-files directly). Without the training images (as on this machine for MNIST),
-``--private-from-test N`` uses N test images as the private set and the rest for evaluation.
+files directly, plain or ``.gz``), read through ``torchvision.datasets.MNIST`` / ``FashionMNIST``
+where their layout applies (:mod:`product_noise.data.vision`); pixels to [0, 1] by the
+torchvision transform ``v2.ToDtype(torch.float32, scale=True)``. Without the training images
+(as on this machine for MNIST), ``--private-from-test N`` uses N test images as the private set
+and the rest for evaluation.
 
 Examples::
 
@@ -32,12 +35,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torchvision.transforms import v2
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dpmix.data import find_idx_dir, load_mnist  # noqa: E402
 from product_noise.baselines.dpgen import (  # noqa: E402
     DPGenConfig,
     DPGenerator,
@@ -46,6 +49,7 @@ from product_noise.baselines.dpgen import (  # noqa: E402
     save_image_grid,
 )
 from product_noise.data.loaders import DatasetNotFoundError  # noqa: E402
+from product_noise.data.vision import read_idx_splits  # noqa: E402
 
 
 def _positive_int(text: str) -> int:
@@ -93,25 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: torchvision transform: the uint8 images → float32 pixels in [0, 1]
+PIXELS = v2.ToDtype(torch.float32, scale=True)
+
+
+def load_pixels(root, splits: tuple[str, ...], hint: str = "") -> list[tuple[np.ndarray, ...]]:
+    """(pixels in [0, 1] of shape (n, 28, 28), int64 labels) per split, in order."""
+    read = read_idx_splits(root, splits, hint=hint)
+    return [(PIXELS(torch.from_numpy(read[s].images)).numpy(), read[s].labels) for s in splits]
+
+
 def load(args: argparse.Namespace):
     rng = np.random.default_rng(args.seed)
-    try:
-        if args.private_from_test:
-            find_idx_dir(args.data_root, ("test",))
-            X, y = load_mnist(args.data_root, "test")
-            if args.private_from_test >= len(y):
-                raise ValueError(f"--private-from-test must be < {len(y)}")
-            perm = rng.permutation(len(y))
-            tr, te = perm[: args.private_from_test], perm[args.private_from_test :]
-            return X[tr], y[tr], X[te], y[te]
-        find_idx_dir(args.data_root)
-    except FileNotFoundError as err:
-        raise DatasetNotFoundError(
-            f"{err}\n(pass --private-from-test N if only the t10k files are present; nothing is "
-            "downloaded)"
-        ) from None
-    X, y = load_mnist(args.data_root, "train")
-    Xt, yt = load_mnist(args.data_root, "test")
+    if args.private_from_test:
+        ((X, y),) = load_pixels(args.data_root, ("test",))
+        if args.private_from_test >= len(y):
+            raise ValueError(f"--private-from-test must be < {len(y)}")
+        perm = rng.permutation(len(y))
+        tr, te = perm[: args.private_from_test], perm[args.private_from_test :]
+        return X[tr], y[tr], X[te], y[te]
+    hint = "(pass --private-from-test N if only the t10k files are present)"
+    (X, y), (Xt, yt) = load_pixels(args.data_root, ("train", "test"), hint)
     if args.n_train is not None and args.n_train < len(y):
         idx = rng.permutation(len(y))[: args.n_train]
         X, y = X[idx], y[idx]

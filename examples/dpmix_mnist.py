@@ -21,7 +21,10 @@ calibrated (``dpmix.accounting.calibrate_noise_multiplier``, through ``DPMix(tar
 target_delta=1/n)``) as the smallest noise whose verified ε at δ = 1/n is ≤ E, and the σ used is
 written to the CSV. Not with ``--sigma`` or ``--sweep sigma``.
 
-Data: MNIST IDX files under ``--data-root`` (``MNIST/raw/*-ubyte[.gz]`` or the plain files).
+Data: MNIST IDX files under ``--data-root`` (``MNIST/raw/``, ``FashionMNIST/raw/`` or the
+four files in the folder, plain or ``.gz``), read through ``torchvision.datasets.MNIST`` where
+its layout applies (:mod:`product_noise.data.vision`); pixels to [0, 1] by the torchvision
+transform ``v2.ToDtype(torch.float32, scale=True)``.
 Without the training images, ``--private-from-test N`` uses the first N test images as the
 private set and the remaining test images for evaluation (a demonstration, not the thesis).
 
@@ -43,38 +46,42 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from torchvision.transforms import v2
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from dpmix import DPMix, one_hot, thesis_figure  # noqa: E402
-from dpmix.data import find_idx_dir, load_mnist  # noqa: E402
 from dpmix.train import train_on_release  # noqa: E402
+from product_noise.data.vision import read_idx_splits  # noqa: E402
 
 SIGMA_GRID = [round(0.2 + 0.1 * i, 1) for i in range(29)]  # 0.2 … 3.0
 L_GRID = [32, 64, 128, 256, 512]
 T_GRID = [2500, 5000, 7500, 10000, 12000]
 QUICK = {"sigma": [0.2, 0.7, 1.5, 3.0], "l": [32, 128, 512], "T": [2500, 12000]}
 
+#: torchvision transform: the uint8 images → float32 pixels in [0, 1]
+PIXELS = v2.ToDtype(torch.float32, scale=True)
+
+
+def load_pixels(root, splits: tuple[str, ...], hint: str = "") -> list[tuple[np.ndarray, ...]]:
+    """(pixels in [0, 1] of shape (n, 28, 28), int64 labels) per split, in order."""
+    read = read_idx_splits(root, splits, hint=hint)
+    return [(PIXELS(torch.from_numpy(read[s].images)).numpy(), read[s].labels) for s in splits]
+
 
 def _load(args: argparse.Namespace):
     if args.private_from_test:
-        find_idx_dir(args.data_root, ("test",))
-        X, y = load_mnist(args.data_root, "test")
+        ((X, y),) = load_pixels(args.data_root, ("test",))
         k = args.private_from_test
         if not 0 < k < X.shape[0]:
             raise ValueError(f"--private-from-test must be in (0, {X.shape[0]}), got {k}")
         name = Path(args.data_root).resolve().name
         return X[:k], y[:k], X[k:], y[k:], f"{name}: first {k} t10k images (demo split)"
-    try:
-        find_idx_dir(args.data_root, ("train", "test"))
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(
-            f"{exc} (use --private-from-test N to run on the test set)"
-        ) from None
-    Xtr, ytr = load_mnist(args.data_root, "train")
-    Xte, yte = load_mnist(args.data_root, "test")
+    hint = "(use --private-from-test N to run on the test set)"
+    (Xtr, ytr), (Xte, yte) = load_pixels(args.data_root, ("train", "test"), hint)
     return Xtr, ytr, Xte, yte, f"{Path(args.data_root).resolve().name} train"
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torchvision.transforms import v2
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -44,15 +45,16 @@ from product_noise.baselines.input_noise import (  # noqa: E402
     unary_encoding_epsilon,
 )
 from product_noise.compare.runners.input_noise import run_for_compare  # noqa: E402
-from product_noise.data.dpsgd import MNIST_MEAN_STD, load_mnist_dpsgd  # noqa: E402
+from product_noise.data.dpsgd import load_mnist_dpsgd  # noqa: E402
+
+#: torchvision transform: the uint8 images → float32 pixels in [0, 1]
+PIXELS = v2.ToDtype(torch.float32, scale=True)
 
 
 def _pixels(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Undo the loader's (mean, std) standardisation: flattened pixels in [0, 1]."""
+    """Flattened pixels in [0, 1] (the loader ran :data:`PIXELS`) and int64 labels."""
     x, y = dataset.tensors
-    mean, std = MNIST_MEAN_STD
-    px = (x.reshape(x.shape[0], -1) * std + mean).clamp_(0.0, 1.0)
-    return px.numpy().astype(np.float32), y.numpy().astype(np.int64)
+    return x.reshape(x.shape[0], -1).numpy(), y.numpy().astype(np.int64)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +124,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(1)
 
     data = load_mnist_dpsgd(
-        args.data_root, train_on_test_split=args.train_on_test_split, seed=args.seed
+        args.data_root,
+        train_on_test_split=args.train_on_test_split,
+        seed=args.seed,
+        transform=PIXELS,
     )
     Xtr, ytr = _pixels(data.train)
     Xte, yte = _pixels(data.test)

@@ -67,8 +67,25 @@ def write_mnist(
     return root
 
 
+def py2_pickle(obj: dict) -> bytes:
+    """``obj`` pickled as Python 2 wrote the official CIFAR-10 batches: protocol 2, with the
+    dict's keys as Python 2 ``str`` (SHORT_BINSTRING), which ``pickle.load(encoding="latin1")``
+    returns as ``str`` and ``encoding="bytes"`` as ``bytes``."""
+    raw = pickle.dumps(obj, protocol=2)
+    for key in obj:
+        kb = key.encode()
+        unicode_key = b"X" + struct.pack("<I", len(kb)) + kb  # BINUNICODE
+        assert raw.count(unicode_key) == 1
+        raw = raw.replace(unicode_key, b"U" + bytes([len(kb)]) + kb)  # SHORT_BINSTRING
+    return raw
+
+
 def write_cifar(root: Path, *, per_batch: int = 8, bytes_keys: bool = True) -> Path:
-    """CIFAR-10 python batches in ``root/cifar-10-batches-py`` (py2-style bytes keys)."""
+    """CIFAR-10 python batches in ``root/cifar-10-batches-py``.
+
+    ``bytes_keys=True``: Python 2 ``str`` keys as in the official archive (see
+    :func:`py2_pickle`); ``False``: Python 3 ``str`` keys.
+    """
     rng = np.random.default_rng(1)
     d = root / "cifar-10-batches-py"
     d.mkdir(parents=True, exist_ok=True)
@@ -79,10 +96,7 @@ def write_cifar(root: Path, *, per_batch: int = 8, bytes_keys: bool = True) -> P
             "batch_label": name,
             "filenames": [f"img{i}.png" for i in range(per_batch)],
         }
-        if bytes_keys:
-            obj = {k.encode(): v for k, v in obj.items()}
-        with (d / name).open("wb") as fh:
-            pickle.dump(obj, fh)
+        (d / name).write_bytes(py2_pickle(obj) if bytes_keys else pickle.dumps(obj))
     return root
 
 
@@ -255,7 +269,7 @@ def test_cifar_batches(tmp_path: Path, bytes_keys: bool) -> None:
     x, _ = data.train[0]
     assert x.shape == (3, 32, 32)
     with (tmp_path / "cifar-10-batches-py" / "data_batch_1").open("rb") as fh:
-        d = pickle.load(fh)
+        d = pickle.load(fh, encoding="bytes")  # Python 2 str keys → bytes
     row = np.asarray(d[b"data" if bytes_keys else "data"][0], dtype=np.float32) / 255.0
     red = (torch.from_numpy(row[:1024].reshape(32, 32)) - CIFAR10_MEAN[0]) / CIFAR10_STD[0]
     assert torch.allclose(x[0], red, atol=1e-6)

@@ -544,7 +544,7 @@ def _data_cases() -> dict[str, tuple]:
         "cifar-label-12": (
             write_cifar,
             f"{cifar_dir}/test_batch",
-            _cifar_pickle({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 12]}),
+            _cifar_pickle({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 12]}),
             load_cifar10,
             r"test_batch: CIFAR-10 labels must lie in 0..9",
         ),

@@ -9,9 +9,12 @@ the official scripts).
 dataset     files under ``root``                                   preprocessing
 ==========  =====================================================  ============================
 MNIST       ``MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}``   /255, normalize (0.1307,
-            ``-ubyte[.gz]``, or the four files directly in root    0.3081); shape 1×28×28
+            ``-ubyte[.gz]`` (or ``FashionMNIST/raw/``), or the     0.3081); shape 1×28×28
+            four files directly in root (torchvision.datasets.MNIST
+            where its layout applies)
 CIFAR-10    ``cifar-10-batches-py/data_batch_1..5``, ``test_batch`` /255, per-channel mean/std
             (python pickles), or the files directly in root        (Opacus' constants)
+            (torchvision.datasets.CIFAR10)
 Adult       ``adult.data`` (``adult.test`` for ``split="uci"``)    one-hot of every categorical
                                                                    incl. ``?``, StandardScaler
                                                                    (fit on train); official
@@ -30,10 +33,9 @@ and the expected layout; a malformed file raises :class:`ValueError` naming the 
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,8 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from ..validation import InputError
-from .loaders import DatasetNotFoundError, read_idx
+from .loaders import DatasetNotFoundError
+from .vision import CIFAR10_FILES, IDXSplit, read_cifar10_batches, read_idx_splits
 
 __all__ = [
     "DPSGDData",
@@ -129,51 +132,73 @@ def _seeded_split(n: int, train_frac: float, seed: int) -> tuple[np.ndarray, np.
 
 
 # ----------------------------------------------------------------------------- MNIST
-_MNIST_LAYOUT = (
-    "<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (torchvision) or the "
-    "four IDX files directly in <root>; http://yann.lecun.com/exdb/mnist/"
+_MNIST_HINT = (
+    "Without the training images, pass --train-on-test-split (train_on_test_split=True) to "
+    "split the 10,000 test images 80/20."
 )
 
 
-def _mnist_file(root: Path, stem: str) -> Path:
-    dirs = [root / "MNIST" / "raw", root]
-    cands = [d / (stem + ext) for d in dirs for ext in ("", ".gz")]
-    return _first_file(cands, "MNIST", _MNIST_LAYOUT)
-
-
-def _mnist_tensors(img_path: Path, lab_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    img, lab = read_idx(img_path, ndim=3), read_idx(lab_path, ndim=1)
+def _mnist_tensors(
+    split: IDXSplit, transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    img, lab = split.images, split.labels
+    img_path, lab_path = split.files
     if img.ndim != 3 or img.shape[1:] != (28, 28):
         raise InputError(f"{img_path}: expected IDX images of shape (N, 28, 28), got {img.shape}")
     if lab.ndim != 1 or lab.shape[0] != img.shape[0]:
         raise InputError(f"{lab_path}: labels {lab.shape} do not match images {img.shape}")
     if lab.size and int(lab.max()) > 9:
         raise InputError(f"{lab_path}: labels must be digits 0..9, found {int(lab.max())}")
+    y = torch.from_numpy(lab.astype(np.int64))
+    if transform is not None:
+        x = transform(torch.from_numpy(img).unsqueeze(1))
+        if not isinstance(x, torch.Tensor) or x.shape[0] != img.shape[0]:
+            raise InputError(
+                f"transform must return a tensor with one row per image ({img.shape[0]}), got "
+                f"{type(x).__name__} {tuple(getattr(x, 'shape', ()))}"
+            )
+        return x, y
     mean, std = MNIST_MEAN_STD
     x = (torch.from_numpy(img.astype(np.float32) / 255.0) - mean) / std
-    return x.unsqueeze(1), torch.from_numpy(lab.astype(np.int64))
+    return x.unsqueeze(1), y
 
 
 def load_mnist_dpsgd(
-    root: str | Path, *, train_on_test_split: bool = False, seed: int = 0
+    root: str | Path,
+    *,
+    train_on_test_split: bool = False,
+    seed: int = 0,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> DPSGDData:
     """MNIST (or any IDX dataset of 28×28 digits, e.g. Fashion-MNIST) as 1×28×28 tensors.
+
+    The files are read by ``torchvision.datasets.MNIST`` / ``FashionMNIST`` (``download=False``)
+    where torchvision's layout applies, else by the thin adapter of
+    :mod:`product_noise.data.vision` (flat or gzipped folders); ``info["reader"]`` says which.
 
     Parameters
     ----------
     root : path
-        ``<root>/MNIST/raw/`` (torchvision's layout) or a directory holding the four files.
+        ``<root>/MNIST/raw/`` or ``<root>/FashionMNIST/raw/`` (torchvision's layout) or a
+        directory holding the four files, plain or gzipped.
     train_on_test_split : bool
         Use only the 10,000 test images: a seeded 80/20 split into train and test (for machines
         that lack ``train-images-idx3-ubyte``). Recorded in ``info["note"]``.
     seed : int
         Seed of that split.
+    transform : callable, optional
+        Applied once to the stacked uint8 images of each split, shape (n, 1, 28, 28), in place
+        of the default normalisation: a torchvision transform such as
+        ``torchvision.transforms.v2.ToDtype(torch.float32, scale=True)`` (pixels in [0, 1]).
+        It must return one row per image.
 
     Returns
     -------
     data : DPSGDData
-        Inputs: float32 tensors of shape (n, 1, 28, 28), normalised with
-        :data:`MNIST_MEAN_STD`; labels: int64 tensors of shape (n,) with values 0–9.
+        Inputs (default ``transform``): float32 tensors of shape (n, 1, 28, 28), pixels/255
+        normalised with :data:`MNIST_MEAN_STD` (the values of ``ToTensor`` then
+        ``Normalize(*MNIST_MEAN_STD)`` up to rounding, and bit for bit those of the earlier
+        hand-written reader); labels: int64 tensors of shape (n,) with values 0–9.
 
     Raises
     ------
@@ -184,14 +209,12 @@ def load_mnist_dpsgd(
     """
     root = Path(root)
     if train_on_test_split:
-        img_f, lab_f = (
-            _mnist_file(root, "t10k-images-idx3-ubyte"),
-            _mnist_file(root, "t10k-labels-idx1-ubyte"),
-        )
-        x, y = _mnist_tensors(img_f, lab_f)
+        test = read_idx_splits(root, ("test",))["test"]
+        x, y = _mnist_tensors(test, transform)
         tr, te = _seeded_split(len(y), 0.8, seed)
         info = {
-            "source": str(img_f.parent),
+            "source": str(test.files[0].parent),
+            "reader": test.reader,
             "train_on_test_split": True,
             "note": (
                 f"trained on {len(tr)} of the {len(y)} test images and evaluated on the other "
@@ -199,56 +222,18 @@ def load_mnist_dpsgd(
             ),
         }
         return DPSGDData("mnist", TensorDataset(x[tr], y[tr]), TensorDataset(x[te], y[te]), info)
-    try:
-        tr_img = _mnist_file(root, "train-images-idx3-ubyte")
-    except DatasetNotFoundError as err:
-        raise DatasetNotFoundError(
-            f"{err} Without the training images, pass --train-on-test-split "
-            "(train_on_test_split=True) to split the 10,000 test images 80/20."
-        ) from None
-    tr_lab = _mnist_file(root, "train-labels-idx1-ubyte")
-    te_img = _mnist_file(root, "t10k-images-idx3-ubyte")
-    te_lab = _mnist_file(root, "t10k-labels-idx1-ubyte")
-    xtr, ytr = _mnist_tensors(tr_img, tr_lab)
-    xte, yte = _mnist_tensors(te_img, te_lab)
-    info = {"source": str(tr_img.parent), "train_on_test_split": False}
+    splits = read_idx_splits(root, ("train", "test"), hint=_MNIST_HINT)
+    xtr, ytr = _mnist_tensors(splits["train"], transform)
+    xte, yte = _mnist_tensors(splits["test"], transform)
+    info = {
+        "source": str(splits["train"].files[0].parent),
+        "reader": splits["train"].reader,
+        "train_on_test_split": False,
+    }
     return DPSGDData("mnist", TensorDataset(xtr, ytr), TensorDataset(xte, yte), info)
 
 
 # ----------------------------------------------------------------------------- CIFAR-10
-_CIFAR_LAYOUT = (
-    "<root>/cifar-10-batches-py/{data_batch_1..data_batch_5,test_batch} (python pickles of "
-    "{'data': uint8 (N, 3072), 'labels': [int]}) or those files directly in <root>; "
-    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-)
-
-
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with path.open("rb") as fh:
-            d = pickle.load(fh, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise InputError(f"{path}: not a CIFAR-10 python pickle ({err})") from None
-    if not isinstance(d, dict):
-        raise InputError(f"{path}: expected a pickled dict, got {type(d).__name__}")
-    d = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
-    labels = d.get("labels", d.get("fine_labels"))
-    if "data" not in d or labels is None:
-        raise InputError(f"{path}: expected keys 'data' and 'labels', got {sorted(d)}")
-    data = np.asarray(d["data"], dtype=np.uint8)
-    labels = np.asarray(labels, dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
-        raise InputError(
-            f"{path}: expected 'data' of shape (N, 3072) and N labels, got {data.shape} and "
-            f"{labels.shape}"
-        )
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise InputError(
-            f"{path}: CIFAR-10 labels must lie in 0..9, found {labels.min()}..{labels.max()}"
-        )
-    return data, labels
-
-
 def _cifar_tensor(data: np.ndarray) -> torch.Tensor:
     x = torch.from_numpy(data.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0)
     mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
@@ -258,6 +243,9 @@ def _cifar_tensor(data: np.ndarray) -> torch.Tensor:
 
 def load_cifar10(root: str | Path) -> DPSGDData:
     """CIFAR-10 python batches → normalized 3×32×32 tensors (no augmentation, as under DP).
+
+    The batches are read by ``torchvision.datasets.CIFAR10`` (``download=False``; one batch at
+    a time and without its md5 check, see :mod:`product_noise.data.vision`).
 
     Parameters
     ----------
@@ -278,16 +266,12 @@ def load_cifar10(root: str | Path) -> DPSGDData:
     ValueError
         If a file is malformed.
     """
-    root = Path(root)
-    base = root / "cifar-10-batches-py"
-    dirs = [base, root]
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    files = [_first_file([d / nm for d in dirs], "CIFAR-10", _CIFAR_LAYOUT) for nm in names]
-    parts = [_read_cifar_batch(f) for f in files]
-    xtr = np.concatenate([p[0] for p in parts[:5]])
-    ytr = np.concatenate([p[1] for p in parts[:5]])
-    xte, yte = parts[5]
-    info = {"source": str(files[0].parent)}
+    batches, directory = read_cifar10_batches(root)
+    train = [batches[n] for n in CIFAR10_FILES[:5]]
+    xtr = np.concatenate([b[0] for b in train])
+    ytr = np.concatenate([b[1] for b in train])
+    xte, yte = batches["test_batch"]
+    info = {"source": str(directory), "reader": "torchvision.datasets.CIFAR10"}
     return DPSGDData(
         "cifar10",
         TensorDataset(_cifar_tensor(xtr), torch.from_numpy(ytr)),

@@ -453,13 +453,6 @@ def load_kddcup99(
 
 
 # ----------------------------------------------------------------------------- MNIST
-_MNIST_SOURCE = (
-    "http://yann.lecun.com/exdb/mnist/ (IDX files train-images-idx3-ubyte.gz, "
-    "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; "
-    "mirrors: https://ossci-datasets.s3.amazonaws.com/mnist/)"
-)
-
-
 _IDX_MAX_SHOWN_DIMS = 4
 
 
@@ -518,12 +511,17 @@ def load_mnist(
     """MNIST (10 classes) from IDX files; the chosen parts are stacked, shuffled and split 80/20
     as the official code does (55k+10k there; here all of ``parts``).
 
+    The files are read by ``torchvision.datasets.MNIST`` / ``FashionMNIST`` where torchvision's
+    layout applies, else by :func:`read_idx` (see :mod:`product_noise.data.vision`);
+    ``meta["reader"]`` says which.
+
     ``parts=("test",)`` uses only the 10,000 test digits (all this machine has).
 
     Parameters
     ----------
     root : str or Path
-        Directory with the IDX files (gzipped or not).
+        Directory with the IDX files (gzipped or not), or with ``MNIST/raw/`` or
+        ``FashionMNIST/raw/`` holding them (torchvision's layout).
     parts : sequence of {"train", "test"}, default ("train", "test")
         Which upstream parts to stack.
     cache_dir : str or Path, optional
@@ -549,28 +547,28 @@ def load_mnist(
     ValueError
         If a file is malformed, or ``row_norm`` is not ``"clip"``, ``"unit"`` or ``None``.
     """
+    from .vision import IDX_FILES, find_idx_files, read_idx_splits
+
     root = Path(root)
-    prefix = {"train": "train", "test": "t10k"}
-    files = []
     for part in parts:
-        if part not in prefix:
+        if part not in IDX_FILES:
             raise InputError(f"parts must be drawn from ('train', 'test'), got {part!r}")
-        for kind in ("images-idx3", "labels-idx1"):
-            nm = f"{prefix[part]}-{kind}-ubyte"
-            files.append(_find(root, [nm + ".gz", nm], "MNIST", _MNIST_SOURCE))
+    splits = tuple(parts)
+    _, found = find_idx_files(root, splits)
+    files = [found[stem] for part in splits for stem in IDX_FILES[part]]
 
     def build() -> Dataset:
+        read = read_idx_splits(root, splits)
         Xs, ys = [], []
-        for i in range(0, len(files), 2):
-            img, lab = read_idx(files[i], ndim=3), read_idx(files[i + 1], ndim=1)
-            if img.ndim != 3 or lab.ndim != 1 or img.shape[0] != lab.shape[0]:
-                raise InputError(f"{files[i]}: images {img.shape} do not match labels {lab.shape}")
+        for part in splits:
+            img, lab = read[part].images, read[part].labels
             Xs.append(img.reshape(img.shape[0], -1).astype(np.float64) / 255.0)
             ys.append(lab.astype(np.int64))
         X, y = np.vstack(Xs), np.concatenate(ys)
         perm = np.random.default_rng(seed).permutation(len(y))
         X, y = normalize_rows(X[perm], row_norm), y[perm]
-        return Dataset("mnist", *_split(X, y), meta={"parts": list(parts), "seed": seed})
+        meta = {"parts": list(parts), "seed": seed, "reader": read[splits[0]].reader}
+        return Dataset("mnist", *_split(X, y), meta=meta)
 
     return _cached("mnist", cache_dir, files, {"p": list(parts), "s": seed, "rn": row_norm}, build)
 
