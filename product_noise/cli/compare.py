@@ -77,6 +77,20 @@ EPILOG = textwrap.dedent(
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``product-noise compare``."""
     p.add_argument("--quick", action="store_true", help="the CI preset (under a minute)")
+    p.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="a real-data experiment of the paper (fashion-mnist, mnist-test-split, adult, "
+        "imdb, movielens-100k, adult-erm, kddcup99-erm; paper: all), read from --data-root "
+        "or $PRODUCT_NOISE_DATA; with --quick: a few hundred rows, one epoch",
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="with --preset: write DIR/results.md and its figures (runs in DIR/results/ "
+        "unless --out)",
+    )
     p.add_argument("--config", type=Path, metavar="FILE", help="TOML file describing the run")
     p.add_argument(
         "--out",
@@ -170,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..compare.harness import run_compare
 
+    if args.preset is not None or args.report is not None:
+        return run_presets_command(args)
     cfg, tasks = build_config(args)
     out = args.out or Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     result = run_compare(
@@ -207,6 +223,96 @@ def run(args: argparse.Namespace) -> int:
     elif result.status:
         print("error: some runs failed (see report.md)", file=sys.stderr)
     return result.status
+
+
+#: options a preset sets itself
+_PRESET_SETS = (
+    "config",
+    "mechanisms",
+    "epsilons",
+    "seeds",
+    "dataset",
+    "nn_dataset",
+    "erm_dataset",
+    "model",
+    "task",
+    "epochs",
+    "delta",
+    "max_train",
+)
+
+
+def run_presets_command(args: argparse.Namespace) -> int:
+    """``compare --preset NAME [--report DIR]``: run the presets, print one line each, write
+    the results page; returns the exit status (0 all done, 1 some failed or lacked data,
+    2 none had data, 130/143 interrupted)."""
+    from ..compare.config import ConfigError
+    from ..compare.preset_runner import run_presets
+    from ..compare.presets import get_preset
+    from ..compare.results_page import write_results_page
+
+    if args.preset is None:
+        raise ConfigError("--report DIR needs --preset NAME (the page is of the presets)")
+    given = [n for n in _PRESET_SETS if getattr(args, n, None) is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise ConfigError(f"--preset {args.preset} sets {flag} itself; drop {flag}")
+    presets = get_preset(args.preset)
+    out = args.out or (
+        args.report / "results" if args.report else Path("runs") / f"preset-{args.preset}"
+    )
+    if not args.resume:
+        for p in presets:
+            if (out / p.name / "results.csv").exists():
+                raise ConfigError(
+                    f"{out / p.name / 'results.csv'} exists: pass --resume to continue, or "
+                    "choose another --out"
+                )
+    t0 = time.perf_counter()
+
+    def say(o: Any) -> None:
+        where = f" -> {o.out}" if o.out else ""
+        extra = f": {o.message}" if o.message else ""
+        print(f"preset {o.preset.name}: {o.status} ({o.seconds / 60:.1f} min){where}{extra}")
+
+    outcomes = run_presets(
+        presets,
+        args.data_root,
+        out,
+        quick=args.quick,
+        resume=args.resume,
+        progress=not args.no_progress,
+        plots=not args.no_plots,
+        workers=args.workers or 0,
+        on_done=say,
+    )
+    if args.report is not None:
+        cmd = "product-noise compare --preset " + args.preset + (" --quick" if args.quick else "")
+        page = write_results_page(
+            outcomes,
+            args.report,
+            command=f"{cmd} --report {args.report}",
+            seconds=time.perf_counter() - t0,
+        )
+        print(f"wrote {page}")
+    return _presets_status(outcomes)
+
+
+def _presets_status(outcomes: list[Any]) -> int:
+    from ..compare.config import ConfigError
+    from ..compare.preset_runner import NOT_RUN
+
+    interrupted = [o for o in outcomes if o.status == "interrupted"]
+    if interrupted:
+        print(f"error: {interrupted[0].message}; continue with --resume", file=sys.stderr)
+        return 143 if "SIGTERM" in interrupted[0].message else 130
+    if all(o.status in NOT_RUN for o in outcomes):
+        raise ConfigError(outcomes[0].message)
+    bad = [o.preset.name for o in outcomes if o.status != "done"]
+    if bad:
+        print(f"error: not every preset finished ({', '.join(bad)})", file=sys.stderr)
+        return 1
+    return 0
 
 
 COMMAND = Command(

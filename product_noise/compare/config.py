@@ -44,7 +44,8 @@ One rule, the same for private and non-private rows (:data:`SETTINGS_RULE`, repe
   very objective the private rows perturb (intercept regularised, one-vs-rest).
 * **Networks.** DP-SGD rows and ``nonprivate-nn`` share the model, optimiser (SGD with
   ``momentum``), learning rate ``lr``, batch size and ``epochs``; the non-private network only
-  drops the noise and the per-example clipping. DPMix and the baselines train the same kind
+  drops the noise and the per-example clipping (``optimizer``: SGD, or Adam where a
+  preset follows the paper's Adam settings). DPMix and the baselines train the same kind
   of network on their already-private releases with their own settings (``dpmix_lr`` with
   Adam, ``dpmix_epochs``; ``baseline_epochs``), because they fit a different data set.
 
@@ -109,7 +110,8 @@ SETTINGS_RULE = (
     "the test set); the same rows and preprocessing for every ERM row, and the reference "
     "minimises the very objective the private rows perturb (rows clipped to the data norm, "
     "intercept regularised, one-vs-rest). Networks: the DP-SGD rows and nonprivate-nn share "
-    "the model, SGD with momentum, the learning rate lr, batch size and epochs; the "
+    "the model, the optimizer (SGD with momentum, or Adam), the learning rate lr, batch size "
+    "and epochs; the "
     "non-private network only drops the noise and the per-example clipping. DPMix and the "
     "baselines train on their already-private releases with their own settings (dpmix_lr "
     "with Adam, dpmix_epochs; baseline_epochs)."
@@ -230,6 +232,8 @@ ERM_DATASETS = (
 #: datasets read from --data-root
 NEEDS_ROOT = ("adult", "kddcup99", "mnist", "realsim", "rcv1")
 MODELS = ("mlp", "cnn")
+#: base optimizers of the networks
+OPTIMIZERS = ("sgd", "adam")
 #: network datasets with an image shape (AdLM and the DP generator need one)
 IMAGE_DATASETS = ("digits", "mnist")
 
@@ -331,6 +335,9 @@ class CompareConfig:
         Hidden width of the MLP.
     epochs, batch_size, lr, momentum, max_grad_norm :
         DP-SGD (and non-private network) training.
+    optimizer : {"sgd", "adam"}
+        Base optimizer of DP-SGD and of the non-private network: SGD with ``momentum``, or
+        Adam (the paper's IMDB and MovieLens settings).
     paper_sensitivity : {"paper", "add_remove"}
         Sensitivity convention of the paper's product-noise calibration (``"paper"``: Δ = 2C,
         as the official code).
@@ -375,6 +382,7 @@ class CompareConfig:
     lr: float = 0.2
     momentum: float = 0.9
     max_grad_norm: float = 1.0
+    optimizer: str = "sgd"
     paper_sensitivity: str = "paper"
     dpmix_l: int = 8
     dpmix_T: int | None = None
@@ -541,6 +549,10 @@ class CompareConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ConfigError(f"{name} must be a finite number > 0, got {v!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
         if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
             raise ConfigError(f"momentum must lie in [0, 1), got {self.momentum!r}")
         if not (isinstance(self.erm_product_k, (int, float)) and self.erm_product_k > 1):

@@ -77,6 +77,9 @@ class ClassificationData:
     loss, metric : str or callable
         A user task's loss and test metric (``"cross_entropy"``, ``"accuracy"``: the
         built-in ones).
+    input_dtype : {"float32", "int64"}
+        What the model takes: float features, or integer ids (token or user/item ids, kept
+        exactly: every id is below 2**24, so the float32 rows hold them exactly).
     """
 
     name: str
@@ -92,6 +95,7 @@ class ClassificationData:
     model_factory: Callable[[], Any] | None = None
     loss: str | Callable[[Any, Any], Any] = "cross_entropy"
     metric: str | Callable[[Any, Any], float] = "accuracy"
+    input_dtype: str = "float32"
 
     @property
     def n_train(self) -> int:

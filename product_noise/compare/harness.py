@@ -68,6 +68,7 @@ _RESULT_SETTINGS = (
     "batch_size",
     "lr",
     "momentum",
+    "optimizer",
     "max_grad_norm",
     "paper_sensitivity",
     "dpmix_l",

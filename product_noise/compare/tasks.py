@@ -38,6 +38,8 @@ __all__ = [
     "check_bound",
 ]
 
+#: integer inputs (token, user or item ids) must stay below this: float32 holds them exactly
+_MAX_ID = 2**24
 #: what DPMix may assume of the features: entries in [0, 1], or rows of ℓ2 norm ≤ 1
 BOUNDS = ("pixel", "l2")
 
@@ -62,8 +64,10 @@ class DPSGDTask:
         reduction).
     metric : "accuracy" or callable
         ``metric(logits, y) -> float`` on the whole test set (reported in ``accuracy``).
+    optimizer : {"sgd", "adam"}
+        The base optimizer (SGD with ``momentum``, or Adam), the same for every row.
     lr, momentum, batch_size, epochs, max_grad_norm :
-        SGD learning rate and momentum, expected (Poisson) batch size, epochs and the
+        Learning rate, SGD momentum, expected (Poisson) batch size, epochs and the
         per-example clipping norm C.
     delta : float, optional
         δ of DP-SGD and DPMix; ``None``: the harness' rule (``CompareConfig.delta``, 1e-5).
@@ -85,6 +89,7 @@ class DPSGDTask:
     metric: str | Callable[[Any, Any], float] = "accuracy"
     lr: float = 0.1
     momentum: float = 0.0
+    optimizer: str = "sgd"
     batch_size: int = 64
     epochs: int = 2
     max_grad_norm: float = 1.0
@@ -182,7 +187,7 @@ def apply_tasks(cfg: Any, tasks: Sequence[Task]) -> None:
             cfg.model = t.model_name or getattr(t.model, "__name__", "model")
             if cfg.model == "<lambda>":
                 cfg.model = "model"
-            for name in ("lr", "momentum", "batch_size", "epochs", "max_grad_norm"):
+            for name in ("lr", "momentum", "optimizer", "batch_size", "epochs", "max_grad_norm"):
                 setattr(cfg, name, getattr(t, name))
             if t.delta is not None:
                 cfg.delta = t.delta
@@ -243,6 +248,9 @@ def _check_xy(X: Any, y: Any, what: str) -> tuple[Any, Any]:
         raise ConfigError(f"{what}: X has {len(X)} rows but y has {len(y)} labels")
     if len(X) == 0:
         raise ConfigError(f"{what} is empty")
+    if not X.is_floating_point():
+        if bool((X < 0).any()) or bool((X >= _MAX_ID).any()):
+            raise ConfigError(f"{what}: integer inputs (ids) must lie in [0, 2**24)")
     X = X.to(torch.float32)
     if not bool(torch.isfinite(X).all()):
         raise ConfigError(f"{what}: X has NaN or infinite values")
@@ -327,8 +335,13 @@ def lower_dpsgd_task(task: DPSGDTask) -> ClassificationData:
     """
     _check_settings(task)
     where = f"task {task.name!r}"
-    Xtr, ytr = _check_xy(*_stack_dataset(task.train, f"{where}: train"), f"{where}: train")
-    Xte, yte = _check_xy(*_stack_dataset(task.test, f"{where}: test"), f"{where}: test")
+    raw_tr, raw_ytr = _stack_dataset(task.train, f"{where}: train")
+    raw_te, raw_yte = _stack_dataset(task.test, f"{where}: test")
+    integer = not raw_tr.is_floating_point()
+    if integer != (not raw_te.is_floating_point()):
+        raise ConfigError(f"{where}: train and test inputs must both be floats or both ids")
+    Xtr, ytr = _check_xy(raw_tr, raw_ytr, f"{where}: train")
+    Xte, yte = _check_xy(raw_te, raw_yte, f"{where}: test")
     if Xtr.shape[1:] != Xte.shape[1:]:
         raise ConfigError(
             f"task {task.name!r}: train items have shape {tuple(Xtr.shape[1:])}, test items "
@@ -341,7 +354,7 @@ def lower_dpsgd_task(task: DPSGDTask) -> ClassificationData:
             f"of shape {item}"
         )
     num_classes = int(max(int(ytr.max()), int(yte.max())) + 1)
-    dim = _check_model(task, Xtr, num_classes)
+    dim = _check_model(task, Xtr.long() if integer else Xtr, num_classes)
     bound = task.bound or ("pixel" if task.image_shape is not None else None)
     data = ClassificationData(
         task.name,
@@ -353,6 +366,7 @@ def lower_dpsgd_task(task: DPSGDTask) -> ClassificationData:
         bound=bound or "",
     )
     data.input_shape = item
+    data.input_dtype = "int64" if integer else "float32"
     data.model_factory = task.model
     data.loss = task.loss
     data.metric = task.metric

@@ -40,6 +40,7 @@ __all__ = [
     "NOISES",  # noqa: F822 - computed on access (module __getattr__)
     "noises",
     "make_private_for",
+    "make_optimizer",
 ]
 
 
@@ -260,6 +261,14 @@ def _validate_train(
     return None
 
 
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The base optimizer of ``config``: SGD with ``momentum``, or Adam (``optimizer="adam"``),
+    at learning rate ``lr``, over the model's parameters (before ``make_private`` wraps it)."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    return torch.optim.Adam(model.parameters(), lr=config.lr)
+
+
 def _setup_run(
     model: nn.Module, train_set: Dataset, test_set: Dataset, config: TrainConfig, engine: Any
 ) -> _Run:
@@ -268,12 +277,7 @@ def _setup_run(
     torch.manual_seed(config.seed)
     model = model.to(config.device)
     dim = count_parameters(model)
-    if config.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            model.parameters(), lr=config.lr, momentum=config.momentum
-        )
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    opt = make_optimizer(model, config)
     gen = torch.Generator().manual_seed(config.seed)
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen)
     test_loader = DataLoader(test_set, batch_size=1024)

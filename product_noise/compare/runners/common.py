@@ -55,6 +55,8 @@ class Outcome:
 
 def _inputs(cfg: CompareConfig, data: ClassificationData, X: np.ndarray) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    if data.input_dtype == "int64":  # ids (tokens, users, items): exact below 2**24
+        t = t.to(torch.int64)
     if data.input_shape is not None:  # a user's task: its model's input shape
         return t.reshape(-1, *data.input_shape)
     if cfg.model == "cnn" and data.image_shape is not None:

@@ -103,6 +103,7 @@ def _train_config(cfg: CompareConfig, seed: int, calib: dict[str, Any] | None) -
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         momentum=cfg.momentum,
+        optimizer=cfg.optimizer,
         max_grad_norm=cfg.max_grad_norm,
         seed=seed,
         privacy_every=0,  # the privacy per epoch comes from the cached accounting

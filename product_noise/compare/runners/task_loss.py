@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ...training.loop import TrainConfig, make_private_for
+from ...training.loop import TrainConfig, make_optimizer, make_private_for
 
 __all__ = ["train_with_loss"]
 
@@ -57,7 +57,7 @@ def train_with_loss(
     engine: Any | None = None,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
-    """Train ``model`` with ``loss`` (SGD with momentum; DP-SGD through ``engine`` unless
+    """Train ``model`` with ``loss`` (the configured SGD or Adam; DP-SGD through ``engine`` unless
     ``config.noise == "none"``); returns the per-epoch rows (``epoch``, ``steps``,
     ``train_loss``, ``test_accuracy`` = NaN: the harness evaluates the task's metric).
 
@@ -75,9 +75,7 @@ def train_with_loss(
     """
     config.validate()
     torch.manual_seed(config.seed)
-    opt: torch.optim.Optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum
-    )
+    opt = make_optimizer(model, config)
     gen = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen)
     net = model
