@@ -52,6 +52,15 @@ EPILOG = textwrap.dedent(
       product-noise compare --mechanisms dpsgd nonprivate-nn --epsilons 0.5 2 --seeds 0 1 2 3
       product-noise compare --dataset adult --data-root ~/data/adult --mechanisms erm
       product-noise compare --config my_comparison.toml --out runs/mine --resume
+      product-noise compare --preset adult --data-root ~/data
+      product-noise compare --preset paper --report docs/      # $PRODUCT_NOISE_DATA holds the data
+
+    presets (--preset; the paper's experiments, its official code's models and settings, at the
+    ε its code claims): fashion-mnist, mnist-test-split, adult, imdb, movielens-100k (DP-SGD),
+    adult-erm, kddcup99-erm (convex ERM), paper (all). The data root (--data-root or
+    $PRODUCT_NOISE_DATA) holds one folder per data set (fashion-mnist/, mnist/, adult/, imdb/,
+    movielens-100k/, kddcup99/); a preset without its files is reported and the others run.
+    Each preset is a comparison in <out>/<preset>/; --report DIR writes DIR/results.md.
 
     TOML config (--config): keys are the option names (epsilons, seeds, mechanisms, dataset,
     model, epochs, batch_size, lr, erm_lam, dpmix_l, ...), at top level or in [dpsgd], [dpmix],
@@ -118,7 +127,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--nn-dataset", metavar="NAME", help="dataset of DP-SGD and DPMix (digits)")
     p.add_argument("--erm-dataset", metavar="NAME", help="dataset of convex ERM (breast_cancer)")
-    p.add_argument("--data-root", type=Path, metavar="DIR", help="directory of upstream files")
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        metavar="DIR",
+        help="directory of upstream files (with --preset: the folder holding one folder per "
+        "data set; default $PRODUCT_NOISE_DATA)",
+    )
     p.add_argument("--model", choices=["mlp", "cnn"], help="network (default mlp)")
     p.add_argument(
         "--task",

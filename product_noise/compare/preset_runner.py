@@ -10,6 +10,7 @@ interruption (SIGINT, SIGTERM) keeps every finished run and stops the remaining 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from .presets import Preset
 __all__ = ["PresetOutcome", "run_presets", "NOT_RUN"]
 
 #: statuses of a preset that trained nothing
-NOT_RUN = ("missing", "bad data", "refused")
+NOT_RUN = ("missing", "bad data", "refused", "not started")
 
 
 @dataclass
@@ -31,7 +32,8 @@ class PresetOutcome:
     ``status``: ``"done"``, ``"failed"`` (some runs failed; the others finished),
     ``"missing"`` (its data are not under the data root: ``message`` names them),
     ``"bad data"`` (files present but unreadable), ``"refused"`` (the comparison refused
-    its data or settings before training: ``message`` says why), ``"interrupted"``.
+    its data or settings before training: ``message`` says why), ``"interrupted"``, ``"not
+    started"`` (an earlier preset was interrupted).
     """
 
     preset: Preset
@@ -41,6 +43,21 @@ class PresetOutcome:
     seconds: float = 0.0
     rows: list[dict[str, str]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    #: wall time over every invocation that ran this preset's folder (``--resume`` adds up)
+    total_seconds: float = 0.0
+    invocations: int = 0
+
+
+def _add_wall_time(where: Path, seconds: float) -> tuple[float, int]:
+    """Add ``seconds`` to ``where/wall_time.json``; return the total and the invocations."""
+    path = where / "wall_time.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        total, n = float(stored["seconds"]) + seconds, int(stored["invocations"]) + 1
+    except (OSError, ValueError, KeyError, TypeError):
+        total, n = seconds, 1
+    path.write_text(json.dumps({"seconds": total, "invocations": n}), encoding="utf-8")
+    return total, n
 
 
 def _config(preset: Preset, overrides: dict[str, Any], quick: bool, workers: int) -> Any:
@@ -74,12 +91,15 @@ def _run_one(
         return PresetOutcome(preset, "bad data", message=f"{type(err).__name__}: {err}")
     cfg = _config(preset, overrides, quick, workers)
     where = out / preset.name
+    # --resume continues the presets that have a folder and starts the others
+    kw["resume"] = bool(kw.get("resume")) and (where / "results.csv").exists()
     try:
         result = run_compare(cfg, where, tasks=tasks, **kw)
     except ConfigError as err:  # refused before training (its data, or --resume settings)
         return PresetOutcome(preset, "refused", where, message=str(err))
     status = {0: "done", 1: "failed"}.get(result.status, "interrupted")
     outcome = PresetOutcome(preset, status, where, seconds=time.perf_counter() - t0)
+    outcome.total_seconds, outcome.invocations = _add_wall_time(where, outcome.seconds)
     outcome.rows = [dict(r) for r in read_rows(where / "results.csv")]
     outcome.config = {
         k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()
@@ -124,13 +144,15 @@ def run_presets(
         ``--resume`` against a folder run with other settings (before that preset trains).
     """
     outcomes: list[PresetOutcome] = []
-    for preset in presets:
+    for i, preset in enumerate(presets):
+        if outcomes and outcomes[-1].status == "interrupted":
+            why = f"not started: the command was interrupted during {presets[i - 1].name}"
+            outcomes += [PresetOutcome(p, "not started", message=why) for p in presets[i:]]
+            break
         outcome = _run_one(
             preset, root, out, quick, workers, resume=resume, progress=progress, plots=plots
         )
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)
-        if outcome.status == "interrupted":
-            break
     return outcomes

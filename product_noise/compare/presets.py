@@ -50,9 +50,9 @@ IMAGE_ROWS = DPSGD_ROWS[:-1] + ("dpmix-global", "dpmix-class", "nonprivate-nn")
 ERM_ROWS = ("erm", "nonprivate-logreg")
 #: training rows (and test rows) of the ``--quick`` form
 QUICK_TRAIN, QUICK_TEST = 512, 256
-#: the ``--quick`` batch: 64 steps in its one epoch, enough for the paper's composition (which
-#: has no finite claimed ε below about 37 steps)
-QUICK_BATCH = 8
+#: steps of the ``--quick`` form's one epoch: enough for the paper's composition (which has no
+#: finite claimed ε below about 37 steps)
+QUICK_STEPS = 64
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,13 @@ def _subset(ds: Any, n: int) -> Any:
     return TensorDataset(*(t[:n] for t in ds.tensors))
 
 
-def _quick(data: Any, quick: bool) -> tuple[Any, Any]:
+def _quick(data: Any, quick: bool, batch: int) -> tuple[Any, Any, int]:
+    """``(train, test, batch size)``: the data and the paper's batch, or for ``--quick`` the
+    first rows and a batch giving :data:`QUICK_STEPS` steps per epoch."""
     if not quick:
-        return data.train, data.test
-    return _subset(data.train, QUICK_TRAIN), _subset(data.test, QUICK_TEST)
+        return data.train, data.test, batch
+    train = _subset(data.train, QUICK_TRAIN)
+    return train, _subset(data.test, QUICK_TEST), max(1, len(train) // QUICK_STEPS)
 
 
 def _normalised_convnet() -> Any:
@@ -152,7 +155,7 @@ def _mnist_task(name: str, *, test_split: bool) -> Callable[[Path, bool], Any]:
 
         pixels = v2.ToDtype(torch.float32, scale=True)  # uint8 → [0, 1]
         data = load_mnist_dpsgd(folder, train_on_test_split=test_split, transform=pixels)
-        train, test = _quick(data, quick)
+        train, test, batch = _quick(data, quick, 256)
         task = DPSGDTask(
             name,
             train,
@@ -160,7 +163,7 @@ def _mnist_task(name: str, *, test_split: bool) -> Callable[[Path, bool], Any]:
             _normalised_convnet,
             lr=0.15,
             momentum=0.0,
-            batch_size=QUICK_BATCH if quick else 256,
+            batch_size=batch,
             epochs=1 if quick else 50,
             max_grad_norm=1.0,
             delta=1e-5,
@@ -179,7 +182,7 @@ def _adult_task(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any]]:
 
     data = load_adult_dpsgd(folder)
     d = int(data.info["in_features"])
-    train, test = _quick(data, quick)
+    train, test, batch = _quick(data, quick, 256)
     task = DPSGDTask(
         "adult",
         train,
@@ -187,7 +190,7 @@ def _adult_task(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any]]:
         lambda: AdultMLP(d),
         lr=0.15,
         momentum=0.0,
-        batch_size=QUICK_BATCH if quick else 256,
+        batch_size=batch,
         epochs=1 if quick else 40,
         max_grad_norm=1.0,
         delta=1e-5,
@@ -203,7 +206,7 @@ def _imdb_task(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any]]:
 
     data = load_imdb(folder)
     vocab = int(data.info["vocab_size"])
-    train, test = _quick(data, quick)
+    train, test, batch = _quick(data, quick, 512)
     task = DPSGDTask(
         "imdb",
         train,
@@ -211,7 +214,7 @@ def _imdb_task(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any]]:
         lambda: ImdbNet(vocab),
         optimizer="adam",
         lr=0.02,
-        batch_size=QUICK_BATCH if quick else 512,
+        batch_size=batch,
         epochs=1 if quick else 60,
         max_grad_norm=1.0,
         delta=1e-5,
@@ -227,7 +230,7 @@ def _movielens_task(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any
 
     data = load_movielens(folder)
     users, items = int(data.info["num_users"]), int(data.info["num_items"])
-    train, test = _quick(data, quick)
+    train, test, batch = _quick(data, quick, 10_000)
     task = DPSGDTask(
         "movielens-100k",
         train,
@@ -235,7 +238,7 @@ def _movielens_task(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any
         lambda: NeuMF(users, items),
         optimizer="adam",
         lr=0.01,
-        batch_size=QUICK_BATCH if quick else 10_000,
+        batch_size=batch,
         epochs=1 if quick else 20,
         max_grad_norm=5.0,
         delta=1e-5,

@@ -14,6 +14,7 @@ import json
 import math
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,17 @@ def _acc(s: dict[str, Any] | None) -> str:
     return f"{s['accuracy_mean']:.3f}{sd}"
 
 
-def verdict(summary: list[dict[str, Any]]) -> str:
+def _paper_calibration(rows: list[dict[str, str]]) -> str:
+    """The ε₀ and k the paper's calibration chose (from the rows' notes), as text."""
+    for r in rows:
+        if r["mechanism"] == "dpsgd-product-paper" and "paper calibration" in r.get("notes", ""):
+            note = r["notes"].split("paper calibration", 1)[1].split(";")[0].strip()
+            note = note.replace("eps0", "ε₀").replace(", sensitivity=paper", ", Δ = 2C")
+            return f" ({note})"
+    return ""
+
+
+def verdict(summary: list[dict[str, Any]], rows: Sequence[dict[str, str]] = ()) -> str:
     """A plain-language verdict for a DP-SGD preset, written from its numbers."""
     paper, gauss = _by(summary, "dpsgd-product-paper"), _by(summary, "dpsgd-gaussian")
     honest, ref = _by(summary, "dpsgd-product"), _by(summary, "nonprivate-nn")
@@ -61,8 +72,9 @@ def verdict(summary: list[dict[str, Any]]) -> str:
     v = paper["verified_epsilon"]
     vtxt = "no finite ε at all" if math.isinf(v) else f"a verified ε of {_f(v)}"
     parts = [
-        f"At the paper's calibration product noise reaches {_acc(paper)} with a claimed ε of "
-        f"{_f(paper['claimed_epsilon'])}, but the noise it adds has {vtxt} at δ = "
+        f"At the paper's calibration{_paper_calibration(list(rows))} product noise reaches "
+        f"{_acc(paper)} with a claimed ε of {_f(paper['claimed_epsilon'])}, but the noise it "
+        f"adds has {vtxt} at δ = "
         f"{_f(gauss['verified_delta'], 2)}: the claim does not hold."
     ]
     parts.append(
@@ -183,16 +195,17 @@ def _section(o: PresetOutcome, figures: Path, page_dir: Path) -> list[str]:
         s["dim"] = dims.get(s["mechanism"], "—")
     lines += _results_table(summary) + [""]
     if not _is_erm(o):
-        lines += [f"**Verdict.** {verdict(summary)}", ""]
+        lines += [f"**Verdict.** {verdict(summary, o.rows)}", ""]
     fig = _figure(summary, figures / f"{p.name}.png", p.title)
     if fig is not None:
         lines += [f"![{p.name}]({fig.relative_to(page_dir).as_posix()})", ""]
     train = sum(float(r.get("seconds") or 0) for r in o.rows)
     status = "" if o.status == "done" else f" Status: **{o.status}** {o.message}."
+    over = f" over {o.invocations} invocations (--resume)" if o.invocations > 1 else ""
     lines += [
-        f"Wall time of this preset in this command: {o.seconds / 60:.1f} min; the runs' own "
-        f"times add up to {train / 60:.1f} min. Per-run rows: `{_rel(o.out, page_dir)}`"
-        f"/results.csv (and its report.md).{status}",
+        f"Wall time of this preset: {o.total_seconds / 60:.1f} min{over} on this machine; the "
+        f"runs' own times (calibration, training, accounting) add up to {train / 60:.1f} min. "
+        f"Per-run rows: `{_rel(o.out, page_dir)}/results.csv` (and its `report.md`).{status}",
         "",
     ]
     return lines
