@@ -265,3 +265,23 @@ def test_bad_scores_are_input_errors():
         gdp_epsilon_estimate([1.0], [0.0, 1.0], 1e-5)
     with pytest.raises(InputError, match="delta"):
         gdp_epsilon_estimate([1.0, 2.0], [0.0, 1.0], 0.0)
+
+
+def test_ties_never_guess_one_canary_both_ways():
+    # all scores equal: the k_plus "in" and k_minus "out" guesses must be disjoint canaries
+    x = np.array([1, 0] * 50)
+    res = steinke_best_threshold(np.zeros(100), x, 0.0, 0.95, k_plus=50, k_minus=50)
+    order = np.arange(100)  # stable order on ties: by position
+    expected_v = int(x[order[:50]].sum() + (1 - x[order[50:]]).sum())
+    assert (res.r, res.v) == (100, expected_v) and res.v == 50
+    with pytest.raises(InputError, match="membership"):
+        steinke_best_threshold(np.zeros(4), [0, 1, 2, 1], 0.0)
+
+
+def test_lazy_exports_from_audit_package():
+    import product_noise.audit as audit
+
+    assert audit.steinke_epsilon_lower_bound is steinke_epsilon_lower_bound
+    assert audit.gdp_epsilon_estimate is gdp_epsilon_estimate
+    with pytest.raises(AttributeError):
+        audit.no_such_name  # noqa: B018

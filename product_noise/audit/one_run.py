@@ -379,6 +379,18 @@ def _k_list(name: str, ks: int | Sequence[int] | None, default: list[int], m: in
     return out
 
 
+def _check_membership(scores: Any, included: Any) -> tuple[np.ndarray, np.ndarray]:
+    s = _check_scores("scores", scores)
+    inc = np.asarray(included)
+    if inc.ndim != 1 or inc.size != s.size:
+        raise InputError(
+            f"included must be a 1-D array of {s.size} membership bits, got shape {inc.shape}"
+        )
+    if inc.dtype != bool and not (inc.dtype.kind in "iuf" and np.isin(inc, (0, 1)).all()):
+        raise InputError("included must hold membership bits (True/False or 1/0)")
+    return s, inc.astype(bool)
+
+
 def steinke_best_threshold(
     scores: Sequence[float] | np.ndarray,
     included: Sequence[bool] | np.ndarray,
@@ -432,14 +444,7 @@ def steinke_best_threshold(
         On NaN scores, mismatched lengths, an empty grid, a ``k`` above ``m`` or an unknown
         method; on bad δ or confidence.
     """
-    s = _check_scores("scores", scores)
-    inc = np.asarray(included)
-    if inc.ndim != 1 or inc.size != s.size:
-        raise InputError(
-            f"included must be a 1-D array of {s.size} membership bits, got shape {inc.shape}"
-        )
-    if inc.dtype != bool and not np.isin(inc, (0, 1)).all():
-        raise InputError("included must hold membership bits (True/False or 1/0)")
+    s, inc = _check_membership(scores, included)
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
     delta = _check_delta0(delta) if method == "steinke" else check_delta(delta)
@@ -455,8 +460,10 @@ def steinke_best_threshold(
         raise InputError("no (k_plus, k_minus) pair makes at least one and at most m guesses")
     level = 1.0 - (1.0 - confidence) / len(pairs)
     bound = steinke_epsilon_lower_bound if method == "steinke" else fdp_one_run_epsilon_lower_bound
-    correct_in = np.cumsum(inc[np.argsort(-s, kind="stable")].astype(bool))
-    correct_out = np.cumsum(~inc[np.argsort(s, kind="stable")].astype(bool))
+    # one ordering for both ends, so that "in" and "out" guesses never share a canary on ties
+    order = np.argsort(-s, kind="stable")
+    correct_in = np.cumsum(inc[order])
+    correct_out = np.cumsum(~inc[order[::-1]])
     best = None
     for kp, km in pairs:
         v = int(correct_in[kp - 1] if kp else 0) + int(correct_out[km - 1] if km else 0)
