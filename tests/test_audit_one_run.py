@@ -285,3 +285,15 @@ def test_lazy_exports_from_audit_package():
     assert audit.gdp_epsilon_estimate is gdp_epsilon_estimate
     with pytest.raises(AttributeError):
         audit.no_such_name  # noqa: B018
+
+
+def test_bound_record_and_fdp_one_sided_only():
+    x = np.array([True, False] * 50)
+    res = steinke_best_threshold(x.astype(float), x, 1e-5, 0.95, k_plus=[10, 40])
+    rec = res.to_empirical()
+    assert (rec.epsilon, rec.delta, rec.confidence) == (res.epsilon, 1e-5, 0.95)
+    assert rec.epsilon > 0 and str(res).startswith("empirical lower bound (ε ≥ ")
+    with pytest.raises(InputError, match="one-sided"):
+        steinke_best_threshold(x.astype(float), x, 1e-5, k_minus=[0, 10], method="fdp")
+    fdp = steinke_best_threshold(x.astype(float), x, 1e-5, 0.95, k_plus=[10, 40], method="fdp")
+    assert "Gaussian trade-off assumed" in str(fdp)

@@ -43,7 +43,7 @@ import dp_accounting
 import numpy as np
 from scipy import special, stats
 
-from ..privacy import ESTIMATE
+from ..privacy import ESTIMATE, EmpiricalBound
 from ..validation import InputError, check_confidence, check_delta
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "steinke_epsilon_lower_bound",
     "fdp_one_run_epsilon_lower_bound",
     "steinke_best_threshold",
+    "default_k_grid",
     "gdp_epsilon",
     "gdp_epsilon_estimate",
 ]
@@ -272,16 +273,21 @@ def fdp_one_run_epsilon_lower_bound(
     """ε lower bound of a one-run audit from the f-DP analysis, Gaussian trade-off family.
 
     Mahloujifar, Melis, Chaudhuri [2]_: the largest μ such that ``v`` correct out of ``r``
-    guesses refutes μ-GDP at level ``1 − confidence`` (the recursion of their abstention
-    algorithm, with the Gaussian trade-off curve ``G_μ``), converted to ε at δ by
-    :func:`gdp_epsilon`. A mechanism that is (ε, δ)-DP need not be μ-GDP, so this bound is
-    about the family of Gaussian trade-offs: it says "no μ-GDP mechanism with
-    ``ε(δ; μ) <`` bound explains the data", the statement jax_privacy's
-    ``epsilon_one_run_fdp`` makes (there parametrised by ε through the σ of the Gaussian
-    mechanism with that (ε, δ), the same curve). It is tighter than
-    :func:`steinke_epsilon_lower_bound` for Gaussian-like mechanisms such as DP-SGD.
+    guesses refutes μ-GDP at level ``1 − confidence`` (the recursion of their algorithm for
+    audits with abstentions, run with the Gaussian trade-off curve ``G_μ`` as the hypothesised
+    f), converted to ε at δ by :func:`gdp_epsilon`. jax_privacy's ``epsilon_one_run_fdp``
+    computes the same number, parametrised by ε through the σ of the Gaussian mechanism with
+    that (ε, δ) (the same curve).
 
-    Only the Gaussian family is implemented, not the general-f version of the paper.
+    What it refutes is μ-GDP, not (ε, δ)-DP: it is a lower bound on ε at δ only for a
+    mechanism whose trade-off curve is Gaussian (the claim audited is "μ-GDP", as for DP-SGD
+    with Gaussian noise, where it is much tighter than :func:`steinke_epsilon_lower_bound`).
+    A mechanism can be (ε, δ)-DP with ε below this value without being μ-GDP for the matching
+    μ; for a bound on arbitrary (ε, δ)-DP mechanisms use :func:`steinke_epsilon_lower_bound`.
+
+    Implemented: the Gaussian family only, not the paper's algorithm for a general trade-off
+    f. Like jax_privacy, :func:`steinke_best_threshold` uses it with one-sided guesses only
+    (all ``r`` guesses "in", ``k_minus = 0``).
 
     Parameters
     ----------
@@ -355,9 +361,28 @@ class OneRunBound:
     method: str
     label: str = LOWER_BOUND
 
+    @property
+    def epsilon_lower(self) -> float:
+        """``epsilon``, under the name :class:`~product_noise.audit.EpsilonLowerBound` uses."""
+        return self.epsilon
+
+    def __str__(self) -> str:
+        hyp = "μ-GDP refuted, Gaussian trade-off assumed" if self.method == "fdp" else "(ε, δ)-DP"
+        return (
+            f"{self.label} (ε ≥ {self.epsilon:.4g} at δ = {self.delta:.3g}, "
+            f"{100 * self.confidence:g}% confidence) [one run, {self.method}, {hyp}: "
+            f"{self.v}/{self.r} guesses correct (k+ = {self.k_plus}, k- = {self.k_minus}) of "
+            f"{self.m} canaries, Bonferroni over {self.n_hypotheses}]"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able copy of every field."""
         return asdict(self)
+
+    def to_empirical(self, source: str | None = None) -> EmpiricalBound:
+        """This bound as an :class:`~product_noise.privacy.EmpiricalBound` (``source``
+        defaults to ``str(self)``)."""
+        return EmpiricalBound.from_lower_bound(self, source)
 
 
 def default_k_grid(m: int) -> list[int]:
@@ -429,9 +454,11 @@ def steinke_best_threshold(
         Numbers of "in" guesses to try; default :func:`default_k_grid` of ``m``.
     k_minus : int or sequence of int, optional
         Numbers of "out" guesses to try; default ``0`` only (one-sided, as jax_privacy).
-        Pairs with ``k_plus + k_minus > m`` are skipped.
+        Pairs with ``k_plus + k_minus > m`` are skipped. Must be 0 for ``"fdp"``.
     method : {"steinke", "fdp"}, default "steinke"
-        :func:`steinke_epsilon_lower_bound` or :func:`fdp_one_run_epsilon_lower_bound`.
+        :func:`steinke_epsilon_lower_bound` (a bound for any (ε, δ)-DP mechanism) or
+        :func:`fdp_one_run_epsilon_lower_bound` (refutes μ-GDP: a bound on ε only for a
+        mechanism with a Gaussian trade-off curve, see there).
 
     Returns
     -------
@@ -450,6 +477,8 @@ def steinke_best_threshold(
     delta = _check_delta0(delta) if method == "steinke" else check_delta(delta)
     confidence = check_confidence(confidence)
     m = s.size
+    if method == "fdp" and k_minus is not None and max(_k_list("k_minus", k_minus, [0], m)) > 0:
+        raise InputError('method "fdp" takes one-sided guesses only: k_minus must be 0')
     pairs = [
         (kp, km)
         for kp in _k_list("k_plus", k_plus, default_k_grid(m), m)
@@ -549,7 +578,7 @@ def gdp_epsilon_estimate(
 ) -> GDPEstimate:
     """Estimate ε at δ by fitting Gaussians to the scores of included and excluded canaries.
 
-    Nasr et al. [3]_ (Section 5): ``μ̂ = |mean_in − mean_out| / s``, ``s`` the pooled standard
+    Nasr et al. [3]_: ``μ̂ = |mean_in − mean_out| / s``, ``s`` the pooled standard
     deviation ``sqrt(((n_in − 1) s_in² + (n_out − 1) s_out²) / (n_in + n_out − 2))``, then
     ε = :func:`gdp_epsilon` ``(μ̂, δ)``. An **estimate**: no confidence, biased upward for
     small samples and wrong when the scores are not Gaussian. Never print it as a bound.
