@@ -404,6 +404,21 @@ def _k_list(name: str, ks: int | Sequence[int] | None, default: list[int], m: in
     return out
 
 
+def _k_pairs(k_plus: Any, k_minus: Any, m: int, method: str) -> list[tuple[int, int]]:
+    minus = _k_list("k_minus", k_minus, [0], m)
+    if method == "fdp" and max(minus) > 0:
+        raise InputError('method "fdp" takes one-sided guesses only: k_minus must be 0')
+    pairs = [
+        (kp, km)
+        for kp in _k_list("k_plus", k_plus, default_k_grid(m), m)
+        for km in minus
+        if 0 < kp + km <= m
+    ]
+    if not pairs:
+        raise InputError("no (k_plus, k_minus) pair makes at least one and at most m guesses")
+    return pairs
+
+
 def _check_membership(scores: Any, included: Any) -> tuple[np.ndarray, np.ndarray]:
     s = _check_scores("scores", scores)
     inc = np.asarray(included)
@@ -429,7 +444,7 @@ def steinke_best_threshold(
     """Best one-run bound over a fixed grid of guess counts, Bonferroni-corrected.
 
     The auditor guesses "in" for the ``k_plus`` highest scores, "out" for the ``k_minus``
-    lowest, and abstains on the rest ([1]_, Section 6). Steinke et al. report the best
+    lowest, and abstains on the rest, as in Steinke et al. [1]_. Steinke et al. report the best
     ``k_plus`` of a sweep; taking a maximum over bounds computed on the same data at the full
     level ``1 − confidence`` is not valid. As in jax_privacy's ``epsilon_one_run``, whose
     default ``Bonferroni()`` strategy divides the significance by the number of thresholds,
@@ -477,16 +492,7 @@ def steinke_best_threshold(
     delta = _check_delta0(delta) if method == "steinke" else check_delta(delta)
     confidence = check_confidence(confidence)
     m = s.size
-    if method == "fdp" and k_minus is not None and max(_k_list("k_minus", k_minus, [0], m)) > 0:
-        raise InputError('method "fdp" takes one-sided guesses only: k_minus must be 0')
-    pairs = [
-        (kp, km)
-        for kp in _k_list("k_plus", k_plus, default_k_grid(m), m)
-        for km in _k_list("k_minus", k_minus, [0], m)
-        if 0 < kp + km <= m
-    ]
-    if not pairs:
-        raise InputError("no (k_plus, k_minus) pair makes at least one and at most m guesses")
+    pairs = _k_pairs(k_plus, k_minus, m, method)
     level = 1.0 - (1.0 - confidence) / len(pairs)
     bound = steinke_epsilon_lower_bound if method == "steinke" else fdp_one_run_epsilon_lower_bound
     # one ordering for both ends, so that "in" and "out" guesses never share a canary on ties
