@@ -220,7 +220,8 @@ def test_gdp_estimate_recovers_mu(mu):
     rng = np.random.default_rng(2302)
     delta = 1e-5
     est = gdp_epsilon_estimate(rng.normal(mu, 1, 20_000), rng.normal(0, 1, 20_000), delta)
-    assert est.label == "estimate"
+    assert est.label == "estimate" and str(est).startswith("estimate (ε ≈ ")
+    assert "bound" not in str(est).replace("not a bound", "")
     assert est.mu_hat == pytest.approx(mu, rel=0.05)
     assert est.epsilon == pytest.approx(gdp_epsilon(mu, delta), rel=0.05)
     # the orientation of the scores does not matter

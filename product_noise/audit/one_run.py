@@ -572,6 +572,12 @@ class GDPEstimate:
     n_out: int
     label: str = ESTIMATE
 
+    def __str__(self) -> str:
+        return (
+            f"{self.label} (ε ≈ {self.epsilon:.4g} at δ = {self.delta:.3g}, Gaussian fit "
+            f"μ̂ = {self.mu_hat:.4g} from {self.n_in}/{self.n_out} scores; not a bound)"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able copy of every field."""
         return asdict(self)
