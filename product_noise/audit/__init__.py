@@ -11,6 +11,8 @@ bound" beside both. It can refute a claim, and a verified figure must never fall
 ``result``    :class:`TrainingAuditResult`, :func:`audit_mechanisms` (what the training audit
               accepts, user mechanisms included)
 ``report``    the training-audit table, Markdown, CSV and plot
+``one_run``   one-run audits: ε lower bounds from canary guesses (Steinke et al. 2023; f-DP in
+              one run), the Gaussian-fit ε estimate (imported on first use)
 """
 
 from __future__ import annotations
@@ -45,8 +47,24 @@ __all__ = [
 ]
 
 
+# names of :mod:`.one_run`, imported on first use (it loads dp_accounting)
+_ONE_RUN = (
+    "OneRunBound",
+    "GDPEstimate",
+    "steinke_epsilon_lower_bound",
+    "fdp_one_run_epsilon_lower_bound",
+    "steinke_best_threshold",
+    "gdp_epsilon",
+    "gdp_epsilon_estimate",
+)
+
+
 def __getattr__(name: str) -> Any:
     # ``MECHANISMS``, formerly an import-time constant: now a live view of the registry
     if name == "MECHANISMS":
         return audit_mechanisms()
+    if name in _ONE_RUN:
+        from . import one_run
+
+        return getattr(one_run, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
