@@ -13,7 +13,7 @@ and the two ε agree to 1e-9. Output: one line per epoch, a summary table and ``
 Usage::
 
     PYTHONPATH=. python benchmarks/opacus_anchor.py --data-root /usr/share/datasets \\
-        --dataset fashion-mnist --epochs 50 --out benchmarks/results/opacus_anchor.json
+        --dataset fashion-mnist --epochs 50 --out docs/opacus_anchor.json
 """
 
 from __future__ import annotations
@@ -97,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     from product_noise.data.dpsgd import load_mnist_dpsgd
     from product_noise.training.models import SampleConvNet
 
-    folder = dataset_dir(args.data_root, args.dataset)
+    try:
+        folder = dataset_dir(args.data_root, args.dataset)
+    except FileNotFoundError as err:  # one line, exit 2
+        p.error(str(err))
     data = load_mnist_dpsgd(folder)
     runs: dict[str, dict[str, Any]] = {}
     for kind in ("opacus", "package"):
@@ -127,16 +130,16 @@ def _summary(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> int:
     for kind, r in runs.items():
         times = sorted(r["times"])
         out[kind] = {
-            "accuracy": r["acc"][-1],
-            "epsilon_prv": r["engine"].get_epsilon(args.delta),
-            "median_epoch_s": times[len(times) // 2],
+            "accuracy": float(r["acc"][-1]),
+            "epsilon_prv": float(r["engine"].get_epsilon(args.delta)),
+            "median_epoch_s": float(times[len(times) // 2]),
             "accuracy_per_epoch": r["acc"],
         }
     diff_pp = 100 * (out["package"]["accuracy"] - out["opacus"]["accuracy"])
     ratio = out["package"]["median_epoch_s"] / out["opacus"]["median_epoch_s"]
     eps_gap = abs(out["package"]["epsilon_prv"] - out["opacus"]["epsilon_prv"])
-    ok = abs(diff_pp) <= TOLERANCE_PP and eps_gap <= 1e-9
-    out.update(difference_pp=diff_pp, epoch_time_ratio=ratio, passed=ok)
+    ok = bool(abs(diff_pp) <= TOLERANCE_PP and eps_gap <= 1e-9)
+    out.update(difference_pp=float(diff_pp), epoch_time_ratio=float(ratio), passed=ok)
     print(f"\n| engine | test accuracy | ε (PRV, δ = {args.delta:g}) | median s/epoch |")
     print("|---|---|---|---|")
     for kind in ("opacus", "package"):

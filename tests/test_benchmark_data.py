@@ -22,6 +22,7 @@ SCRIPTS = (
     "bench_examples",
     "bench_input_noise",
     "dpmix_utility",
+    "opacus_anchor",
     "real_runs",
 )
 
@@ -84,3 +85,20 @@ def test_script_without_a_data_root_exits_2(script: str) -> None:
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert "error: no data root: pass --data-root DIR or set PRODUCT_NOISE_DATA=DIR" in last
+
+
+def test_opacus_anchor_runs_and_writes_its_json(tmp_path: Path) -> None:
+    """One epoch of the anchor on a fixture: both engines give the same accuracy and ε from the
+    same seed, and the JSON is written (it once crashed on a NumPy bool after a 50-epoch run)."""
+    import json
+
+    write_mnist(tmp_path / "fashion-mnist", layout="flat", n_train=64, n_test=20)
+    out = tmp_path / "anchor.json"
+    cmd = [sys.executable, str(BENCH / "opacus_anchor.py"), "--data-root", str(tmp_path)]
+    cmd += ["--epochs", "1", "--batch-size", "16", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["passed"] is True and result["difference_pp"] == 0.0
+    assert result["opacus"]["epsilon_prv"] == result["package"]["epsilon_prv"] > 0
