@@ -145,32 +145,41 @@ def _normalised_convnet() -> Any:
     return nn.Sequential(v2.Normalize([mean], [std]), SampleConvNet())
 
 
+def _dpsgd_task(
+    name: str,
+    data: Any,
+    model: Callable[[], Any],
+    model_name: str,
+    quick: bool,
+    *,
+    batch: int,
+    epochs: int,
+    **settings: Any,
+) -> tuple[list[Any], dict[str, Any]]:
+    """One preset's :class:`~product_noise.compare.tasks.DPSGDTask` (δ = 1e-5, the paper's
+    batch and epochs; ``--quick``: its first rows, one epoch of :data:`QUICK_STEPS` steps)."""
+    from .tasks import DPSGDTask
+
+    train, test, b = _quick(data, quick, batch)
+    epochs = 1 if quick else epochs
+    task = DPSGDTask(name, train, test, model, batch_size=b, epochs=epochs, delta=1e-5, **settings)
+    task.model_name = model_name
+    return [task], {}
+
+
 def _mnist_task(name: str, *, test_split: bool) -> Callable[[Path, bool], Any]:
     def build(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any]]:
         import torch
         from torchvision.transforms import v2
 
         from ..data.dpsgd import load_mnist_dpsgd
-        from .tasks import DPSGDTask
 
         pixels = v2.ToDtype(torch.float32, scale=True)  # uint8 → [0, 1]
         data = load_mnist_dpsgd(folder, train_on_test_split=test_split, transform=pixels)
-        train, test, batch = _quick(data, quick, 256)
-        task = DPSGDTask(
-            name,
-            train,
-            test,
-            _normalised_convnet,
-            lr=0.15,
-            momentum=0.0,
-            batch_size=batch,
-            epochs=1 if quick else 50,
-            max_grad_norm=1.0,
-            delta=1e-5,
-            image_shape=(1, 28, 28),
-            model_name="SampleConvNet",
-        )
-        return [task], {}
+        return _dpsgd_task(
+            name, data, _normalised_convnet, "SampleConvNet", quick, batch=256, epochs=50,
+            lr=0.15, momentum=0.0, max_grad_norm=1.0, image_shape=(1, 28, 28),
+        )  # fmt: skip
 
     return build
 
@@ -178,73 +187,37 @@ def _mnist_task(name: str, *, test_split: bool) -> Callable[[Path, bool], Any]:
 def _adult_task(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any]]:
     from ..data.dpsgd import load_adult_dpsgd
     from ..training.models import AdultMLP
-    from .tasks import DPSGDTask
 
     data = load_adult_dpsgd(folder)
     d = int(data.info["in_features"])
-    train, test, batch = _quick(data, quick, 256)
-    task = DPSGDTask(
-        "adult",
-        train,
-        test,
-        lambda: AdultMLP(d),
-        lr=0.15,
-        momentum=0.0,
-        batch_size=batch,
-        epochs=1 if quick else 40,
-        max_grad_norm=1.0,
-        delta=1e-5,
-        model_name="AdultMLP",
-    )
-    return [task], {}
+    return _dpsgd_task(
+        "adult", data, lambda: AdultMLP(d), "AdultMLP", quick, batch=256, epochs=40,
+        lr=0.15, momentum=0.0, max_grad_norm=1.0,
+    )  # fmt: skip
 
 
 def _imdb_task(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any]]:
     from ..data.dpsgd import load_imdb
     from ..training.models import ImdbNet
-    from .tasks import DPSGDTask
 
     data = load_imdb(folder)
     vocab = int(data.info["vocab_size"])
-    train, test, batch = _quick(data, quick, 512)
-    task = DPSGDTask(
-        "imdb",
-        train,
-        test,
-        lambda: ImdbNet(vocab),
-        optimizer="adam",
-        lr=0.02,
-        batch_size=batch,
-        epochs=1 if quick else 60,
-        max_grad_norm=1.0,
-        delta=1e-5,
-        model_name="ImdbNet",
-    )
-    return [task], {}
+    return _dpsgd_task(
+        "imdb", data, lambda: ImdbNet(vocab), "ImdbNet", quick, batch=512, epochs=60,
+        optimizer="adam", lr=0.02, max_grad_norm=1.0,
+    )  # fmt: skip
 
 
 def _movielens_task(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any]]:
     from ..data.dpsgd import load_movielens
     from ..training.models import NeuMF
-    from .tasks import DPSGDTask
 
     data = load_movielens(folder)
     users, items = int(data.info["num_users"]), int(data.info["num_items"])
-    train, test, batch = _quick(data, quick, 10_000)
-    task = DPSGDTask(
-        "movielens-100k",
-        train,
-        test,
-        lambda: NeuMF(users, items),
-        optimizer="adam",
-        lr=0.01,
-        batch_size=batch,
-        epochs=1 if quick else 20,
-        max_grad_norm=5.0,
-        delta=1e-5,
-        model_name="NeuMF",
-    )
-    return [task], {}
+    return _dpsgd_task(
+        "movielens-100k", data, lambda: NeuMF(users, items), "NeuMF", quick, batch=10_000,
+        epochs=20, optimizer="adam", lr=0.01, max_grad_norm=5.0,
+    )  # fmt: skip
 
 
 def _erm_data(name: str, lam: float) -> Callable[[Path, bool], Any]:
