@@ -356,6 +356,9 @@ class CompareConfig:
         Use at most this many training examples (a seeded subset; for large datasets).
     workers : int
         Processes for calibration and accounting (0: automatic, 1: none).
+    threads : int
+        Torch threads of the training runs (0: one, the fastest for small models; the
+        presets of large networks use every usable core).
     task : str, optional
         ``"package.module:callable"`` returning a user's
         :class:`~product_noise.compare.tasks.DPSGDTask` and/or
@@ -394,6 +397,7 @@ class CompareConfig:
     dpgen_steps: int | None = None
     max_train: int | None = None
     workers: int = 0
+    threads: int = 0
     task: str | None = None
     plugins: list[str] = field(default_factory=list)
     name: str = "default"
@@ -561,8 +565,10 @@ class CompareConfig:
             raise ConfigError(
                 f"paper_sensitivity must be 'paper' or 'add_remove', got {self.paper_sensitivity!r}"
             )
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
-            raise ConfigError(f"workers must be an integer >= 0, got {self.workers!r}")
+        for name in ("workers", "threads"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {v!r}")
 
     def _validate_data(self, tasks: Sequence[Any] = ()) -> None:
         """The datasets the selected families train on, and the data root of local ones (a

@@ -401,7 +401,8 @@ def run_compare(
     from threadpoolctl import threadpool_limits
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models: one thread is fastest, and leaves a core to workers
+    # small models: one thread is fastest, and leaves a core to the calibration workers
+    torch.set_num_threads(cfg.threads or 1)
     blas = threadpool_limits(1)  # idle BLAS threads spinning beside the workers cost a lot
     accounting = AccountingCache(workers=workers if _needs_accounting(todo) else 1, stored=stored)
     results = CsvAppender(out / "results.csv", RESULT_COLUMNS)

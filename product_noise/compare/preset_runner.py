@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,10 @@ def _add_wall_time(where: Path, seconds: float) -> tuple[float, int]:
     return total, n
 
 
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _config(preset: Preset, overrides: dict[str, Any], quick: bool, workers: int) -> Any:
     base = quick_config() if quick else default_config()
     return dataclasses.replace(
@@ -69,6 +74,7 @@ def _config(preset: Preset, overrides: dict[str, Any], quick: bool, workers: int
         seeds=list(preset.seeds[:1] if quick else preset.seeds),
         name=preset.name,
         workers=workers,
+        threads=_usable_cores() if preset.large else 0,
         **overrides,
     )
 

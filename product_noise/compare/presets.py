@@ -101,6 +101,9 @@ class Preset:
         Mechanisms or groups of ``compare``.
     build : callable
         ``build(folder, quick) -> (tasks, config overrides)``.
+    large : bool
+        A network big enough that its runs train on every usable core (the calibrations are
+        done before training starts), not on one thread.
     """
 
     name: str
@@ -112,6 +115,7 @@ class Preset:
     seeds: tuple[int, ...]
     mechanisms: tuple[str, ...]
     build: Callable[[Path, bool], tuple[list[Any], dict[str, Any]]] = field(repr=False)
+    large: bool = False
 
 
 # ====================================================================== task builders
@@ -257,6 +261,7 @@ PRESETS: dict[str, Preset] = {
             (0,),
             IMAGE_ROWS,
             _mnist_task("fashion-mnist", test_split=False),
+            large=True,
         ),
         Preset(
             "mnist-test-split",
@@ -269,6 +274,7 @@ PRESETS: dict[str, Preset] = {
             (0, 1, 2),
             IMAGE_ROWS,
             _mnist_task("mnist-test-split", test_split=True),
+            large=True,
         ),
         Preset(
             "adult",
@@ -308,6 +314,7 @@ PRESETS: dict[str, Preset] = {
             (0, 1, 2),
             DPSGD_ROWS,
             _imdb_task,
+            large=True,
         ),
         Preset(
             "movielens-100k",
@@ -329,6 +336,7 @@ PRESETS: dict[str, Preset] = {
             (0,),
             DPSGD_ROWS,
             _movielens_task,
+            large=True,
         ),
         Preset(
             "adult-erm",
