@@ -238,3 +238,33 @@ def test_interrupted_preset_keeps_its_rows_and_the_page_says_what_ran(
     assert "Status: **interrupted**" in page
     assert page.count("Not run here (not started)") == 4  # imdb, movielens, and the two ERM
     assert "continue with --resume" in capsys.readouterr().err
+
+
+def test_large_presets_train_on_every_usable_core(tmp_path: Path, monkeypatch) -> None:
+    """The presets of large networks set the training threads (the harness' default is one
+    thread, fastest for the small built-in models); ``threads`` is checked like ``workers``."""
+    import dataclasses
+
+    from product_noise.compare import harness, preset_runner
+    from product_noise.compare.config import default_config
+
+    seen: dict[str, int] = {}
+
+    def fake_run_compare(cfg, out, **kw):
+        seen[cfg.name] = cfg.threads
+        return harness.CompareResult(out, 0, 0, 0, 0, "", [], {})
+
+    monkeypatch.setattr(harness, "run_compare", fake_run_compare)
+    monkeypatch.setattr(preset_runner, "_usable_cores", lambda: 7)
+    root = tmp_path / "data"
+    write_adult(root / "adult", n_data=80, n_test=20)
+    write_imdb_labelled(root / "imdb")
+    presets = [PRESETS["adult"], PRESETS["imdb"]]
+    (tmp_path / "runs" / "adult").mkdir(parents=True)
+    (tmp_path / "runs" / "imdb").mkdir(parents=True)
+    for p in presets:
+        (tmp_path / "runs" / p.name / "results.csv").write_text("run_id\n")
+    run_presets(presets, root, tmp_path / "runs", progress=False, plots=False)
+    assert seen == {"adult": 0, "imdb": 7}
+    with pytest.raises(ConfigError, match="threads must be an integer >= 0"):
+        dataclasses.replace(default_config(), threads=-1).validate()
