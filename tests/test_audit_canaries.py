@@ -23,7 +23,7 @@ from product_noise.validation import InputError
 DELTA = 1e-5
 
 
-def _make(n, batch, din=20, dout=2, seed=0, **make_private):
+def _make(n, batch, din=20, dout=2, seed=0, max_grad_norm=1.0, **make_private):
     """A private ``nn.Linear(din, dout)`` on ``n`` random records, Poisson rate ``batch / n``."""
     torch.manual_seed(seed)
     x, y = torch.randn(n, din), torch.randint(0, dout, (n,))
@@ -37,7 +37,7 @@ def _make(n, batch, din=20, dout=2, seed=0, **make_private):
             module=model,
             optimizer=optimizer,
             data_loader=loader,
-            max_grad_norm=1.0,
+            max_grad_norm=max_grad_norm,
             noise_generator=torch.Generator().manual_seed(seed),
             **make_private,
         )
@@ -234,3 +234,25 @@ def test_report_checks_delta_confidence_and_the_rate():
         audit.report(engine, 0.0)
     with pytest.raises(InputError, match="sampling rate"):
         audit.report(engine, DELTA)
+
+
+def test_per_layer_clip_norms():
+    # per-layer clipping: canary j's gradient is C_l e_{c_j}, C_l the clip norm of its tensor
+    engine, model, optimizer, loader = _make(
+        8, 8, noise_multiplier=0.0, clipping="per_layer", max_grad_norm=[1.0, 0.5]
+    )
+    audit = GradientCanaryAudit(40, subtract_data=True).attach(optimizer, loader)
+    _train(model, optimizer, loader, 3)
+    clip = np.where(audit.coordinates < 40, 1.0, 0.5)  # weight: 40 values, then the bias
+    np.testing.assert_allclose(audit.scores, 3 * clip * audit.included, atol=1e-5)
+
+
+def test_a_users_sampler_only_mechanism_is_audited_but_unverified():
+    from product_noise import register_mechanism
+
+    register_mechanism("lap", sampler=lambda rng, n, d: rng.laplace(size=(n, d)))
+    audit, engine = _audit(40, 50, noise="lap", noise_multiplier=0.5)
+    report = audit.report(engine, DELTA)
+    assert report.verified is None and "lap" in report.unverified
+    assert [b.extra["method"] for b in report.empirical] == ["steinke"]
+    assert report.empirical[0].epsilon >= 0.0 and report.estimates[-1].label == "estimate"
