@@ -145,7 +145,8 @@ def test_product_noise_claim_refuted_in_one_run():
     # The paper's calibration ε₀ = 0.3, k = 1e6 on M = 404, Poisson q = 10/400, T = 400: the
     # paper's composition claims (ε', δ') = (1.07, 6.4e-7). Product noise n = σ|z|h has a
     # half-normal radius: the "weighted" statistic (each step's term over ‖r_t‖²) finds the
-    # steps with a small radius, and 32/32 "in" guesses are right. Measured: bound 1.71 at δ'.
+    # steps with a small radius, and 32/32 "in" guesses are right. Measured: bound 1.71 at δ'
+    # (the plain "sum" statistic, swamped by the large-radius steps, gives 0 here).
     audit, engine = _audit(
         400,
         400,

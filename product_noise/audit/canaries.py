@@ -4,7 +4,7 @@
 
     audit = GradientCanaryAudit(num_canaries=1000, seed=0)
     model, optimizer, loader = engine.make_private(...)      # any noise
-    audit.attach(optimizer, loader)                          # before training
+    audit.attach(optimizer, loader)        # before training; attach(optimizer) reads q itself
     ...                                                      # the user's loop, unchanged
     report = audit.report(engine, delta=1e-5)                # after training
     print(report)      # verified/claimed (the engine's), empirical lower bound(s), estimate
