@@ -13,6 +13,8 @@ bound" beside both. It can refute a claim, and a verified figure must never fall
 ``report``    the training-audit table, Markdown, CSV and plot
 ``one_run``   one-run audits: ε lower bounds from canary guesses (Steinke et al. 2023; f-DP in
               one run), the Gaussian-fit ε estimate (imported on first use)
+``canaries``  :class:`GradientCanaryAudit`: a white-box one-run audit of a user's own Opacus
+              loop with Dirac gradient canaries (imported on first use)
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ _ONE_RUN = (
     "gdp_epsilon_estimate",
 )
 
+# names of :mod:`.canaries`, imported on first use (it loads opacus and dp_accounting)
+_CANARIES = ("GradientCanaryAudit",)
+
 
 def __getattr__(name: str) -> Any:
     # ``MECHANISMS``, formerly an import-time constant: now a live view of the registry
@@ -67,4 +72,8 @@ def __getattr__(name: str) -> Any:
         from . import one_run
 
         return getattr(one_run, name)
+    if name in _CANARIES:
+        from . import canaries
+
+        return getattr(canaries, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
