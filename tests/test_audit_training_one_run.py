@@ -151,3 +151,21 @@ def test_check_one_run_direct():
     for bad in ((1, 10, 0.5), (651, 10, 0.5), (10, 1, 0.5), (10, 10, 0.0), (True, 10, 0.5)):
         with pytest.raises(InputError):
             check_one_run(*bad)
+
+
+def test_one_run_unverified_user_mechanism_gets_no_verified_figure(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "i19_one_run_lap.py").write_text(
+        "from product_noise.mechanisms import register_mechanism\n"
+        "register_mechanism('lap', sampler=lambda r, n, d: r.laplace(size=(n, d)))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "i19_one_run_lap", raising=False)
+    out = tmp_path / "rep"
+    argv = ["--plugin", "i19_one_run_lap", "audit-training", "--method", "one-run"]
+    assert main([*argv, "--mechanisms", "lap", "--steps", "40", "--out", str(out)]) == 0
+    (row,) = _rows(out)  # the white-box user row only (no final-model row in one run)
+    assert row["method"] == "one-run" and row["privacy_label"] == "unverified"
+    assert row["verified_epsilon"] == "" and row["empirical_lower_bound_epsilon"] != ""
+    assert row["estimated_epsilon"] != "" and row["fdp_lower_bound_epsilon"] == ""
