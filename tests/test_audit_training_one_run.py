@@ -96,6 +96,10 @@ def test_one_run_refutes_the_product_paper_claim(quick_one_run):
         assert r["fdp_lower_bound_epsilon"] == ""  # the f-DP bound assumes Gaussian noise
     first = paper[0]
     assert float(first["lower_bound_at_claimed_delta"]) > float(first["claimed_epsilon"])
+    # the row's target is the paper's per-step ε₀, not the claimed total: no target column
+    assert first["claimed_target_epsilon"] == "" and first["verified_target_epsilon"] == ""
+    md = (quick_one_run[0] / "audit_training.md").read_text(encoding="utf-8")
+    assert "| claimed ε₀ = 0.3 per step |" in md
     assert "the claim is false" in first["verdict"]
 
 

@@ -77,7 +77,7 @@ def _plot(results: Sequence[TrainingAuditResult], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.05 * len(results) + 2.0), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.35 * len(results) + 2.0), 4.5))
     finite = [
         v
         for r in results

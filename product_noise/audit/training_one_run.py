@@ -203,6 +203,19 @@ def _train(model: Any, optimizer: Any, loader: Any, steps: int) -> None:
                     return
 
 
+def _check_dpsgd_mechanism(mechanism: object) -> str:
+    """An auditable DP-SGD mechanism's dash name (DPMix has no gradient for a canary)."""
+    from .training import _check_mechanism
+
+    mechanism = _check_mechanism(mechanism)
+    if mechanism == "dpmix":
+        raise InputError(
+            "dpmix has no gradient to put a canary in: the one-run audit covers the DP-SGD "
+            "mechanisms; audit dpmix with the multi-run method"
+        )
+    return mechanism
+
+
 def audit_training_one_run(
     mechanism: str,
     *,
@@ -256,14 +269,8 @@ def audit_training_one_run(
         On bad input (see :func:`check_one_run`), before anything is trained.
     """
     from .canaries import GradientCanaryAudit
-    from .training import _check_mechanism
 
-    mechanism = _check_mechanism(mechanism)
-    if mechanism == "dpmix":
-        raise InputError(
-            "dpmix has no gradient to put a canary in: the one-run audit covers the DP-SGD "
-            "mechanisms; audit dpmix with the multi-run method"
-        )
+    mechanism = _check_dpsgd_mechanism(mechanism)
     canaries, steps, q, n_records = check_one_run(canaries, steps, sample_rate, n_records)
     epsilon, delta = check_epsilon(epsilon), check_delta(delta)
     confidence = check_confidence(confidence)
@@ -282,9 +289,8 @@ def audit_training_one_run(
         canaries=canaries, sample_rate=audit.sample_rate, n_records=n_records, seed=seed,
         threat_model="white-box", dim=ONE_RUN_DIM, max_grad_norm=max_grad_norm,
         learning_rate=learning_rate, noise_multiplier=float(optimizer.noise_multiplier),
-        statistic=statistic,
+        statistic=statistic, target_epsilon=epsilon,
     )  # fmt: skip
-    settings["target_epsilon"] = epsilon
     res = _result(mechanism, audit, engine, delta, confidence, steps, settings)
     res.seconds = time.perf_counter() - t0
     return res
@@ -313,7 +319,7 @@ def _result(
         at_claimed = audit.bound(claimed.delta, confidence).epsilon
     if mechanism == "product-paper":  # the target is the per-step ε₀, not the claimed total
         del settings["target_epsilon"]
-        settings["target_text"] = f"{CLAIMED} per-step ε₀ = {settings['epsilon0']:g}"
+        settings["target_text"] = f"{CLAIMED} ε₀ = {settings['epsilon0']:g} per step"
     else:
         settings["target_label"] = VERIFIED if report.verified is not None else MATCHED
     return TrainingAuditResult(
