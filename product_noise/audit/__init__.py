@@ -15,6 +15,8 @@ bound" beside both. It can refute a claim, and a verified figure must never fall
               one run), the Gaussian-fit ε estimate (imported on first use)
 ``canaries``  :class:`GradientCanaryAudit`: a white-box one-run audit of a user's own Opacus
               loop with Dirac gradient canaries (imported on first use)
+``training_one_run``  :func:`audit_training_one_run`: the one-run counterpart of
+              :func:`audit_training` on the same model (imported on first use)
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ _ONE_RUN = (
 
 # names of :mod:`.canaries`, imported on first use (it loads opacus and dp_accounting)
 _CANARIES = ("GradientCanaryAudit",)
+_TRAINING_ONE_RUN = ("audit_training_one_run",)
 
 
 def __getattr__(name: str) -> Any:
@@ -76,4 +79,8 @@ def __getattr__(name: str) -> Any:
         from . import canaries
 
         return getattr(canaries, name)
+    if name in _TRAINING_ONE_RUN:
+        from . import training_one_run
+
+        return getattr(training_one_run, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

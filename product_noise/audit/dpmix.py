@@ -17,7 +17,7 @@ from ..validation import (
     check_positive,
 )
 from .bounds import epsilon_lower_bound
-from .result import TrainingAuditResult, digits_sample
+from .result import TrainingAuditResult, digits_sample, score_estimate
 
 
 def audit_dpmix(
@@ -74,6 +74,7 @@ def audit_dpmix(
             "releases": releases,
             "seed": seed,
         },
+        estimate=score_estimate(scores[True], scores[False], delta),
     )
 
 

@@ -26,7 +26,7 @@ from ..validation import (
     check_positive,
 )
 from .bounds import epsilon_lower_bound
-from .result import TrainingAuditResult, digits_sample
+from .result import TrainingAuditResult, digits_sample, score_estimate
 
 _CANARY_GRAD = 1e6  # forced pre-clipping gradient value of the Dirac canary (≫ C)
 
@@ -202,8 +202,10 @@ def _dpsgd_noise_kwargs(
     steps: int,
     noise_multiplier: float | None,
     dim: int,
+    sample_rate: float = 1.0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ``make_private`` noise arguments and settings of one audited mechanism."""
+    """The ``make_private`` noise arguments and settings of one audited mechanism (calibrated
+    for ``steps`` steps at Poisson rate ``sample_rate``; 1 = full batch)."""
     from ..mechanisms import MECHANISMS as FAMILIES
     from ..opacus import calibrate_verified_noise_multiplier
 
@@ -219,7 +221,7 @@ def _dpsgd_noise_kwargs(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Opacus' RDP order warning (start guess)
             nm = calibrate_verified_noise_multiplier(
-                calibrated, epsilon, delta, dim=dim, sample_rate=1.0, steps=steps
+                calibrated, epsilon, delta, dim=dim, sample_rate=sample_rate, steps=steps
             )
         how = (
             f"calibrated: verified ε = {epsilon:g} at δ = {delta:g}"
@@ -398,6 +400,7 @@ def audit_dpsgd(
         statistic=_STATISTICS[threat_model] if spherical else _PROJECTION,
         settings=settings,
         unverified=_NO_PROOF if verified is None else "",
+        estimate=score_estimate(scores[True], scores[False], delta),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,11 +14,24 @@ from ..mechanisms.registry import mechanism_names
 from ..privacy import CLAIMED, UNVERIFIED, VERIFIED, PrivacyFigure
 from .bounds import EpsilonLowerBound
 
-__all__ = ["audit_mechanisms", "MATCHED", "TrainingAuditResult", "digits_sample"]
+if TYPE_CHECKING:  # one_run loads dp_accounting: imported by the one-run audit only
+    from .one_run import GDPEstimate, OneRunBound
+
+__all__ = [
+    "audit_mechanisms",
+    "MATCHED",
+    "METHODS",
+    "TrainingAuditResult",
+    "digits_sample",
+    "score_estimate",
+]
 
 #: the calibration-target label of an unverified mechanism run at the noise of the verified
 #: Gaussian for the target (:data:`~product_noise.mechanisms.MATCHED_TO_GAUSSIAN`)
 MATCHED = "Gaussian-matched"
+#: the two audit methods of :func:`~product_noise.audit.audit_training` (many runs per world)
+#: and :func:`~product_noise.audit.audit_training_one_run` (one run, many canaries)
+METHODS = ("multi-run", "one-run")
 
 
 def audit_mechanisms() -> tuple[str, ...]:
@@ -43,8 +56,9 @@ class TrainingAuditResult:
     ----------
     mechanism : str
         One of :func:`audit_mechanisms`.
-    bound : EpsilonLowerBound
-        The empirical lower bound at ``delta``.
+    bound : EpsilonLowerBound or OneRunBound
+        The empirical lower bound at ``delta`` (multi-run: Clopper–Pearson; one-run: Steinke,
+        Nasr, Jagielski 2023).
     verified : PrivacyFigure or None
         The verified (ε, δ) of exactly what was run, at ``delta``; ``None`` for an unverified
         mechanism (a user's sampler without a proven profile), never a stand-in figure.
@@ -61,6 +75,17 @@ class TrainingAuditResult:
         Wall-clock time of the audit.
     unverified : str
         Why there is no verified figure (set exactly when ``verified`` is ``None``).
+    method : str
+        ``"multi-run"`` or ``"one-run"`` (:data:`METHODS`).
+    estimate : GDPEstimate or None
+        The Gaussian-fit ε **estimate** of the scores (Nasr et al., USENIX Security 2023):
+        never a bound; ``None`` when the fit is undefined (e.g. scores of zero variance).
+    fdp_bound : OneRunBound or None
+        One-run, Gaussian noise only: the f-DP one-run lower bound (it assumes a Gaussian
+        trade-off curve, which the Gaussian mechanism has).
+    bound_at_claimed_delta : float or None
+        One-run: the bound recomputed at the claimed figure's δ (a multi-run bound is valid at
+        every δ at once, :meth:`EpsilonLowerBound.epsilon_at`).
     """
 
     mechanism: str
@@ -74,6 +99,10 @@ class TrainingAuditResult:
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
     unverified: str = ""
+    method: str = "multi-run"
+    estimate: GDPEstimate | None = None
+    fdp_bound: OneRunBound | None = None
+    bound_at_claimed_delta: float | None = None
 
     def __post_init__(self) -> None:
         if (self.verified is None) != bool(self.unverified):
@@ -99,6 +128,8 @@ class TrainingAuditResult:
         """The calibration target of the row, e.g. ``"verified ε = 2"``, ``"Gaussian-matched ε =
         2"`` (an unverified mechanism at the verified Gaussian's noise for ε = 2) or ``"given
         noise"``."""
+        if "target_text" in self.settings:  # e.g. one-run product-paper: the per-step ε₀
+            return str(self.settings["target_text"])
         eps = self.settings.get("target_epsilon")
         if eps is None:
             return "given noise"
@@ -109,6 +140,8 @@ class TrainingAuditResult:
         """The lower bound at the claimed figure's δ (``None`` without a usable claim)."""
         if self.claimed is None or not 0 < self.claimed.delta < 1:
             return None
+        if not hasattr(self.bound, "epsilon_at"):  # a one-run bound: recomputed at that δ
+            return self.bound_at_claimed_delta
         return self.bound.epsilon_at(self.claimed.delta)
 
     @property
@@ -137,28 +170,37 @@ class TrainingAuditResult:
                 )
             else:
                 parts.append("lower bound ≤ claimed: this audit does not refute the claim")
+                est = self.estimate
+                if est is not None and est.epsilon > self.claimed.epsilon:  # type: ignore[union-attr]
+                    parts.append("the estimate (not a bound) exceeds the claimed ε")
         return "; ".join(parts)
 
     def to_row(self) -> dict[str, Any]:
         """One flat row for the CSV/Markdown table (every ε column named by its kind)."""
+        one_run, dpmix = self.method == "one-run", self.mechanism == "dpmix"
         return {
             "mechanism": self.mechanism,
+            "method": self.method,
             "steps": self.steps,
-            "trials_per_world": self.trials,
+            "trials_per_world": None if one_run else self.trials,
+            "canaries": self.settings.get("canaries"),
+            "sample_rate": self.settings.get("sample_rate", None if dpmix else 1.0),
             "verified_target_epsilon": self._target_of(VERIFIED),
             "claimed_target_epsilon": self._target_of(CLAIMED),
             "delta": self.delta,
             "confidence": self.confidence,
             "empirical_lower_bound_epsilon": self.bound.epsilon_lower,
+            "estimated_epsilon": None if self.estimate is None else self.estimate.epsilon,
+            "fdp_lower_bound_epsilon": None if self.fdp_bound is None else self.fdp_bound.epsilon,
             "privacy_label": self.privacy_label,
             "verified_epsilon": None if self.verified is None else self.verified.epsilon,
             "claimed_epsilon": None if self.claimed is None else self.claimed.epsilon,
             "claimed_delta": None if self.claimed is None else self.claimed.delta,
             "lower_bound_at_claimed_delta": self.claimed_bound,
-            "finite_sample_ceiling": self.bound.ceiling,
-            "region": self.bound.region,
-            "p_hat_A": self.bound.p_a_hat,
-            "p_hat_B": self.bound.p_b_hat,
+            "finite_sample_ceiling": getattr(self.bound, "ceiling", None),
+            "region": getattr(self.bound, "region", None),
+            "p_hat_A": getattr(self.bound, "p_a_hat", None),
+            "p_hat_B": getattr(self.bound, "p_b_hat", None),
             "threat_model": self.settings.get("threat_model", ""),
             "statistic": self.statistic,
             "noise_multiplier": self.settings.get("noise_multiplier"),
@@ -176,8 +218,25 @@ class TrainingAuditResult:
         claimed = "" if self.claimed is None else f"; {self.claimed}"
         upper = f"{UNVERIFIED} ({self.unverified})" if self.verified is None else self.verified
         what = [self.settings.get("threat_model", ""), self.target, f"T = {self.steps}"]
+        if self.method == "one-run":
+            what.append(f"one run, {self.settings.get('canaries')} canaries")
         head = f"{self.mechanism} ({', '.join(w for w in what if w)})"
-        return f"{head}: {self.bound}; {upper}{claimed} => {self.verdict}"
+        extra = "" if self.fdp_bound is None else f"; {self.fdp_bound}"
+        est = "" if self.estimate is None else f"; {self.estimate}"
+        return f"{head}: {self.bound}{extra}{est}; {upper}{claimed} => {self.verdict}"
+
+
+def score_estimate(scores_in: Any, scores_out: Any, delta: float) -> GDPEstimate | None:
+    """The Gaussian-fit ε **estimate** of two samples of audit scores (Nasr, Hayes, Steinke,
+    Balle, Tramèr, Jagielski, Carlini, Terzis, USENIX Security 2023), or ``None`` when the fit
+    is undefined (non-finite scores, zero variance). Never a bound."""
+    from ..validation import InputError
+    from .one_run import gdp_epsilon_estimate
+
+    try:
+        return gdp_epsilon_estimate(scores_in, scores_out, delta)
+    except InputError:
+        return None
 
 
 def digits_sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
