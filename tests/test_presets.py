@@ -231,12 +231,23 @@ def test_interrupted_preset_keeps_its_rows_and_the_page_says_what_ran(
 
     monkeypatch.setattr(harness, "run_compare", fake_run_compare)
     docs = tmp_path / "docs"
+    # an earlier invocation left one finished IMDB run in its folder
+    from product_noise.compare.report import RESULT_COLUMNS, CsvAppender
+
+    (docs / "results" / "imdb").mkdir(parents=True)
+    earlier = CsvAppender(docs / "results" / "imdb" / "results.csv", RESULT_COLUMNS)
+    earlier.write(
+        {"run_id": "r", "mechanism": "nonprivate-nn", "family": "nonprivate", "dataset": "imdb",
+         "model": "ImdbNet", "seed": 0, "target_label": "none", "accuracy": 0.7125, "dim": 464242}
+    )  # fmt: skip
+    earlier.close()
     argv = ["compare", "--preset", "paper", "--data-root", str(root), "--report", str(docs)]
-    assert main([*argv, "--no-progress"]) == 130
+    assert main([*argv, "--resume", "--no-progress"]) == 130
     assert calls == ["adult"]  # fashion-mnist and mnist-test-split lack data; adult stopped
     page = (docs / "results.md").read_text(encoding="utf-8")
     assert "Status: **interrupted**" in page
-    assert page.count("Not run here (not started)") == 4  # imdb, movielens, and the two ERM
+    assert page.count("Not run here (not started)") == 3  # movielens and the two ERM presets
+    assert "Status: **not resumed**" in page and "| 0.713 |" in page  # IMDB's earlier row
     assert "continue with --resume" in capsys.readouterr().err
 
 

@@ -34,7 +34,8 @@ class PresetOutcome:
     ``"missing"`` (its data are not under the data root: ``message`` names them),
     ``"bad data"`` (files present but unreadable), ``"refused"`` (the comparison refused
     its data or settings before training: ``message`` says why), ``"interrupted"``, ``"not
-    started"`` (an earlier preset was interrupted).
+    started"`` (an earlier preset was interrupted), ``"not resumed"`` (likewise, but its folder
+    holds the rows of an earlier invocation, which the page shows).
     """
 
     preset: Preset
@@ -115,6 +116,23 @@ def _run_one(
     return outcome
 
 
+def _not_run(preset: Preset, out: Path, why: str) -> PresetOutcome:
+    """A preset the command did not reach: its earlier rows if its folder has any."""
+    from .report import read_rows
+
+    where = out / preset.name
+    if not (where / "results.csv").exists():
+        return PresetOutcome(preset, "not started", message=f"not started: {why}")
+    outcome = PresetOutcome(preset, "not resumed", where, message=f"not resumed: {why}")
+    outcome.rows = [dict(r) for r in read_rows(where / "results.csv")]
+    try:
+        stored = json.loads((where / "wall_time.json").read_text(encoding="utf-8"))
+        outcome.total_seconds, outcome.invocations = stored["seconds"], stored["invocations"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return outcome
+
+
 def run_presets(
     presets: list[Preset],
     root: Path | None,
@@ -152,8 +170,8 @@ def run_presets(
     outcomes: list[PresetOutcome] = []
     for i, preset in enumerate(presets):
         if outcomes and outcomes[-1].status == "interrupted":
-            why = f"not started: the command was interrupted during {presets[i - 1].name}"
-            outcomes += [PresetOutcome(p, "not started", message=why) for p in presets[i:]]
+            why = f"the command was interrupted during {presets[i - 1].name}"
+            outcomes += [_not_run(p, out, why) for p in presets[i:]]
             break
         outcome = _run_one(
             preset, root, out, quick, workers, resume=resume, progress=progress, plots=plots

@@ -108,7 +108,7 @@ def _setting_table(o: PresetOutcome) -> list[str]:
         if p.claimed_epsilon is None
         else f"ε' = {p.claimed_epsilon:g}, δ' = {p.claimed_delta:.3g}"
     )
-    cfg = o.config
+    cfg = _settings_of(o)
     targets = ", ".join(f"{e:g}" for e in o.preset.epsilons)
     lines = [
         "| | the paper (official code defaults) | here |",
@@ -121,8 +121,19 @@ def _setting_table(o: PresetOutcome) -> list[str]:
     return lines
 
 
+def _settings_of(o: PresetOutcome) -> dict[str, Any]:
+    """The settings a preset ran with: this command's configuration, else those its folder
+    recorded (``settings.json``); the seeds are those of its rows."""
+    cfg = dict(o.config)
+    if not cfg and o.out is not None and (o.out / "settings.json").is_file():
+        cfg = json.loads((o.out / "settings.json").read_text(encoding="utf-8"))
+    seeds = sorted({int(r["seed"]) for r in o.rows if r.get("seed", "").isdigit()})
+    cfg["seeds"] = seeds or cfg.get("seeds", "—")
+    return cfg
+
+
 def _here_settings(cfg: dict[str, Any], erm: bool) -> str:
-    if not cfg:
+    if "lr" not in cfg:
         return "—"
     if erm:
         return (
@@ -218,13 +229,18 @@ def _section(o: PresetOutcome, figures: Path, page_dir: Path) -> list[str]:
     for s in summary:
         s["dim"] = dims.get(s["mechanism"], "—")
     lines += _results_table(summary) + [""]
-    if not _is_erm(o):
-        lines += [f"**Verdict.** {verdict(summary, o.rows)}", ""]
+    text = "" if _is_erm(o) else verdict(summary, o.rows)
+    if text:
+        lines += [f"**Verdict.** {text}", ""]
     fig = _figure(summary, figures / f"{p.name}.png", p.title)
     if fig is not None:
         lines += [f"![{p.name}]({fig.relative_to(page_dir).as_posix()})", ""]
     train = sum(float(r.get("seconds") or 0) for r in o.rows)
-    status = "" if o.status == "done" else f" Status: **{o.status}** {o.message}."
+    status = (
+        ""
+        if o.status == "done"
+        else f" Status: **{o.status}** ({o.message}; runs in its folder: {len(o.rows)})."
+    )
     over = f" over {o.invocations} invocations (--resume)" if o.invocations > 1 else ""
     lines += [
         f"Wall time of this preset: {o.total_seconds / 60:.1f} min{over} on this machine; the "
