@@ -243,10 +243,10 @@ def test_interrupted_preset_keeps_its_rows_and_the_page_says_what_ran(
     earlier.close()
     argv = ["compare", "--preset", "paper", "--data-root", str(root), "--report", str(docs)]
     assert main([*argv, "--resume", "--no-progress"]) == 130
-    assert calls == ["adult"]  # fashion-mnist and mnist-test-split lack data; adult stopped
+    assert calls == ["adult"]  # fashion-mnist lacks data; adult stopped
     page = (docs / "results.md").read_text(encoding="utf-8")
     assert "Status: **interrupted**" in page
-    assert page.count("Not run here (not started)") == 3  # movielens and the two ERM presets
+    assert page.count("Not run here (not started)") == 4  # ERM ×2, mnist-test-split, movielens
     assert "Status: **not resumed**" in page and "| 0.713 |" in page  # IMDB's earlier row
     assert "continue with --resume" in capsys.readouterr().err
 
