@@ -303,6 +303,7 @@ def run_presets_command(args: argparse.Namespace) -> int:
     )
     if args.report is not None:
         cmd = "product-noise compare --preset " + args.preset + (" --quick" if args.quick else "")
+        cmd += " --resume" if args.resume else ""
         page = write_results_page(
             outcomes,
             args.report,
