@@ -308,8 +308,10 @@ def write_results_page(
 
     page_dir.mkdir(parents=True, exist_ok=True)
     figures = page_dir / "results"
-    ran = [o for o in outcomes if o.status not in NOT_RUN]
-    missing = [o for o in outcomes if o not in ran]
+    ran = [o for o in outcomes if o.status in ("done", "failed", "interrupted")]
+    missing = [o for o in outcomes if o.status in ("missing", "bad data")]
+    stopped = next((o.preset.name for o in outcomes if o.status == "interrupted"), None)
+    unreached = [o for o in outcomes if o.status in ("not started", "not resumed")]
     lines = [
         "# Results on real data: the paper's claims beside what is verified",
         "",
@@ -318,7 +320,13 @@ def write_results_page(
         f"{torch.__version__}, Opacus {opacus.__version__}. This command took "
         f"{seconds / 60:.1f} min ({len(ran)} presets run"
         + (f", {len(missing)} without data here" if missing else "")
-        + ").",
+        + (
+            f"; it was interrupted during {stopped}, so {len(unreached)} presets show only "
+            "the rows of earlier invocations, if any"
+            if stopped
+            else ""
+        )
+        + "). Each preset's own wall time, over every invocation, is given in its section.",
         "",
         _LABELS,
         "",
