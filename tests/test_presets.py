@@ -266,7 +266,7 @@ def test_large_presets_train_on_every_usable_core(tmp_path: Path, monkeypatch) -
         return harness.CompareResult(out, 0, 0, 0, 0, "", [], {})
 
     monkeypatch.setattr(harness, "run_compare", fake_run_compare)
-    monkeypatch.setattr(preset_runner, "_usable_cores", lambda: 7)
+    monkeypatch.setattr(preset_runner, "usable_cores", lambda: 7)
     root = tmp_path / "data"
     write_adult(root / "adult", n_data=80, n_test=20)
     write_imdb_labelled(root / "imdb")

@@ -20,7 +20,7 @@ from typing import Any
 from .config import ConfigError, default_config, quick_config
 from .presets import Preset
 
-__all__ = ["PresetOutcome", "run_presets", "NOT_RUN"]
+__all__ = ["PresetOutcome", "run_presets", "NOT_RUN", "usable_cores"]
 
 #: statuses of a preset that trained nothing
 NOT_RUN = ("missing", "bad data", "refused", "not started")
@@ -50,19 +50,26 @@ class PresetOutcome:
     invocations: int = 0
 
 
+def _read_wall_time(where: Path) -> tuple[float, int]:
+    """``where/wall_time.json``: (seconds, invocations) so far; (0, 0) if absent or unreadable."""
+    try:
+        stored = json.loads((where / "wall_time.json").read_text(encoding="utf-8"))
+        return float(stored["seconds"]), int(stored["invocations"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0, 0
+
+
 def _add_wall_time(where: Path, seconds: float) -> tuple[float, int]:
     """Add ``seconds`` to ``where/wall_time.json``; return the total and the invocations."""
     path = where / "wall_time.json"
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        total, n = float(stored["seconds"]) + seconds, int(stored["invocations"]) + 1
-    except (OSError, ValueError, KeyError, TypeError):
-        total, n = seconds, 1
+    total, n = _read_wall_time(where)
+    total, n = total + seconds, n + 1
     path.write_text(json.dumps({"seconds": total, "invocations": n}), encoding="utf-8")
     return total, n
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -75,7 +82,7 @@ def _config(preset: Preset, overrides: dict[str, Any], quick: bool, workers: int
         seeds=list(preset.seeds[:1] if quick else preset.seeds),
         name=preset.name,
         workers=workers,
-        threads=_usable_cores() if preset.large else 0,
+        threads=usable_cores() if preset.large else 0,
         **overrides,
     )
 
@@ -125,11 +132,7 @@ def _not_run(preset: Preset, out: Path, why: str) -> PresetOutcome:
         return PresetOutcome(preset, "not started", message=f"not started: {why}")
     outcome = PresetOutcome(preset, "not resumed", where, message=f"not resumed: {why}")
     outcome.rows = [dict(r) for r in read_rows(where / "results.csv")]
-    try:
-        stored = json.loads((where / "wall_time.json").read_text(encoding="utf-8"))
-        outcome.total_seconds, outcome.invocations = stored["seconds"], stored["invocations"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    outcome.total_seconds, outcome.invocations = _read_wall_time(where)
     return outcome
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .preset_runner import NOT_RUN, PresetOutcome
+from .preset_runner import NOT_RUN, PresetOutcome, usable_cores
 from .report import _f, summarize
 
 __all__ = ["write_results_page", "verdict"]
@@ -316,7 +316,7 @@ def write_results_page(
         "# Results on real data: the paper's claims beside what is verified",
         "",
         f"Written by `{command}` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, "
-        f"{_cores()} CPU cores, no GPU; Python {platform.python_version()}, torch "
+        f"{usable_cores()} CPU cores, no GPU; Python {platform.python_version()}, torch "
         f"{torch.__version__}, Opacus {opacus.__version__}. This command took "
         f"{seconds / 60:.1f} min ({len(ran)} presets run"
         + (f", {len(missing)} without data here" if missing else "")
@@ -351,9 +351,3 @@ def write_results_page(
     path = page_dir / "results.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
