@@ -7,15 +7,24 @@ calls :func:`run`, which trains with :func:`product_noise.training.loop.train`, 
 line per epoch and writes ``<out>/<dataset>_<noise>.json``/``.csv`` (and a PNG with ``--plot``). A
 checkpoint ``<out>/<dataset>_<noise>.ckpt.pt`` is written (atomically) after every epoch;
 ``--resume`` continues an interrupted run from it with the same privacy accounting.
+
+Launched by torchrun (``torchrun --nproc_per_node 2 examples/adult.py ...``; detected by the
+``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` variables torchrun sets, with more than one process),
+every process joins a gloo process group on CPU and :func:`run` trains with
+``train(..., distributed=True)``: ``--batch-size`` is the expected global batch, the noise is
+drawn once per step on rank 0 and the privacy accounting is that of one process. Only rank 0
+prints and writes results; no checkpoint is written (``--resume`` is refused).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +41,7 @@ from product_noise.training.loop import NOISES, TrainConfig, save_history, train
 from product_noise.training.models import count_parameters  # noqa: E402
 from product_noise.validation import check_output_dir  # noqa: E402
 
-__all__ = ["Defaults", "build_parser", "parse", "run", "format_epoch", "entry"]
+__all__ = ["Defaults", "build_parser", "parse", "run", "format_epoch", "entry", "torchrun_world"]
 
 #: the training loop's noises but ℓ2: the scripts have flags for product noise (ε₀, k) and the
 #: Gaussian (σ) only
@@ -132,9 +141,8 @@ def build_parser(defaults: Defaults, description: str) -> argparse.ArgumentParse
     p.add_argument(
         "--data-root", default=d.data_root, help="directory of the upstream files (no download)"
     )
-    p.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
-    )
+    gpu = torch.cuda.is_available() and torchrun_world()[1] == 1  # torchrun: gloo on CPU
+    p.add_argument("--device", default="cuda" if gpu else "cpu", help="torch device")
     p.add_argument("--seed", type=int, default=0, help="seed of init, sampling, noise, splits")
     p.add_argument("--out", default=f"runs/{d.dataset}", help="directory for JSON/CSV results")
     p.add_argument(
@@ -215,7 +223,55 @@ def parse(
             parser.error(f"{flag} must be > 0, got {value}")
     if not 0 < args.delta < 1:
         parser.error(f"--delta must be in (0, 1), got {args.delta}")
+    _check_torchrun(parser, args)
     return args
+
+
+def torchrun_world() -> tuple[int, int]:
+    """This process's rank and the number of processes, as torchrun sets them.
+
+    Returns
+    -------
+    rank, world_size : int
+        ``RANK`` and ``WORLD_SIZE`` when torchrun set ``WORLD_SIZE``, ``RANK`` and
+        ``LOCAL_RANK``; ``(0, 1)`` otherwise (a plain ``python`` run).
+    """
+    if not all(v in os.environ for v in ("WORLD_SIZE", "RANK", "LOCAL_RANK")):
+        return 0, 1
+    return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+
+
+def _check_torchrun(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Under torchrun with several processes, refuse what a distributed run does not do."""
+    if torchrun_world()[1] == 1:
+        return
+    if args.noise == "none":
+        parser.error("torchrun: the distributed runs are DP-SGD only (not --noise none)")
+    if args.resume:
+        parser.error("torchrun: distributed runs write no checkpoint, so --resume is refused")
+    if torch.device(args.device).type != "cpu":
+        parser.error(f"torchrun: distributed runs use gloo on CPU (got --device {args.device})")
+
+
+@contextmanager
+def torchrun_group(world_size: int) -> Iterator[None]:
+    """The gloo process group of a torchrun launch for the block (nothing for one process).
+
+    Parameters
+    ----------
+    world_size : int
+        The number of processes (:func:`torchrun_world`); with more than one, every process
+        joins the group through torchrun's environment (``env://``: ``MASTER_ADDR``,
+        ``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``) and leaves it after the block.
+    """
+    if world_size == 1:
+        yield
+        return
+    torch.distributed.init_process_group("gloo")
+    try:
+        yield
+    finally:
+        torch.distributed.destroy_process_group()
 
 
 def make_config(args: argparse.Namespace, defaults: Defaults) -> TrainConfig:
@@ -287,7 +343,17 @@ def run(
     *,
     model_name: str,
 ) -> dict[str, Any]:
-    """Train, print, save; return ``{"history", "json", "csv", "dim", "info", "png"}``."""
+    """Train, print, save; return ``{"history", "json", "csv", "dim", "info", "png"}``.
+
+    The saved JSON's ``config.extra.accountant_history`` is what the engine's accountant
+    composed (for joint noise ``[family, dim, noise_multiplier, sample_rate, steps]`` runs,
+    for Opacus' Gaussian accountants ``[noise_multiplier, sample_rate, steps]``). Under
+    torchrun (:func:`torchrun_world`) the processes train together and only rank 0 prints and
+    writes: the other ranks return their history with ``json``, ``csv`` and ``png`` None.
+    """
+    from product_noise.opacus import PrivacyEngine
+
+    rank, world = torchrun_world()
     config = make_config(args, defaults)
     config.extra = {
         "dataset": defaults.dataset,
@@ -301,7 +367,61 @@ def run(
     model = model_fn()
     dim = count_parameters(model)
     config.extra["dim"] = dim
-    say = (lambda *_a, **_k: None) if args.quiet else print
+    say = (lambda *_a, **_k: None) if args.quiet or rank != 0 else print
+    _announce(args, defaults, data, model_name, dim, say, world)
+    name = f"{defaults.dataset}_{args.noise}"
+    ckpt = None if world > 1 else Path(args.out) / f"{name}.ckpt.pt"
+    if args.resume and ckpt is not None:
+        say(
+            f"resuming from {ckpt}"
+            if ckpt.exists()
+            else f"--resume: no checkpoint {ckpt} yet; starting at epoch 1"
+        )
+    with warnings.catch_warnings(), torchrun_group(world):
+        # Opacus' hooks on a first layer whose input needs no gradient: expected, harmless
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        engine = None if args.noise == "none" else PrivacyEngine()
+        history = train(
+            model,
+            data.train,
+            data.test,
+            config,
+            progress=not args.no_progress and rank == 0,
+            on_epoch=lambda row: say(format_epoch(row, defaults.metric, args.epochs)),
+            engine=engine,
+            checkpoint=ckpt,
+            resume=args.resume,
+            distributed=world > 1,
+        )
+    if engine is not None:
+        config.extra["accountant_history"] = [list(h) for h in engine.accountant.history]
+    result: dict[str, Any] = dict(
+        history=history, json=None, csv=None, dim=dim, info=data.info, png=None
+    )
+    if rank != 0:
+        return result
+    result["json"], result["csv"] = save_history(history, args.out, name, config)
+    say(f"results: {result['json']} {result['csv']}")
+    if args.plot:
+        from product_noise.training.plots import plot_three_panels
+
+        files = sorted(Path(args.out).glob(f"{defaults.dataset}_*.json"))
+        result["png"] = plot_three_panels(files, Path(args.out) / f"{defaults.dataset}.png")
+        say(f"plot: {result['png']}")
+    return result
+
+
+def _announce(
+    args: argparse.Namespace,
+    defaults: Defaults,
+    data: DPSGDData,
+    model_name: str,
+    dim: int,
+    say: Callable[..., None],
+    world_size: int,
+) -> None:
+    """The lines printed before training: model, data, noise and (torchrun) processes."""
     say(
         f"{defaults.dataset}: {model_name} with M = {dim:,} parameters; "
         f"{data.n_train:,} train / {data.n_test:,} test ({data.info.get('source', '')})"
@@ -318,46 +438,12 @@ def run(
         say(f"noise: Gaussian, σ = {args.sigma:g} (Opacus' accountant, 'verified')")
     else:
         say("noise: none (non-private baseline)")
-
-    name = f"{defaults.dataset}_{args.noise}"
-    ckpt = Path(args.out) / f"{name}.ckpt.pt"
-    if args.resume:
+    if world_size > 1:
         say(
-            f"resuming from {ckpt}"
-            if ckpt.exists()
-            else f"--resume: no checkpoint {ckpt} yet; starting at epoch 1"
+            f"torchrun: {world_size} processes (gloo, CPU); --batch-size {args.batch_size} is "
+            "the expected global batch, the noise is drawn on rank 0 only: the same accounting "
+            "as one process"
         )
-    with warnings.catch_warnings():
-        # Opacus' hooks on a first layer whose input needs no gradient: expected, harmless
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        history = train(
-            model,
-            data.train,
-            data.test,
-            config,
-            progress=not args.no_progress,
-            on_epoch=lambda row: say(format_epoch(row, defaults.metric, args.epochs)),
-            checkpoint=ckpt,
-            resume=args.resume,
-        )
-    json_path, csv_path = save_history(history, args.out, name, config)
-    say(f"results: {json_path} {csv_path}")
-    png = None
-    if args.plot:
-        from product_noise.training.plots import plot_three_panels
-
-        files = sorted(Path(args.out).glob(f"{defaults.dataset}_*.json"))
-        png = plot_three_panels(files, Path(args.out) / f"{defaults.dataset}.png")
-        say(f"plot: {png}")
-    return {
-        "history": history,
-        "json": json_path,
-        "csv": csv_path,
-        "dim": dim,
-        "info": data.info,
-        "png": png,
-    }
 
 
 def entry(main: Callable[[Sequence[str] | None], Any]) -> None:

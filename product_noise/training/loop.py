@@ -18,14 +18,14 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..privacy import UNVERIFIED, PrivacyWarning
 from ..validation import InputError, check_delta, check_positive, check_positive_int
@@ -199,6 +199,8 @@ class _Run:
     history: list[dict[str, Any]] = field(default_factory=list)
     steps: int = 0
     first: int = 1
+    distributed: bool = False
+    rank: int = 0
 
 
 def train(
@@ -212,6 +214,7 @@ def train(
     engine: Any | None = None,
     checkpoint: str | Path | None = None,
     resume: bool = False,
+    distributed: bool = False,
 ) -> list[dict[str, Any]]:
     """Train ``model`` with the configured noise and return the per-epoch history.
 
@@ -226,9 +229,22 @@ def train(
     accounting, and gives the history an uninterrupted run gives (``seconds`` aside); without
     the file it starts at epoch 1. A checkpoint of another configuration raises
     :class:`ValueError` before anything is trained.
+
+    ``distributed=True``: this process is one rank of an initialised ``torch.distributed``
+    process group (e.g. started by torchrun), and every rank calls ``train`` with the same
+    arguments and the whole ``train_set``. DP-SGD only (not ``noise="none"``), with Poisson
+    sampling and no checkpoint. ``batch_size`` is the expected *global* batch: the sample rate
+    and the steps per epoch are those of one process, each rank draws its share of the batch
+    from its shard of ``train_set`` (:func:`_distributed_loader`), the model is wrapped in
+    Opacus' ``DifferentiallyPrivateDistributedDataParallel`` and the engine's distributed
+    optimizer draws the noise on rank 0 only, so the accounting is that of one process. The
+    train loss and metric of a row are over the batches of all ranks; only rank 0's rows
+    carry the privacy figures (the other ranks skip computing the same numbers).
     """
     saved = _validate_train(train_set, test_set, config, checkpoint, resume)
-    run = _setup_run(model, train_set, test_set, config, engine)
+    if distributed:
+        _check_distributed(config, checkpoint)
+    run = _setup_run(model, train_set, test_set, config, engine, distributed)
     if saved is not None:
         assert checkpoint is not None
         _resume_run(run, saved, Path(checkpoint))
@@ -261,6 +277,24 @@ def _validate_train(
     return None
 
 
+def _check_distributed(config: TrainConfig, checkpoint: str | Path | None) -> None:
+    """Refuse a ``distributed=True`` run that cannot be one (before anything is built)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        raise ValueError(
+            "distributed=True needs an initialised torch.distributed process group "
+            "(torchrun, then torch.distributed.init_process_group)"
+        )
+    if config.noise == "none":
+        raise ValueError("distributed=True trains DP-SGD only, not noise='none'")
+    if not config.poisson_sampling:
+        raise ValueError("distributed=True needs poisson_sampling=True (sharded Poisson sampling)")
+    if checkpoint is not None:
+        raise ValueError(
+            "distributed=True writes no checkpoint: the sampling generators of the other ranks "
+            "would not be in it, so a resumed run could not continue them"
+        )
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """The base optimizer of ``config``: SGD with ``momentum``, or Adam (``optimizer="adam"``),
     at learning rate ``lr``, over the model's parameters (before ``make_private`` wraps it)."""
@@ -270,15 +304,27 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 
 
 def _setup_run(
-    model: nn.Module, train_set: Dataset, test_set: Dataset, config: TrainConfig, engine: Any
+    model: nn.Module,
+    train_set: Dataset,
+    test_set: Dataset,
+    config: TrainConfig,
+    engine: Any,
+    distributed: bool = False,
 ) -> _Run:
-    """Seed, move the model, build the optimizer and loaders, attach the privacy engine (none
-    for ``noise="none"``) and the learning-rate schedule."""
+    """Seed, move the model (and wrap it in DPDDP when ``distributed``), build the optimizer and
+    loaders, attach the privacy engine (none for ``noise="none"``) and the learning-rate
+    schedule."""
     torch.manual_seed(config.seed)
     model = model.to(config.device)
     dim = count_parameters(model)
+    rank = 0
+    if distributed:
+        from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
+
+        model = DPDDP(model)  # broadcasts rank 0's initial parameters
+        rank = torch.distributed.get_rank()
     opt = make_optimizer(model, config)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(_sampling_seed(config.seed, rank, distributed))
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen)
     test_loader = DataLoader(test_set, batch_size=1024)
     if config.noise == "none":
@@ -289,6 +335,8 @@ def _setup_run(
 
             engine = PrivacyEngine()
         model, opt, train_loader = make_private_for(engine, model, opt, train_loader, config)
+        if distributed:
+            train_loader = _distributed_loader(train_loader)
     return _Run(
         model=model,
         opt=opt,
@@ -298,7 +346,70 @@ def _setup_run(
         engine=engine,
         scheduler=_lr_scheduler(opt, config),
         dim=dim,
+        distributed=distributed,
+        rank=rank,
     )
+
+
+def _sampling_seed(seed: int, rank: int, distributed: bool) -> int:
+    """Seed of the Poisson sampling generator: ``seed`` in one process; under
+    ``distributed``, one derived from ``(seed, rank)`` (numpy's ``SeedSequence``), so that the
+    ranks draw independent inclusion masks (a shared seed would include the examples at the
+    same local position of every shard together) and no rank reuses the noise seed
+    ``seed + 1``."""
+    if not distributed:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence((seed, rank)).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _distributed_loader(loader: DataLoader) -> DataLoader:
+    """The sharded Poisson loader ``make_private`` returned for a DPDDP module, rebuilt on
+    :class:`_EveryStepSampler` (same dataset, rate, steps, shards, generator and collate)."""
+    return DataLoader(
+        loader.dataset,
+        batch_sampler=_EveryStepSampler(loader.batch_sampler),
+        collate_fn=loader.collate_fn,  # Opacus' collate: empty batches keep their shapes
+        num_workers=loader.num_workers,
+        pin_memory=loader.pin_memory,
+    )
+
+
+class _EveryStepSampler(Sampler[list[int]]):
+    """Opacus' sharded Poisson sampling, yielding every step's local batch, empty ones too.
+
+    Opacus' ``DistributedUniformWithReplacementSampler`` skips a rank's empty local batch: that
+    rank would take fewer optimizer steps than the others (its gradient all-reduce pairs with
+    another rank's next step, and the last one waits forever) and its accountant would count
+    fewer steps than were taken. This sampler draws as that one does (the same shards, rate,
+    number of batches and generator) but yields all ``num_batches`` local batches, as the
+    single-process sampler does, so every rank takes every step.
+
+    Parameters
+    ----------
+    sharded : DistributedUniformWithReplacementSampler
+        Opacus' sampler whose shards, rate, step count and generator are used.
+    """
+
+    def __init__(self, sharded: Any) -> None:
+        self.sharded = sharded
+        self.sample_rate: float = sharded.sample_rate
+
+    def __len__(self) -> int:
+        return int(self.sharded.num_batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        s = self.sharded
+        if s.shuffle:  # Opacus' split of the dataset into shards, as upstream
+            g = torch.Generator().manual_seed(s.shuffle_seed + s.epoch)
+            indices = torch.randperm(s.total_size, generator=g)
+        else:
+            indices = torch.arange(s.total_size)
+        indices = indices[s.rank : s.total_size : s.num_replicas]
+        for _ in range(s.num_batches):
+            mask = torch.rand(s.num_samples, generator=s.generator) < s.sample_rate
+            yield indices[mask].tolist()
 
 
 def make_private_for(
@@ -387,6 +498,8 @@ def _run_epoch(run: _Run, epoch: int, config: TrainConfig, tqdm: Any) -> dict[st
     evaluate; returns the epoch's history row."""
     t0 = time.perf_counter()
     loss_sum, m_sum, n = _train_epoch(run, epoch, config, tqdm)
+    if run.distributed:
+        loss_sum, m_sum, n = _sum_over_ranks(loss_sum, m_sum, n, config.device)
     if run.scheduler is not None:
         run.scheduler.step()
     test_loss, test_metric = evaluate(run.model, run.test_loader, config.metric, config.device)
@@ -401,9 +514,16 @@ def _run_epoch(run: _Run, epoch: int, config: TrainConfig, tqdm: Any) -> dict[st
         f"test_{config.metric}": test_metric,
         "seconds": time.perf_counter() - t0,
     }
-    if run.engine is not None:
+    if run.engine is not None and run.rank == 0:
         _add_privacy(row, run.engine, epoch, config)
     return row
+
+
+def _sum_over_ranks(loss_sum: float, m_sum: float, n: int, device: str) -> tuple[float, float, int]:
+    """The epoch's summed loss, summed metric and count over every rank (all-reduce)."""
+    t = torch.tensor([loss_sum, m_sum, float(n)], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(t)
+    return float(t[0]), float(t[1]), int(t[2])
 
 
 def _train_epoch(run: _Run, epoch: int, config: TrainConfig, tqdm: Any) -> tuple[float, float, int]:
