@@ -173,7 +173,8 @@ def test_toml_config_and_interrupt(tmp_path: Path, monkeypatch, capsys) -> None:
     cfg = tmp_path / "small.toml"
     cfg.write_text(
         'mechanisms = ["erm-output-gaussian", "nonprivate-logreg"]\n'
-        "epsilons = [2.0]\nseeds = [0, 1, 2]\n[erm]\nerm_lam = 0.05\n"
+        # workers = 1: the runs stay in this process, where the test's patch is
+        "epsilons = [2.0]\nseeds = [0, 1, 2]\nworkers = 1\n[erm]\nerm_lam = 0.05\n"
     )
     c = load_toml(cfg).validate()
     assert c.mechanisms == ["erm-output-gaussian", "nonprivate-logreg"] and c.erm_lam == 0.05

@@ -78,8 +78,16 @@ EPILOG = textwrap.dedent(
       143  stopped by SIGTERM (sent by Slurm, and by `timeout`, which itself then exits 124
            unless --preserve-status)
     Interrupted (130, 143), the runs finished so far stay in results.csv, report.md covers them
-    and says the run was interrupted, and the calibration workers are ended; --resume with the
-    same --out trains the rest. The workers also end if this process is killed (SIGKILL)."""
+    and says the run was interrupted, and the worker processes are ended; --resume with the
+    same --out trains the rest. The workers also end if this process is killed (SIGKILL).
+
+    runs in parallel: independent runs go to --workers processes (default: the usable cores),
+    each run seeded by its own seed, so results.csv's accuracies and ε are the same as with
+    --workers 1 (row order aside). A run whose worker dies (killed, out of memory) is recorded
+    as failed, with the reason in results.csv's notes, and the others go on (--retries K runs
+    it again; --resume too). --executor dask --scheduler ADDRESS sends the runs to a Dask
+    cluster instead; its workers read the data from --data-root (a shared filesystem). On
+    Slurm/PBS/SGE/LSF, start the cluster with dask-jobqueue (see the README)."""
 )
 
 
@@ -159,7 +167,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
         type=nonnegative_int("workers"),
-        help="processes for calibration/accounting (0 = automatic: min(2, cores))",
+        help="runs at once, each in a worker process (0 = automatic: the usable cores; 1 = "
+        "every run in this process); the results do not depend on it",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        help="where the runs go: local worker processes (default) or a Dask cluster "
+        "(pip install 'product-noise[dask]')",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --executor dask: the scheduler (tcp://host:8786, a scheduler file .json, "
+        "or 'local' for a local Dask cluster of --workers processes; default local)",
+    )
+    p.add_argument(
+        "--retries",
+        type=nonnegative_int("retries"),
+        help="re-run a failed run (an error, or its worker died) up to K times (0)",
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -179,7 +205,8 @@ def build_config(args: argparse.Namespace) -> tuple[Any, list[Any]]:
         v = getattr(args, name)
         if v is not None:
             overrides[name] = list(v) if isinstance(v, list) else v
-    for name in ("data_root", "model", "epochs", "delta", "max_train", "workers", "task"):
+    names = ("data_root", "model", "epochs", "delta", "max_train", "workers", "task")
+    for name in (*names, "executor", "scheduler", "retries"):
         v = getattr(args, name)
         if v is not None:
             overrides[name] = v

@@ -22,20 +22,16 @@ accountant's own (1e-4 grid). The privacy profile of a mechanism is evaluated on
 from __future__ import annotations
 
 import math
-import os
-import signal
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from ..privacy import CLAIMED, UNVERIFIED, VERIFIED, PrivacyFigure
+from .executors import Executor, InlineExecutor, ProcessExecutor
 
 __all__ = [
     "DPSGDKey",
@@ -456,68 +452,6 @@ def _run_job(kind: str, key: Any, extra: Any) -> dict[str, Any]:
         return compute_dpmix(key, extra)
 
 
-#: ``prctl`` option: the signal the kernel sends this process when its parent dies
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int) -> None:
-    """End this worker process when the process ``parent`` ends, even by SIGKILL.
-
-    On Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``);
-    elsewhere a daemon thread checks every second whether the process was re-parented (POSIX;
-    on Windows, where orphans keep their parent's pid, it never fires). If the parent is
-    already gone, the worker exits at once.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
-                if os.getppid() != parent:  # the parent died before prctl
-                    os._exit(1)
-                return
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-@contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """Block SIGINT in this thread within the block (POSIX; elsewhere do nothing).
-
-    Processes started within it inherit the blocked signal, so Ctrl-C never reaches the
-    workers, not even while they import (before :func:`_init_worker`); a Ctrl-C meanwhile is
-    delivered to this process at the end of the block.
-    """
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _init_worker(parent: int) -> None:
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    _die_with_parent(parent)
-    # Ctrl-C reaches the whole process group: the parent alone decides, and ends the workers
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
-    # one BLAS thread per process: the workers and the training process share the cores
-    threadpool_limits(1)
-
-
 # ====================================================================== the cache
 def _portable(kind: str, key: DPSGDKey | DPMixKey) -> bool:
     """Whether a worker process can compute ``key``: not for a user mechanism, which is
@@ -536,27 +470,29 @@ class AccountingCache:
     Parameters
     ----------
     workers : int
-        Processes that compute in the background (0 or 1: compute in this process, when first
-        needed; a user mechanism's calibration is always computed in this process). They
-        ignore SIGINT (the process that owns them ends them, see :meth:`close`) and end when
-        it ends, even when it is killed.
+        Without ``executor``: processes that compute in the background (0 or 1: compute in
+        this process, when first needed). They ignore SIGINT (the process that owns them ends
+        them, see :meth:`close`) and end when it ends, even when it is killed.
     stored : dict, optional
         Results of an earlier run of the same comparison (``accounting.json``), reused as is.
+    executor : Executor, optional
+        Where to compute instead (the comparison's, shared with its runs; :meth:`close` leaves
+        it open). A user mechanism's calibration is always computed in this process: it is
+        registered here only (its law may be a closure that cannot be pickled).
     """
 
-    def __init__(self, workers: int = 1, stored: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        workers: int = 1,
+        stored: dict[str, Any] | None = None,
+        executor: Executor | None = None,
+    ) -> None:
         self.results: dict[str, dict[str, Any]] = dict(stored or {})
         self._pending: dict[str, Future | tuple[str, Any, Any]] = {}
-        self._pool: ProcessPoolExecutor | None = None
-        if workers > 1:
-            import multiprocessing as mp
-
-            self._pool = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=mp.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(os.getpid(),),
-            )
+        self._own = executor is None and workers > 1
+        self._executor = ProcessExecutor(workers) if self._own else executor
+        if isinstance(self._executor, InlineExecutor):
+            self._executor = None  # compute when first needed, not when scheduled
         self.wait_seconds = 0.0
 
     def submit(self, kind: str, key: DPSGDKey | DPMixKey, extra: Any = None) -> None:
@@ -564,9 +500,9 @@ class AccountingCache:
         name = f"{kind}:{key.name()}"
         if name in self.results or name in self._pending:
             return
-        if self._pool is not None and _portable(kind, key):
-            with _sigint_blocked():  # the first submit starts the workers: see _sigint_blocked
-                self._pending[name] = self._pool.submit(_run_job, kind, key, extra)
+        if self._executor is not None and _portable(kind, key):
+            # priority -1: a run that is ready starts before a calibration waiting for a worker
+            self._pending[name] = self._executor.submit(_run_job, kind, key, extra, priority=-1)
         else:
             self._pending[name] = (kind, key, extra)
 
@@ -577,6 +513,10 @@ class AccountingCache:
             return True
         job = self._pending.get(name)
         return isinstance(job, Future) and job.done()
+
+    def pending(self) -> list[Future]:
+        """The scheduled computations not yet collected by :meth:`get`."""
+        return [j for j in self._pending.values() if isinstance(j, Future)]
 
     def get(self, kind: str, key: DPSGDKey | DPMixKey, extra: Any = None) -> dict[str, Any]:
         """The result for ``key``, computing or waiting for it if needed."""
@@ -593,7 +533,7 @@ class AccountingCache:
         return self.results[name]
 
     def close(self, cancel: bool = False) -> None:
-        """Stop the worker processes.
+        """Stop the worker processes it started (not an executor it was given).
 
         Parameters
         ----------
@@ -601,24 +541,9 @@ class AccountingCache:
             Drop the scheduled computations and end the workers now, running computations
             included (SIGTERM, then SIGKILL after 5 s), instead of letting them finish.
         """
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        if not cancel:
-            pool.shutdown(wait=True, cancel_futures=True)
-            return
-        # a private attribute, read before shutdown clears it (Python 3.14: terminate_workers)
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in processes:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in processes:
-            proc.join(5.0)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-        pool.shutdown(wait=True)  # the pool's manager thread sees the workers gone and ends
+        executor, self._executor = self._executor, None
+        if self._own and executor is not None:
+            executor.close(cancel=cancel)
 
 
 #: the former name of :class:`AccountingCache` (kept for existing code)

@@ -83,7 +83,7 @@ def run_comparison(
         with ``resume=True``).
     """
     from .harness import run_compare
-    from .report import read_rows
+    from .report import read_results
 
     tasks = list(task) if isinstance(task, (list, tuple)) else [task]
     if isinstance(mechanisms, str) or isinstance(epsilons, (int, float)):
@@ -101,4 +101,4 @@ def run_comparison(
         raise KeyboardInterrupt(f"comparison in {result.out} interrupted ({result.interrupted})")
     if result.status:
         raise RuntimeError(f"comparison in {result.out}: some runs failed; see {report}")
-    return [dict(r) for r in read_rows(Path(out) / "results.csv")]
+    return [dict(r) for r in read_results(Path(out) / "results.csv")]

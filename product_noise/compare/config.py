@@ -355,10 +355,21 @@ class CompareConfig:
     max_train : int, optional
         Use at most this many training examples (a seeded subset; for large datasets).
     workers : int
-        Processes for calibration and accounting (0: automatic, 1: none).
+        Runs (and calibrations) at once, each in its own worker process (0: automatic, the
+        usable cores divided by ``threads``; 1: every run in this process, one after
+        another). Each run seeds itself, so the results do not depend on ``workers``.
     threads : int
-        Torch threads of the training runs (0: one, the fastest for small models; the
-        presets of large networks use every usable core).
+        Torch threads of each training run (0: one, the fastest for small models; the
+        presets of large networks use every usable core). Floating-point results can change
+        with the thread count.
+    executor : str
+        ``"local"`` (worker processes on this machine) or ``"dask"`` (a Dask cluster, see
+        ``scheduler``).
+    scheduler : str, optional
+        With ``executor="dask"``: the scheduler's address, a scheduler file (``.json``), or
+        ``"local"`` (a local Dask cluster of ``workers`` processes; the default).
+    retries : int
+        Re-run a failed run (an error, or its worker died) up to this many times.
     task : str, optional
         ``"package.module:callable"`` returning a user's
         :class:`~product_noise.compare.tasks.DPSGDTask` and/or
@@ -398,6 +409,9 @@ class CompareConfig:
     max_train: int | None = None
     workers: int = 0
     threads: int = 0
+    executor: str = "local"
+    scheduler: str | None = None
+    retries: int = 0
     task: str | None = None
     plugins: list[str] = field(default_factory=list)
     name: str = "default"
@@ -565,10 +579,14 @@ class CompareConfig:
             raise ConfigError(
                 f"paper_sensitivity must be 'paper' or 'add_remove', got {self.paper_sensitivity!r}"
             )
-        for name in ("workers", "threads"):
+        for name in ("workers", "threads", "retries"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {v!r}")
+        if self.executor not in ("local", "dask"):
+            raise ConfigError(f"executor must be 'local' or 'dask', got {self.executor!r}")
+        if self.scheduler is not None and self.executor != "dask":
+            raise ConfigError("scheduler is for executor 'dask' (--executor dask --scheduler ...)")
 
     def _validate_data(self, tasks: Sequence[Any] = ()) -> None:
         """The datasets the selected families train on, and the data root of local ones (a

@@ -1,27 +1,32 @@
 """Plan and execute a comparison: every (mechanism, target ε, seed) is one run.
 
-Order of work: every calibration is scheduled first (in worker processes when ``workers > 1``),
-then the runs that need no calibration (references, convex ERM) train while the workers compute,
-then DPMix and DP-SGD, each waiting only for its own calibration. Each finished run is appended
-to ``results.csv`` at once; ``--resume`` skips the runs already there, and the calibrations of an
-earlier run are read back from ``accounting.json``.
+Order of work: every calibration is scheduled first, then each run is submitted, in plan order,
+as soon as its calibration is ready (the references and convex ERM need none). Runs and
+calibrations go to one executor (:mod:`product_noise.compare.executors`): ``workers`` local
+processes by default, this process with ``workers=1``, or a Dask cluster; a run that is ready
+starts before a calibration that waits for a worker. Each run seeds itself
+(:mod:`product_noise.compare.jobs`), so where it ran does not change its row. Each finished run
+is appended to ``results.csv`` at once; ``--resume`` skips the runs already there (not those
+recorded as failed), and the calibrations of an earlier run are read back from
+``accounting.json``.
 
 Ctrl-C (SIGINT) and SIGTERM (what ``timeout`` and Slurm send) stop the runs the same way: the
-calibration workers are ended, the finished rows stay in ``results.csv``, ``report.md`` covers
-them and the status is 128 + the signal's number (130, 143).
+workers are ended, the finished rows stay in ``results.csv``, ``report.md`` covers them and the
+status is 128 + the signal's number (130, 143).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,11 +47,23 @@ from .config import (
 )
 from .data import ClassificationData, load_erm_data, load_nn_data
 from .diagnose import chance_notes
+from .executors import (
+    Executor,
+    InlineExecutor,
+    RemoteError,
+    WorkerDied,
+    make_executor,
+    usable_cores,
+)
+from .jobs import RunContext, import_plugins_once
+from .progress import RunProgress
 from .report import (
     EPOCH_COLUMNS,
+    FAILED_PREFIX,
     RESULT_COLUMNS,
     CsvAppender,
     format_summary,
+    read_results,
     read_rows,
     summarize,
     write_plots,
@@ -262,7 +279,7 @@ def _prepare_out(
     tmp = settings_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(settings, indent=2), encoding="utf-8")
     tmp.replace(settings_path)
-    done = {r["run_id"] for r in read_rows(results)} if resume else set()
+    done = {r["run_id"] for r in read_results(results)} if resume else set()
     stored: dict = {}
     acc_path = out / "accounting.json"
     if resume and acc_path.exists():
@@ -285,7 +302,7 @@ def prepare(cfg: CompareConfig, tasks: Sequence[Task] = ()) -> list[Task]:
     """
     from .tasks import apply_tasks, check_tasks, load_task
 
-    _import_plugins(cfg.plugins)
+    import_plugins_once(cfg.plugins)
     if tasks:
         tasks = check_tasks(list(tasks))
     elif cfg.task:
@@ -293,29 +310,6 @@ def prepare(cfg: CompareConfig, tasks: Sequence[Task] = ()) -> list[Task]:
     apply_tasks(cfg, tasks)
     cfg.validate(tasks=tasks)
     return list(tasks)
-
-
-#: plugin → the mechanisms it registered (a plugin is imported once while they stay registered)
-_PLUGINS: dict[str, list[str]] = {}
-
-
-def _import_plugins(plugins: Sequence[str]) -> None:
-    """:func:`~product_noise.mechanisms.registry.import_plugins`, each plugin once: a
-    ``module:callable`` plugin registers again only if its mechanisms were removed."""
-    from ..mechanisms.registry import REGISTRY, import_plugins
-    from ..validation import InputError
-
-    for item in plugins:
-        if item in _PLUGINS and all(n in REGISTRY for n in _PLUGINS[item]):
-            continue
-        try:
-            _PLUGINS[item] = import_plugins([item])
-        except InputError as err:
-            raise ConfigError(str(err)) from None
-
-
-def _erm_delta(cfg: CompareConfig, data: ClassificationData) -> float:
-    return float(cfg.erm_delta) if cfg.erm_delta is not None else 1.0 / data.n_train**2
 
 
 def _load_data(
@@ -395,16 +389,33 @@ def run_compare(
     nn_data, erm_data = _load_data(cfg, specs, tasks)  # errors before training
     done, stored = _prepare_out(cfg, out, resume, _settings(cfg, nn_data, erm_data))
     todo = [s for s in specs if s.run_id not in done]
-    workers = cfg.workers or min(2, os.cpu_count() or 1)
+    context = RunContext(
+        cfg,
+        tuple(tasks),
+        need_nn=nn_data is not None,
+        need_erm=erm_data is not None,
+        threads=cfg.threads or 1,
+    )
+    context.adopt(nn_data, erm_data)
+    bar = RunProgress(len(todo), enabled=progress)
+    executor = _open_executor(cfg, todo, context, bar)
+    if isinstance(executor, InlineExecutor):  # per-epoch bars only in this process
+        context.progress = progress
 
     import torch
     from threadpoolctl import threadpool_limits
 
     threads = torch.get_num_threads()
-    # small models: one thread is fastest, and leaves a core to the calibration workers
+    # small models: one thread is fastest, and leaves the other cores to the workers
     torch.set_num_threads(cfg.threads or 1)
-    blas = threadpool_limits(1)  # idle BLAS threads spinning beside the workers cost a lot
-    accounting = AccountingCache(workers=workers if _needs_accounting(todo) else 1, stored=stored)
+    blas = threadpool_limits(cfg.threads or 1)  # idle BLAS threads spinning cost a lot
+    inline = isinstance(executor, InlineExecutor)
+    accounting = AccountingCache(
+        # in this process: calibrations in 2 background processes, unless --workers 1
+        workers=min(2, usable_cores()) if inline and cfg.workers != 1 else 1,
+        stored=stored,
+        executor=None if inline else executor,
+    )
     results = CsvAppender(out / "results.csv", RESULT_COLUMNS)
     epochs_csv = CsvAppender(out / "epochs.csv", EPOCH_COLUMNS)
     failures: list[str] = []
@@ -418,20 +429,14 @@ def run_compare(
     t_runs = time.perf_counter()
     with _sigterm_as_interrupt():
         try:
+            sinks = _Sinks(results, epochs_csv, timings, failures, bar)
             finished, interrupted = _run_all(
-                cfg,
-                todo,
-                nn_data,
-                erm_data,
-                accounting,
-                results,
-                epochs_csv,
-                timings,
-                failures,
-                progress,
+                cfg, todo, (nn_data, erm_data), accounting, executor, sinks
             )
         finally:
+            bar.close()
             accounting.close(cancel=interrupted is not None)
+            executor.close(cancel=interrupted is not None)
             results.close()
             epochs_csv.close()
             torch.set_num_threads(threads)
@@ -444,7 +449,7 @@ def run_compare(
             plots,
             timings,
             t_start,
-            workers,
+            executor.where,
             len(specs),
             interrupted,
             failures,
@@ -464,66 +469,122 @@ def run_compare(
     )
 
 
+def _worker_count(cfg: CompareConfig) -> int:
+    """``cfg.workers``, or (0) as many as the usable cores hold at ``cfg.threads`` each."""
+    return cfg.workers or max(1, usable_cores() // max(1, cfg.threads))
+
+
+def _not_portable(cfg: CompareConfig) -> str | None:
+    """Why the runs cannot go to worker processes (a user mechanism registered in this
+    process only, not by one of ``cfg.plugins``), or ``None``."""
+    from ..mechanisms.registry import get_mechanism
+    from .config import noise_of
+    from .jobs import _PLUGINS
+
+    by_plugins = {n for item in cfg.plugins for n in _PLUGINS.get(item, [])}
+    for m in cfg.mechanisms:
+        noise = noise_of(m)
+        spec = None if noise is None else get_mechanism(noise)
+        if spec is not None and spec.user and spec.name not in by_plugins:
+            return (
+                f"the mechanism {spec.name!r} was registered in this process, not by a plugin "
+                "of the configuration (plugins = [...]), so worker processes cannot build it"
+            )
+    return None
+
+
+def _open_executor(
+    cfg: CompareConfig, todo: list[RunSpec], context: RunContext, bar: RunProgress
+) -> Executor:
+    """The executor of ``cfg`` with ``context`` set; this process when the runs cannot leave
+    it (said on the progress stream) or when one worker would do.
+
+    Raises
+    ------
+    ConfigError
+        ``executor="dask"`` without Dask installed, a scheduler that cannot be reached, or
+        runs that cannot leave this process.
+    """
+    workers = _worker_count(cfg)
+    if cfg.executor == "local" and (workers <= 1 or len(todo) <= 1):
+        executor: Executor = InlineExecutor()
+        executor.set_context(context)
+        return executor
+    why = _not_portable(cfg)
+    if why is None:
+        try:
+            import pickle
+
+            pickle.dumps(context)
+        except Exception as err:
+            why = f"the task cannot be sent to worker processes ({type(err).__name__}: {err})"
+    if why is not None:
+        if cfg.executor == "dask":
+            raise ConfigError(f"--executor dask: {why}")
+        bar.note(f"compare: every run in this process: {why}")
+        executor = InlineExecutor()
+        executor.set_context(context)
+        return executor
+    try:
+        executor = make_executor(cfg.executor, workers, context.threads, cfg.scheduler)
+    except ImportError as err:
+        raise ConfigError(str(err)) from None
+    except OSError as err:  # a scheduler address that answers nothing
+        raise ConfigError(f"--scheduler {cfg.scheduler}: cannot connect ({err})") from None
+    executor.set_context(context)
+    return executor
+
+
+@dataclass
+class _Sinks:
+    """Where finished runs go: the two CSV files, the timings, the failures and the bar."""
+
+    results: CsvAppender
+    epochs: CsvAppender
+    timings: dict[str, float]
+    failures: list[str]
+    bar: RunProgress
+
+
 def _run_all(
     cfg: CompareConfig,
     todo: list[RunSpec],
-    nn_data: ClassificationData | None,
-    erm_data: ClassificationData | None,
+    datas: tuple[ClassificationData | None, ClassificationData | None],
     accounting: AccountingCache,
-    results: CsvAppender,
-    epochs_csv: CsvAppender,
-    timings: dict[str, float],
-    failures: list[str],
-    progress: bool,
+    executor: Executor,
+    sinks: _Sinks,
 ) -> tuple[int, signal.Signals | None]:
-    """Train and evaluate the runs ``todo``, each appended to ``results.csv`` as it finishes.
+    """Run ``todo`` on ``executor``, each appended to ``results.csv`` as it finishes.
 
-    A failed run is added to ``failures`` and the others go on. Returns the number of finished
-    runs and the signal that stopped them (``KeyboardInterrupt``: SIGINT; :class:`Terminated`:
-    SIGTERM), if any.
+    A run starts when its calibration is ready, at most ``executor.workers`` at a time, in
+    plan order. A failed run is retried ``cfg.retries`` times, then recorded as failed and the
+    others go on. Returns the number of finished runs and the signal that stopped them
+    (``KeyboardInterrupt``: SIGINT; :class:`Terminated`: SIGTERM), if any.
     """
     dims: dict[str, int] = {}
-    plan_cache: dict = {}
     finished = 0
+    attempts: dict[str, int] = {}
     try:
-        keys = _schedule_calibrations(cfg, todo, nn_data, accounting, dims)
-        bar: Any = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(todo), desc="compare", unit="run", file=sys.stderr)
+        keys = _schedule_calibrations(cfg, todo, datas[0], accounting, dims)
         queue = list(todo)
-        while queue:
-            spec = _next_spec(queue, keys, accounting)
-            queue.remove(spec)
-            if bar is not None:
-                bar.set_postfix_str(f"{spec.mechanism} ε={spec.epsilon} seed={spec.seed}")
-            t0 = time.perf_counter()
-            try:
-                outcome, wait = _execute(
-                    cfg, spec, nn_data, erm_data, accounting, dims, plan_cache, progress
-                )
-                _record(
-                    cfg, spec, outcome, wait, t0, nn_data, erm_data, results, epochs_csv, timings
-                )
-            except KeyboardInterrupt:
-                raise
-            except Exception as err:  # one failed run must not lose the others
-                failures.append(f"{spec.run_id}: {type(err).__name__}: {err}")
-                traceback.print_exc(file=sys.stderr)
-                if bar is not None:
-                    bar.update(1)
-                continue
-            finished += 1
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+        inflight: dict[Future, tuple[RunSpec, float]] = {}
+        while queue or inflight:
+            _start_ready(queue, inflight, keys, accounting, executor, sinks)
+            for fut in _wait_some(inflight, accounting):
+                spec, wait = inflight.pop(fut)
+                error = _collect(cfg, spec, fut, wait, datas, sinks)
+                if error is None:
+                    finished += 1
+                    continue
+                attempts[spec.run_id] = attempts.get(spec.run_id, 0) + 1
+                if attempts[spec.run_id] <= cfg.retries:
+                    sinks.bar.note(f"compare: retrying {spec.run_id} after: {error}")
+                    queue.insert(0, spec)
+                else:
+                    _record_failure(cfg, spec, error, datas, sinks)
     except KeyboardInterrupt as exc:
         sig = signal.Signals(getattr(exc, "signum", signal.SIGINT))
-        print(
-            f"\ninterrupted ({sig.name}): writing the report of the finished runs", file=sys.stderr
-        )
+        sinks.bar.note(f"\ninterrupted ({sig.name}): writing the report of the finished runs")
         return finished, sig
     return finished, None
 
@@ -544,12 +605,110 @@ def _schedule_calibrations(
     return keys
 
 
-def _next_spec(queue: list[RunSpec], keys: dict[str, Any], accounting: AccountingCache) -> RunSpec:
-    """The first run whose calibration is ready (or needs none); else the first (to wait for)."""
-    return next(
-        (s for s in queue if keys[s.run_id] is None or accounting.ready(*keys[s.run_id][:2])),
-        queue[0],
+def _start_ready(
+    queue: list[RunSpec],
+    inflight: dict[Future, tuple[RunSpec, float]],
+    keys: dict[str, Any],
+    accounting: AccountingCache,
+    executor: Executor,
+    sinks: _Sinks,
+) -> None:
+    """Submit, in plan order, the runs whose calibration is ready, up to the executor's
+    capacity; with nothing running, wait for the first run's calibration.
+
+    A calibration that fails fails its run (recorded at once, like a run's own error)."""
+    from .jobs import run_job
+
+    while queue and len(inflight) < executor.workers:
+        spec = next(
+            (s for s in queue if keys[s.run_id] is None or accounting.ready(*keys[s.run_id][:2])),
+            None,
+        )
+        if spec is None:
+            if inflight:
+                return
+            spec = queue[0]  # nothing runs: wait for its calibration here
+        queue.remove(spec)
+        before = accounting.wait_seconds
+        try:
+            calib = accounting.get(*keys[spec.run_id]) if keys[spec.run_id] else None
+        except Exception as err:
+            fut: Future = Future()
+            fut.set_exception(err)
+            inflight[fut] = (spec, accounting.wait_seconds - before)
+            continue
+        sinks.bar.started(f"{spec.mechanism} ε={spec.epsilon} seed={spec.seed}")
+        fut = executor.submit(run_job, spec, calib, with_context=True)
+        inflight[fut] = (spec, accounting.wait_seconds - before)
+
+
+def _wait_some(inflight: dict[Future, Any], accounting: AccountingCache) -> list[Future]:
+    """The finished runs, after waiting for one run or one calibration to finish."""
+    done = [f for f in inflight if f.done()]
+    if done:
+        return done
+    waiting = list(inflight) + [f for f in accounting.pending() if not f.done()]
+    while waiting:  # short waits: Ctrl-C and SIGTERM are handled between them
+        finished, _ = futures_wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
+        if finished:
+            break
+    return [f for f in inflight if f.done()]
+
+
+def _collect(
+    cfg: CompareConfig,
+    spec: RunSpec,
+    fut: Future,
+    wait: float,
+    datas: tuple[ClassificationData | None, ClassificationData | None],
+    sinks: _Sinks,
+) -> str | None:
+    """Record a finished run; returns ``None``, or its error as one line (not recorded)."""
+    try:
+        outcome, seconds = fut.result()
+        _record(cfg, spec, outcome, wait, seconds, datas, sinks)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # one failed run must not lose the others
+        if isinstance(err, RemoteError):
+            print(err.remote_traceback, file=sys.stderr)
+        elif not isinstance(err, WorkerDied):
+            traceback.print_exc(file=sys.stderr)
+        return f"{type(err).__name__}: {err}".replace("\n", " ")
+    sinks.bar.finished(spec.run_id, ok=True, detail=f"accuracy {outcome.accuracy:.3f}")
+    return None
+
+
+def _record_failure(
+    cfg: CompareConfig,
+    spec: RunSpec,
+    error: str,
+    datas: tuple[ClassificationData | None, ClassificationData | None],
+    sinks: _Sinks,
+) -> None:
+    """A run failed for good: a row in ``results.csv`` whose notes say why (``--resume``
+    runs it again), a line in the report's failures, and the bar."""
+    label = target_label(spec.mechanism)
+    fam = family_of(spec.mechanism)
+    data = datas[1] if (fam == "erm" or spec.mechanism == "nonprivate-logreg") else datas[0]
+    sinks.results.write(
+        {
+            "run_id": spec.run_id,
+            "mechanism": spec.mechanism,
+            "family": fam,
+            "dataset": spec.dataset,
+            "model": spec.model,
+            "seed": spec.seed,
+            "target_label": label or "none",
+            "claimed_target_epsilon": spec.epsilon if label == CLAIMED else None,
+            "verified_target_epsilon": spec.epsilon if label == VERIFIED else None,
+            "unverified_target_epsilon": spec.epsilon if label == UNVERIFIED else None,
+            "n_train": data.n_train if data is not None else None,
+            "notes": FAILED_PREFIX + error,
+        }
     )
+    sinks.failures.append(f"{spec.run_id}: {error}")
+    sinks.bar.finished(spec.run_id, ok=False, detail=error)
 
 
 def _record(
@@ -557,21 +716,19 @@ def _record(
     spec: RunSpec,
     outcome: Any,
     wait: float,
-    t0: float,
-    nn_data: ClassificationData | None,
-    erm_data: ClassificationData | None,
-    results: CsvAppender,
-    epochs_csv: CsvAppender,
-    timings: dict[str, float],
+    seconds: float,
+    datas: tuple[ClassificationData | None, ClassificationData | None],
+    sinks: _Sinks,
 ) -> None:
     """Append a finished run to ``results.csv`` and its epochs to ``epochs.csv``; add its
-    times (it started at ``t0`` and waited ``wait`` s for its calibration) to ``timings``."""
-    row = _row(cfg, spec, outcome, nn_data, erm_data)
+    times (it ran ``seconds`` and waited ``wait`` s for its calibration) to the timings."""
+    t0 = time.perf_counter()
+    row = _row(cfg, spec, outcome, *datas)
     row["accounting_seconds"] = outcome.accounting_seconds + wait
-    row["seconds"] = time.perf_counter() - t0  # set before writing; includes the write
-    results.write(row)
+    row["seconds"] = seconds + wait
+    sinks.results.write(row)
     for e in outcome.epochs:
-        epochs_csv.write(
+        sinks.epochs.write(
             {
                 "run_id": spec.run_id,
                 "mechanism": spec.mechanism,
@@ -582,12 +739,12 @@ def _record(
                 **e,
             }
         )
-    elapsed = time.perf_counter() - t0
+    timings = sinks.timings
     timings["train"] += outcome.train_seconds
     timings["accounting (waiting + checks)"] += row["accounting_seconds"]
     timings["harness (per-run overhead)"] += max(
-        0.0, elapsed - outcome.train_seconds - row["accounting_seconds"]
-    )
+        0.0, seconds - outcome.train_seconds - outcome.accounting_seconds
+    ) + (time.perf_counter() - t0)
 
 
 def _write_outputs(
@@ -596,7 +753,7 @@ def _write_outputs(
     plots: bool,
     timings: dict[str, float],
     t_start: float,
-    workers: int,
+    where: str,
     planned: int,
     interrupted: signal.Signals | None,
     failures: list[str],
@@ -606,7 +763,7 @@ def _write_outputs(
     and the plot paths. ``datas`` (the networks' and convex ERM's data) give the report's
     data section: each data set's preprocessing and its majority-class rate."""
     t_rep = time.perf_counter()
-    rows = read_rows(out / "results.csv")
+    rows = read_results(out / "results.csv")
     summary = summarize(rows, order=list(cfg.mechanisms))
     paths: list[Path] = []
     if plots and rows:
@@ -619,7 +776,7 @@ def _write_outputs(
     timings["report and plots"] = time.perf_counter() - t_rep
     timings["total"] = time.perf_counter() - t_start
     config_view = {k: v for k, v in asdict(cfg).items()}
-    config_view["workers (used)"] = workers
+    config_view["runs on"] = where
     write_report(
         out,
         summary,
@@ -715,58 +872,6 @@ def _key(
         )
         return "dpmix", key2, data.y_train
     return None
-
-
-def _execute(
-    cfg: CompareConfig,
-    spec: RunSpec,
-    nn_data: ClassificationData | None,
-    erm_data: ClassificationData | None,
-    accounting: AccountingCache,
-    dims: dict[str, int],
-    plan_cache: dict,
-    progress: bool,
-) -> tuple[Any, float]:
-    from . import runners
-
-    mech = spec.mechanism
-    fam = family_of(mech)
-    if mech == "nonprivate-nn":
-        assert nn_data is not None
-        return runners.run_dpsgd(cfg, nn_data, spec.seed, None, progress=progress), 0.0
-    if mech == "nonprivate-logreg":
-        assert erm_data is not None
-        return runners.run_logreg_reference(cfg, erm_data, spec.seed), 0.0
-    if fam in BASELINE_FAMILIES:
-        from .runners.baselines import run_baseline
-
-        assert nn_data is not None and spec.epsilon is not None
-        return run_baseline(cfg, nn_data, mech, float(spec.epsilon), spec.seed), 0.0
-    if fam == "erm":
-        assert erm_data is not None and spec.epsilon is not None
-        _, method, noise = mech.split("-", 2)
-        return (
-            runners.run_erm(
-                cfg,
-                erm_data,
-                method,
-                noise.replace("-", "_"),
-                float(spec.epsilon),
-                _erm_delta(cfg, erm_data),
-                spec.seed,
-                plan_cache,
-            ),
-            0.0,
-        )
-    key = _key(cfg, spec, nn_data, dims)
-    assert key is not None and nn_data is not None
-    before = accounting.wait_seconds
-    calib = accounting.get(*key)
-    wait = accounting.wait_seconds - before
-    if fam == "dpmix":
-        return runners.run_dpmix(cfg, nn_data, key[1].mixing, spec.seed, calib), wait
-    desc = f"{mech} ε={spec.epsilon:g} seed {spec.seed}"
-    return runners.run_dpsgd(cfg, nn_data, spec.seed, calib, progress=progress, desc=desc), wait
 
 
 def _row(

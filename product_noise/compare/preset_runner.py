@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, default_config, quick_config
+from .executors import usable_cores
 from .presets import Preset
 
 __all__ = ["PresetOutcome", "run_presets", "NOT_RUN", "usable_cores"]
@@ -68,11 +68,6 @@ def _add_wall_time(where: Path, seconds: float) -> tuple[float, int]:
     return total, n
 
 
-def usable_cores() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _config(preset: Preset, overrides: dict[str, Any], quick: bool, workers: int) -> Any:
     base = quick_config() if quick else default_config()
     return dataclasses.replace(
@@ -93,7 +88,7 @@ def _run_one(
     from ..data.loaders import DatasetNotFoundError
     from ..data.roots import dataset_dir
     from .harness import run_compare
-    from .report import read_rows
+    from .report import read_results
 
     t0 = time.perf_counter()
     try:
@@ -114,7 +109,7 @@ def _run_one(
     status = {0: "done", 1: "failed"}.get(result.status, "interrupted")
     outcome = PresetOutcome(preset, status, where, seconds=time.perf_counter() - t0)
     outcome.total_seconds, outcome.invocations = _add_wall_time(where, outcome.seconds)
-    outcome.rows = [dict(r) for r in read_rows(where / "results.csv")]
+    outcome.rows = [dict(r) for r in read_results(where / "results.csv")]
     outcome.config = {
         k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()
     }
@@ -125,13 +120,13 @@ def _run_one(
 
 def _not_run(preset: Preset, out: Path, why: str) -> PresetOutcome:
     """A preset the command did not reach: its earlier rows if its folder has any."""
-    from .report import read_rows
+    from .report import read_results
 
     where = out / preset.name
     if not (where / "results.csv").exists():
         return PresetOutcome(preset, "not started", message=f"not started: {why}")
     outcome = PresetOutcome(preset, "not resumed", where, message=f"not resumed: {why}")
-    outcome.rows = [dict(r) for r in read_rows(where / "results.csv")]
+    outcome.rows = [dict(r) for r in read_results(where / "results.csv")]
     outcome.total_seconds, outcome.invocations = _read_wall_time(where)
     return outcome
 

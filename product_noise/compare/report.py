@@ -30,6 +30,8 @@ __all__ = [
     "EPOCH_COLUMNS",
     "CsvAppender",
     "read_rows",
+    "read_results",
+    "FAILED_PREFIX",
     "summarize",
     "format_summary",
     "write_plots",
@@ -164,6 +166,20 @@ def _target(row: dict[str, Any]) -> float:
         if not math.isnan(t):
             return t
     return math.nan
+
+
+#: how the notes of a run that failed for good begin (its accuracy cell is empty)
+FAILED_PREFIX = "failed: "
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    """The finished runs of a ``results.csv``: :func:`read_rows` without the rows of runs that
+    failed (their notes begin with :data:`FAILED_PREFIX`; ``--resume`` runs them again)."""
+    return [
+        r
+        for r in read_rows(path)
+        if not (r.get("accuracy", "") == "" and r.get("notes", "").startswith(FAILED_PREFIX))
+    ]
 
 
 def summarize(rows: list[dict[str, str]], order: list[str] | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,493 @@
+"""Where a comparison's jobs run: in this process, in a pool of local worker processes, or on a
+Dask cluster.
+
+Every executor has the same small interface: :meth:`~Executor.submit` returns a
+:class:`concurrent.futures.Future`; :meth:`~Executor.set_context` sends one object (the
+comparison's settings and tasks, never its data) to every worker once, and a job submitted with
+``with_context=True`` receives it as its first argument; :meth:`~Executor.close` ends the
+workers (``cancel=True``: now, running jobs included). A job whose worker process dies (killed,
+out of memory) fails with :class:`WorkerDied`, naming the signal or exit code; the other jobs go
+on, on a replacement worker.
+
+The jobs are deterministic in their arguments (each run seeds itself), so where they run does
+not change their results.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+__all__ = [
+    "Executor",
+    "InlineExecutor",
+    "ProcessExecutor",
+    "DaskExecutor",
+    "WorkerDied",
+    "RemoteError",
+    "make_executor",
+    "init_worker_process",
+    "usable_cores",
+]
+
+
+class WorkerDied(RuntimeError):
+    """The worker process running a job ended before the job did (killed, out of memory)."""
+
+
+class RemoteError(RuntimeError):
+    """An exception raised by a job in a worker process (its type, message and traceback)."""
+
+    def __init__(self, type_name: str, message: str, remote_traceback: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.remote_traceback = remote_traceback
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# ================================================================= worker processes' set-up
+#: ``prctl`` option: the signal the kernel sends this process when its parent dies
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker process when the process ``parent`` ends, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``);
+    elsewhere a daemon thread checks every second whether the process was re-parented (POSIX;
+    on Windows, where orphans keep their parent's pid, it never fires). If the parent is
+    already gone, the worker exits at once.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                if os.getppid() != parent:  # the parent died before prctl
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+@contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread within the block (POSIX; elsewhere do nothing).
+
+    Processes started within it inherit the blocked signal, so Ctrl-C never reaches the
+    workers, not even while they import (before :func:`init_worker_process`); a Ctrl-C
+    meanwhile is delivered to this process at the end of the block.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not (
+        threading.main_thread()
+    ):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def init_worker_process(parent: int, threads: int = 1) -> None:
+    """Set up a worker process: it ends with ``parent``, ignores Ctrl-C (the parent alone
+    decides, and ends the workers) and computes on ``threads`` threads (torch and BLAS)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+    from tqdm import tqdm
+
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+    # tqdm's default lock is a multiprocessing one, left behind at exit ("leaked semaphore");
+    # a worker runs one job at a time, so a thread lock does
+    tqdm.set_lock(threading.RLock())
+
+
+def _worker_main(conn: Connection, parent: int, threads: int) -> None:
+    """A worker's loop: receive ``(job id, fn, args, with_context)``, send back
+    ``(job id, ok, value)``; ``("context", obj)`` replaces the context; ``None`` ends it."""
+    init_worker_process(parent, threads)
+    context: Any = None
+    while True:
+        try:
+            msg = _recv(conn)
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        if msg[0] == "context":
+            context = msg[1]
+            continue
+        job_id, fn, args, with_context = msg
+        try:
+            value = fn(context, *args) if with_context else fn(*args)
+            reply = (job_id, True, value)
+        except BaseException as err:  # sent back whole: the parent decides
+            reply = (job_id, False, (type(err).__name__, str(err), traceback.format_exc()))
+        try:
+            _send(conn, reply)
+        except Exception as err:  # an unpicklable result: say so instead of hanging
+            _send(conn, (job_id, False, (type(err).__name__, str(err), traceback.format_exc())))
+
+
+def _send(conn: Connection, obj: Any) -> None:
+    """Send ``obj`` pickled by value: not :class:`multiprocessing.connection.Connection`'s
+    own pickler, with which torch shares tensors through file descriptors that a dying
+    process can leave half-sent."""
+    conn.send_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _recv(conn: Connection) -> Any:
+    return pickle.loads(conn.recv_bytes())
+
+
+def _death_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (killed; out of memory?)" if -exitcode == signal.SIGKILL else ""
+        return f"the worker process died of {name}{hint}"
+    return f"the worker process exited with status {exitcode}"
+
+
+# ======================================================================== the executors
+class Executor:
+    """Runs jobs; see the module's docstring. ``workers`` is how many run at once."""
+
+    workers: int = 1
+    #: where the jobs run, for the report (``"this process"``, ``"2 local processes"``, ...)
+    where: str = "this process"
+
+    def set_context(self, context: Any) -> None:
+        raise NotImplementedError
+
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, with_context: bool = False, priority: int = 0
+    ) -> Future:
+        """Run ``fn(*args)`` (``fn(context, *args)`` with ``with_context``); of the jobs
+        waiting for a worker, those of higher ``priority`` start first, then the older."""
+        raise NotImplementedError
+
+    def close(self, cancel: bool = False) -> None:
+        """End the workers; ``cancel``: drop pending jobs and end running ones now."""
+
+
+class InlineExecutor(Executor):
+    """Runs each job in this process when it is submitted (the future is done on return).
+
+    ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM raised as one) is not caught: it stops the
+    comparison, as before any executor existed.
+    """
+
+    def __init__(self) -> None:
+        self._context: Any = None
+
+    def set_context(self, context: Any) -> None:
+        self._context = context
+
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, with_context: bool = False, priority: int = 0
+    ) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(self._context, *args) if with_context else fn(*args))
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:
+            fut.set_exception(err)
+        return fut
+
+
+class _Worker:
+    def __init__(self, ctx: Any, threads: int, context: Any) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(
+            target=_worker_main, args=(child, os.getpid(), threads), daemon=True
+        )
+        with sigint_blocked():
+            self.proc.start()
+        child.close()
+        self.job: int | None = None
+        if context is not None:
+            _send(self.conn, ("context", context))
+
+
+class ProcessExecutor(Executor):
+    """A pool of ``workers`` local processes (``spawn``), each running one job at a time.
+
+    Unlike :class:`concurrent.futures.ProcessPoolExecutor`, a worker that dies fails only the
+    job it was running (with :class:`WorkerDied`) and is replaced; the pool stays usable. Jobs
+    start by priority, then in submission order. The workers ignore Ctrl-C, compute on
+    ``threads`` threads each and end when this process ends, even by SIGKILL.
+    """
+
+    def __init__(self, workers: int, threads: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.where = f"{workers} local worker processes"
+        self._threads = threads
+        self._mp = mp.get_context("spawn")
+        self._lock = threading.Lock()
+        self._queue: list[tuple[int, int, Future, Callable, tuple, bool]] = []  # a heap
+        self._running: dict[int, Future] = {}
+        self._pool: list[_Worker] = []
+        self._ids = itertools.count()
+        self._context: Any = None
+        self._wake_r, self._wake_w = self._mp.Pipe(duplex=False)
+        self._thread: threading.Thread | None = None
+        self._closing = False
+
+    def set_context(self, context: Any) -> None:
+        pickle.dumps(context)  # fails here, in the caller, if it cannot reach the workers
+        with self._lock:
+            if self._pool:
+                raise RuntimeError("set_context after the workers started")
+            self._context = context
+
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, with_context: bool = False, priority: int = 0
+    ) -> Future:
+        fut: Future = Future()
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("submit after close")
+            job_id = next(self._ids)
+            heapq.heappush(self._queue, (-priority, job_id, fut, fn, args, with_context))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="executor", daemon=True)
+                self._thread.start()
+        self._wake_w.send_bytes(b"")
+        return fut
+
+    # ------------------------------------------------------------------ dispatcher thread
+    def _loop(self) -> None:
+        try:
+            self._serve()
+        except BaseException as err:  # a bug here must fail the jobs, not leave them waiting
+            with self._lock:
+                self._closing = True
+                futs = list(self._running.values()) + [job[2] for job in self._queue]
+                self._queue.clear()
+            for fut in futs:
+                if not fut.done():
+                    fut.set_exception(RuntimeError(f"the executor failed: {err!r}"))
+            raise
+
+    def _serve(self) -> None:
+        if hasattr(signal, "pthread_sigmask"):  # the workers it starts inherit the mask
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        while True:
+            with self._lock:
+                if self._closing:
+                    return
+                self._dispatch()
+                waitables: list[Any] = [self._wake_r]
+                for w in self._pool:
+                    waitables += [w.conn, w.proc.sentinel]
+            for ready in wait(waitables, timeout=1.0):
+                if ready is self._wake_r:
+                    while self._wake_r.poll():
+                        self._wake_r.recv_bytes()
+                    continue
+                with self._lock:
+                    self._handle(ready)
+
+    def _dispatch(self) -> None:
+        """Start workers for the queued jobs and give each idle worker the next job."""
+        while self._queue and len(self._pool) < self.workers:
+            self._pool.append(_Worker(self._mp, self._threads, self._context))
+        for w in self._pool:
+            while w.job is None and self._queue:
+                _, job_id, fut, fn, args, with_context = heapq.heappop(self._queue)
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                try:
+                    _send(w.conn, (job_id, fn, args, with_context))
+                except Exception as err:  # could not be pickled: that job fails, not the pool
+                    fut.set_exception(err)
+                    continue
+                w.job = job_id
+                self._running[job_id] = fut
+
+    def _handle(self, ready: Any) -> None:
+        worker = next((w for w in self._pool if ready in (w.conn, w.proc.sentinel)), None)
+        if worker is None:  # its connection and its sentinel were both ready: handled
+            return
+        try:
+            while worker.conn.poll():  # a reply sent just before dying still counts
+                self._receive(worker)
+        except (EOFError, OSError):
+            pass
+        if ready is worker.proc.sentinel or not worker.proc.is_alive():
+            worker.proc.join()
+            self._pool.remove(worker)
+            if worker.job is not None:
+                fut = self._running.pop(worker.job)
+                fut.set_exception(WorkerDied(_death_reason(worker.proc.exitcode)))
+
+    def _receive(self, worker: _Worker) -> None:
+        job_id, ok, value = _recv(worker.conn)
+        fut = self._running.pop(job_id)
+        worker.job = None
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(RemoteError(*value))
+
+    # ------------------------------------------------------------------------- closing
+    def close(self, cancel: bool = False) -> None:
+        with self._lock:
+            self._closing = True
+            queued = list(self._queue)
+            self._queue.clear()
+        for _, _, fut, *_rest in queued:
+            fut.cancel()
+        self._wake_w.send_bytes(b"")
+        if self._thread is not None:
+            self._thread.join()
+        pool, self._pool = self._pool, []
+        for w in pool:
+            if cancel:
+                w.proc.terminate()
+            else:
+                try:
+                    _send(w.conn, None)
+                except OSError:
+                    pass
+        for w in pool:
+            w.proc.join(5.0 if cancel else None)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join()
+            w.conn.close()
+        for fut in self._running.values():
+            fut.cancel() or fut.done() or fut.set_exception(WorkerDied("the executor was closed"))
+        self._running.clear()
+
+
+# ================================================================================ Dask
+_DASK_MISSING = (
+    "--executor dask needs Dask's distributed scheduler: pip install 'product-noise[dask]' "
+    "(distributed; dask-jobqueue for Slurm/PBS/SGE/LSF)"
+)
+
+
+def _with_context(fn: Callable[..., Any], context: Any, *args: Any) -> Any:
+    return fn(context, *args)
+
+
+class DaskExecutor(Executor):
+    """Jobs on a Dask distributed cluster: ``scheduler`` is an address
+    (``tcp://host:8786``, a scheduler file's ``.json`` path) or ``"local"`` (a
+    :class:`distributed.LocalCluster` of ``workers`` processes, one thread each, started here
+    and closed by :meth:`close`).
+
+    The context is scattered once to every worker (``broadcast=True``); a job is submitted
+    with ``pure=False`` and Dask's own retries off (the comparison retries, ``--retries``). A
+    worker lost while it ran a job fails that job with :class:`WorkerDied` (Dask's
+    ``KilledWorker``; on a local cluster after the first loss, elsewhere after the
+    scheduler's ``distributed.scheduler.allowed-failures``).
+    """
+
+    def __init__(self, scheduler: str, workers: int = 2, threads: int = 1) -> None:
+        try:
+            import dask
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ImportError(_DASK_MISSING) from None
+        self._cluster = None
+        if scheduler == "local":
+            dask.config.set({"distributed.scheduler.allowed-failures": 0})
+            self._cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                env={"OMP_NUM_THREADS": str(threads)},
+            )
+            self._client = Client(self._cluster)
+        elif scheduler.endswith(".json"):
+            self._client = Client(scheduler_file=scheduler)
+        else:
+            self._client = Client(scheduler)
+        info = self._client.scheduler_info()
+        self.workers = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
+        self.where = f"a Dask cluster ({scheduler}, {self.workers} worker threads)"
+        self._context: Any = None
+        self._futures: list[Any] = []
+
+    def set_context(self, context: Any) -> None:
+        self._context = self._client.scatter(context, broadcast=True, hash=False)
+
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, with_context: bool = False, priority: int = 0
+    ) -> Future:
+        from distributed import KilledWorker
+
+        kw = {"pure": False, "priority": priority}
+        if with_context:
+            remote = self._client.submit(_with_context, fn, self._context, *args, **kw)
+        else:
+            remote = self._client.submit(fn, *args, **kw)
+        self._futures.append(remote)
+        fut: Future = Future()
+        fut.set_running_or_notify_cancel()
+
+        def done(r: Any) -> None:
+            try:
+                fut.set_result(r.result())
+            except KilledWorker as err:
+                fut.set_exception(WorkerDied(f"the Dask worker running it was lost ({err})"))
+            except BaseException as err:
+                fut.set_exception(err)
+
+        remote.add_done_callback(done)
+        return fut
+
+    def close(self, cancel: bool = False) -> None:
+        if cancel and self._futures:
+            self._client.cancel(self._futures, force=True)
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(kind: str, workers: int, threads: int = 1, scheduler: str | None = None):
+    """The executor of ``--executor kind``: ``"local"`` (``workers`` ≤ 1: this process, else a
+    :class:`ProcessExecutor`) or ``"dask"`` (a :class:`DaskExecutor` on ``scheduler``)."""
+    if kind == "dask":
+        return DaskExecutor(scheduler or "local", workers=max(1, workers), threads=threads)
+    if kind != "local":
+        raise ValueError(f"unknown executor {kind!r} (local, dask)")
+    return InlineExecutor() if workers <= 1 else ProcessExecutor(workers, threads)
