@@ -19,7 +19,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -39,8 +38,9 @@ def _run(extra: list[str], out: Path) -> float:
 
 
 def _rows(out: Path) -> dict[str, dict[str, str]]:
-    with (out / "results.csv").open(newline="") as fh:
-        return {r["run_id"]: r for r in csv.DictReader(fh)}
+    from product_noise.compare.report import read_results  # finished runs, not failed ones
+
+    return {r["run_id"]: r for r in read_results(out / "results.csv")}
 
 
 def _differences(a: Path, b: Path) -> int:

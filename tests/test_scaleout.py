@@ -275,3 +275,24 @@ def test_sigterm_leaves_no_process_and_resume_completes_the_plan(tmp_path: Path)
     assert main(["compare", *args, "--resume"]) == 0
     after = [r["run_id"] for r in _rows_list(out)]
     assert len(after) == len(set(after)) == 10 and before <= set(after)
+
+
+def test_dask_missing_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys) -> None:
+    """Without ``distributed`` installed, ``--executor dask`` says what to install (exit 2)."""
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    args = ["compare", "--quick", "--mechanisms", "nonprivate-logreg", "--seeds", "0", "1"]
+    args += ["--executor", "dask", "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'product-noise[dask]'" in err[0]
+
+
+def test_dask_workers_of_several_threads_are_refused(tmp_path) -> None:
+    """Two runs in one worker process would share its random state: one error, exit 2."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        args = ["compare", "--quick", "--mechanisms", "nonprivate-logreg", "--seeds", "0", "1"]
+        args += ["--executor", "dask", "--scheduler", cluster.scheduler_address]
+        assert main([*args, "--out", str(tmp_path / "o"), "--no-progress"]) == 2

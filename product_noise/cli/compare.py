@@ -167,8 +167,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
         type=nonnegative_int("workers"),
-        help="runs at once, each in a worker process (0 = automatic: the usable cores; 1 = "
-        "every run in this process); the results do not depend on it",
+        help="runs at once, each in a worker process (0 = automatic: the usable cores divided "
+        "by the threads of a run; 1 = every run in this process); the results do not depend "
+        "on it",
     )
     p.add_argument(
         "--executor",

@@ -38,6 +38,7 @@ __all__ = [
     "DaskExecutor",
     "WorkerDied",
     "RemoteError",
+    "SchedulerError",
     "make_executor",
     "init_worker_process",
     "usable_cores",
@@ -239,7 +240,13 @@ class _Worker:
         child.close()
         self.job: int | None = None
         if context is not None:
-            _send(self.conn, ("context", context))
+            try:
+                _send(self.conn, ("context", context))
+            except OSError:
+                self.proc.kill()
+                self.proc.join()
+                self.conn.close()
+                raise
 
 
 class ProcessExecutor(Executor):
@@ -267,6 +274,7 @@ class ProcessExecutor(Executor):
         self._wake_r, self._wake_w = self._mp.Pipe(duplex=False)
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._failed_starts = 0
 
     def set_context(self, context: Any) -> None:
         pickle.dumps(context)  # fails here, in the caller, if it cannot reach the workers
@@ -326,19 +334,43 @@ class ProcessExecutor(Executor):
     def _dispatch(self) -> None:
         """Start workers for the queued jobs and give each idle worker the next job."""
         while self._queue and len(self._pool) < self.workers:
-            self._pool.append(_Worker(self._mp, self._threads, self._context))
+            if not self._start_worker():
+                break
         for w in self._pool:
-            while w.job is None and self._queue:
-                _, job_id, fut, fn, args, with_context = heapq.heappop(self._queue)
-                if not fut.set_running_or_notify_cancel():
+            while w.job is None and self._queue and w.proc.is_alive():
+                item = heapq.heappop(self._queue)
+                _, job_id, fut, fn, args, with_context = item
+                if not (fut.running() or fut.set_running_or_notify_cancel()):
                     continue
                 try:
                     _send(w.conn, (job_id, fn, args, with_context))
+                except OSError:  # the worker just died: the job waits for another one
+                    heapq.heappush(self._queue, item)
+                    break
                 except Exception as err:  # could not be pickled: that job fails, not the pool
                     fut.set_exception(err)
                     continue
                 w.job = job_id
                 self._running[job_id] = fut
+
+    def _start_worker(self) -> bool:
+        """Start one worker; after 3 starts in a row that die before they take the context,
+        fail the queued jobs (a context too large for the memory, say) instead of looping."""
+        try:
+            worker = _Worker(self._mp, self._threads, self._context)
+        except OSError as err:  # died before it read the context
+            self._failed_starts += 1
+            if self._failed_starts >= 3:
+                why = f"3 worker processes died as they started ({err!r})"
+                for *_, fut, _fn, _args, _wc in self._queue:
+                    if not fut.done():
+                        fut.set_exception(WorkerDied(why))
+                self._queue.clear()
+                self._failed_starts = 0
+            return False
+        self._failed_starts = 0
+        self._pool.append(worker)
+        return True
 
     def _handle(self, ready: Any) -> None:
         worker = next((w for w in self._pool if ready in (w.conn, w.proc.sentinel)), None)
@@ -349,6 +381,12 @@ class ProcessExecutor(Executor):
                 self._receive(worker)
         except (EOFError, OSError):
             pass
+        except Exception as err:  # a reply that cannot be read: fail its job, end the worker
+            if worker.job is not None:
+                fut = self._running.pop(worker.job)
+                worker.job = None
+                fut.set_exception(RemoteError(type(err).__name__, str(err), ""))
+            worker.proc.kill()
         if ready is worker.proc.sentinel or not worker.proc.is_alive():
             worker.proc.join()
             self._pool.remove(worker)
@@ -367,20 +405,25 @@ class ProcessExecutor(Executor):
 
     # ------------------------------------------------------------------------- closing
     def close(self, cancel: bool = False) -> None:
+        """End the workers. Without ``cancel``, call it when no job runs: a worker's
+        parent-death signal is bound to the dispatcher thread, which ends here, so a job still
+        running then fails with :class:`WorkerDied`."""
         with self._lock:
             self._closing = True
             queued = list(self._queue)
             self._queue.clear()
+            pool = list(self._pool)
         for _, _, fut, *_rest in queued:
             fut.cancel()
+        if cancel:  # first, so that a worker the dispatcher is busy with cannot hold it up
+            for w in pool:
+                w.proc.terminate()
         self._wake_w.send_bytes(b"")
         if self._thread is not None:
             self._thread.join()
         pool, self._pool = self._pool, []
         for w in pool:
-            if cancel:
-                w.proc.terminate()
-            else:
+            if not cancel:
                 try:
                     _send(w.conn, None)
                 except OSError:
@@ -394,6 +437,8 @@ class ProcessExecutor(Executor):
         for fut in self._running.values():
             fut.cancel() or fut.done() or fut.set_exception(WorkerDied("the executor was closed"))
         self._running.clear()
+        self._wake_r.close()
+        self._wake_w.close()
 
 
 # ================================================================================ Dask
@@ -403,8 +448,23 @@ _DASK_MISSING = (
 )
 
 
-def _with_context(fn: Callable[..., Any], context: Any, *args: Any) -> Any:
-    return fn(context, *args)
+class SchedulerError(RuntimeError):
+    """The Dask scheduler cannot be used: unreachable, no worker joined, or workers of more
+    than one thread (bad input: the user's cluster, not a bug)."""
+
+
+def _limited(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on ``threads`` torch and BLAS threads (a Dask worker's job)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    with threadpool_limits(threads):
+        return fn(*args)
+
+
+def _with_context(threads: int, fn: Callable[..., Any], context: Any, *args: Any) -> Any:
+    return _limited(threads, fn, context, *args)
 
 
 class DaskExecutor(Executor):
@@ -413,20 +473,29 @@ class DaskExecutor(Executor):
     :class:`distributed.LocalCluster` of ``workers`` processes, one thread each, started here
     and closed by :meth:`close`).
 
-    The context is scattered once to every worker (``broadcast=True``); a job is submitted
-    with ``pure=False`` and Dask's own retries off (the comparison retries, ``--retries``). A
-    worker lost while it ran a job fails that job with :class:`WorkerDied` (Dask's
-    ``KilledWorker``; on a local cluster after the first loss, elsewhere after the
-    scheduler's ``distributed.scheduler.allowed-failures``).
+    Every worker must have one thread: runs seed process-global random generators, so two
+    runs in one process at once would not give the results of one process. The executor
+    waits up to ``wait_seconds`` for a first worker (batch jobs may still be queued) and runs
+    as many jobs at once as the cluster has worker threads, re-read as workers join or
+    leave. The context is scattered once to every worker (``broadcast=True``); a job is
+    submitted with ``pure=False`` and, on a local cluster, Dask's own retries off (the
+    comparison retries, ``--retries``). A worker lost while it ran a job fails that job with
+    :class:`WorkerDied` (Dask's ``KilledWorker``; on a local cluster after the first loss,
+    elsewhere after the scheduler's ``distributed.scheduler.allowed-failures``).
     """
 
-    def __init__(self, scheduler: str, workers: int = 2, threads: int = 1) -> None:
+    def __init__(
+        self, scheduler: str, workers: int = 2, threads: int = 1, wait_seconds: float = 120.0
+    ) -> None:
         try:
             import dask
             from distributed import Client, LocalCluster
-        except ImportError:
-            raise ImportError(_DASK_MISSING) from None
+        except ImportError as err:
+            if err.name in ("dask", "distributed"):
+                raise ImportError(_DASK_MISSING) from None
+            raise
         self._cluster = None
+        self._threads = threads
         if scheduler == "local":
             dask.config.set({"distributed.scheduler.allowed-failures": 0})
             self._cluster = LocalCluster(
@@ -437,15 +506,36 @@ class DaskExecutor(Executor):
                 env={"OMP_NUM_THREADS": str(threads)},
             )
             self._client = Client(self._cluster)
-        elif scheduler.endswith(".json"):
-            self._client = Client(scheduler_file=scheduler)
         else:
-            self._client = Client(scheduler)
-        info = self._client.scheduler_info()
-        self.workers = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
+            self._client = _connect(Client, scheduler)
+        try:
+            self._client.wait_for_workers(1, timeout=wait_seconds)
+        except (TimeoutError, OSError):
+            self.close()
+            raise SchedulerError(
+                f"--scheduler {scheduler}: no worker joined within {wait_seconds:.0f} s"
+            ) from None
+        several = {w: n for w, n in self._client.nthreads().items() if n != 1}
+        if several:
+            self.close()
+            raise SchedulerError(
+                f"--scheduler {scheduler}: workers with more than one thread ({several}); start "
+                "them with one thread each (dask worker --nthreads 1; dask-jobqueue: processes "
+                "equal to cores), since two runs in one process would share its random state"
+            )
+        self._checked = (0.0, 1)
         self.where = f"a Dask cluster ({scheduler}, {self.workers} worker threads)"
         self._context: Any = None
-        self._futures: list[Any] = []
+        self._futures: set[Any] = set()
+
+    @property  # type: ignore[override]
+    def workers(self) -> int:
+        """The cluster's worker threads now (re-read at most every 2 s; at least 1)."""
+        t, n = self._checked
+        if time.monotonic() - t > 2.0:
+            n = max(1, sum(self._client.nthreads().values()))
+            self._checked = (time.monotonic(), n)
+        return n
 
     def set_context(self, context: Any) -> None:
         self._context = self._client.scatter(context, broadcast=True, hash=False)
@@ -457,14 +547,17 @@ class DaskExecutor(Executor):
 
         kw = {"pure": False, "priority": priority}
         if with_context:
-            remote = self._client.submit(_with_context, fn, self._context, *args, **kw)
+            remote = self._client.submit(
+                _with_context, self._threads, fn, self._context, *args, **kw
+            )
         else:
-            remote = self._client.submit(fn, *args, **kw)
-        self._futures.append(remote)
+            remote = self._client.submit(_limited, self._threads, fn, *args, **kw)
+        self._futures.add(remote)
         fut: Future = Future()
         fut.set_running_or_notify_cancel()
 
         def done(r: Any) -> None:
+            self._futures.discard(r)
             try:
                 fut.set_result(r.result())
             except KilledWorker as err:
@@ -477,10 +570,21 @@ class DaskExecutor(Executor):
 
     def close(self, cancel: bool = False) -> None:
         if cancel and self._futures:
-            self._client.cancel(self._futures, force=True)
+            self._client.cancel(list(self._futures), force=True)
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _connect(client: Callable[..., Any], scheduler: str) -> Any:
+    """A client of the scheduler at ``scheduler`` (an address or a ``.json`` scheduler file);
+    :class:`SchedulerError` when it does not answer."""
+    try:
+        if scheduler.endswith(".json"):
+            return client(scheduler_file=scheduler, timeout="30s")
+        return client(scheduler, timeout="30s")
+    except (OSError, TimeoutError, ValueError) as err:
+        raise SchedulerError(f"--scheduler {scheduler}: cannot connect ({err})") from None
 
 
 def make_executor(kind: str, workers: int, threads: int = 1, scheduler: str | None = None):

@@ -51,6 +51,7 @@ from .executors import (
     Executor,
     InlineExecutor,
     RemoteError,
+    SchedulerError,
     WorkerDied,
     make_executor,
     usable_cores,
@@ -398,9 +399,13 @@ def run_compare(
     )
     context.adopt(nn_data, erm_data)
     bar = RunProgress(len(todo), enabled=progress)
-    executor = _open_executor(cfg, todo, context, bar)
-    if isinstance(executor, InlineExecutor):  # per-epoch bars only in this process
-        context.progress = progress
+    try:
+        executor = _open_executor(cfg, todo, context, bar)
+    except BaseException:
+        bar.close()
+        raise
+    if isinstance(executor, InlineExecutor):  # per-epoch bars: in this process, on a terminal
+        context.progress = progress and bar.tty
 
     import torch
     from threadpoolctl import threadpool_limits
@@ -527,10 +532,12 @@ def _open_executor(
         return executor
     try:
         executor = make_executor(cfg.executor, workers, context.threads, cfg.scheduler)
-    except ImportError as err:
+    except SchedulerError as err:  # the user's cluster: unreachable, no worker, threads
         raise ConfigError(str(err)) from None
-    except OSError as err:  # a scheduler address that answers nothing
-        raise ConfigError(f"--scheduler {cfg.scheduler}: cannot connect ({err})") from None
+    except ImportError as err:
+        if "product-noise[dask]" not in str(err):  # a broken install, not bad input
+            raise
+        raise ConfigError(str(err)) from None
     executor.set_context(context)
     return executor
 
@@ -666,7 +673,6 @@ def _collect(
     """Record a finished run; returns ``None``, or its error as one line (not recorded)."""
     try:
         outcome, seconds = fut.result()
-        _record(cfg, spec, outcome, wait, seconds, datas, sinks)
     except KeyboardInterrupt:
         raise
     except Exception as err:  # one failed run must not lose the others
@@ -675,6 +681,8 @@ def _collect(
         elif not isinstance(err, WorkerDied):
             traceback.print_exc(file=sys.stderr)
         return f"{type(err).__name__}: {err}".replace("\n", " ")
+    # outside the try: a row that cannot be written is an internal error, not a run to retry
+    _record(cfg, spec, outcome, wait, seconds, datas, sinks)
     sinks.bar.finished(spec.run_id, ok=True, detail=f"accuracy {outcome.accuracy:.3f}")
     return None
 

@@ -43,8 +43,8 @@ class RunProgress:
         self._bar: Any = None
         self._enabled = enabled and total > 0
         isatty = getattr(self._stream, "isatty", lambda: False)
-        self._tty = isatty() if tty is None else tty
-        if self._enabled and self._tty:
+        self.tty = isatty() if tty is None else tty
+        if self._enabled and self.tty:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=total, desc="compare", unit="run", file=self._stream)
