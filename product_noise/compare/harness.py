@@ -696,25 +696,7 @@ def _record_failure(
 ) -> None:
     """A run failed for good: a row in ``results.csv`` whose notes say why (``--resume``
     runs it again), a line in the report's failures, and the bar."""
-    label = target_label(spec.mechanism)
-    fam = family_of(spec.mechanism)
-    data = datas[1] if (fam == "erm" or spec.mechanism == "nonprivate-logreg") else datas[0]
-    sinks.results.write(
-        {
-            "run_id": spec.run_id,
-            "mechanism": spec.mechanism,
-            "family": fam,
-            "dataset": spec.dataset,
-            "model": spec.model,
-            "seed": spec.seed,
-            "target_label": label or "none",
-            "claimed_target_epsilon": spec.epsilon if label == CLAIMED else None,
-            "verified_target_epsilon": spec.epsilon if label == VERIFIED else None,
-            "unverified_target_epsilon": spec.epsilon if label == UNVERIFIED else None,
-            "n_train": data.n_train if data is not None else None,
-            "notes": FAILED_PREFIX + error,
-        }
-    )
+    sinks.results.write({**_spec_columns(spec, *datas), "notes": FAILED_PREFIX + error})
     sinks.failures.append(f"{spec.run_id}: {error}")
     sinks.bar.finished(spec.run_id, ok=False, detail=error)
 
@@ -882,17 +864,15 @@ def _key(
     return None
 
 
-def _row(
-    cfg: CompareConfig,
-    spec: RunSpec,
-    o: Any,
-    nn_data: ClassificationData | None,
-    erm_data: ClassificationData | None,
+def _spec_columns(
+    spec: RunSpec, nn_data: ClassificationData | None, erm_data: ClassificationData | None
 ) -> dict[str, Any]:
+    """The columns of a ``results.csv`` row that the plan fixes (what ran, on what, aimed at
+    which labelled ε): those of a finished run and of a failed one alike."""
     label = target_label(spec.mechanism)
     fam = family_of(spec.mechanism)
     data = erm_data if (fam == "erm" or spec.mechanism == "nonprivate-logreg") else nn_data
-    row: dict[str, Any] = {
+    return {
         "run_id": spec.run_id,
         "mechanism": spec.mechanism,
         "family": fam,
@@ -903,6 +883,21 @@ def _row(
         "claimed_target_epsilon": spec.epsilon if label == CLAIMED else None,
         "verified_target_epsilon": spec.epsilon if label == VERIFIED else None,
         "unverified_target_epsilon": spec.epsilon if label == UNVERIFIED else None,
+        "n_train": data.n_train if data is not None else None,
+    }
+
+
+def _row(
+    cfg: CompareConfig,
+    spec: RunSpec,
+    o: Any,
+    nn_data: ClassificationData | None,
+    erm_data: ClassificationData | None,
+) -> dict[str, Any]:
+    fam = family_of(spec.mechanism)
+    data = erm_data if (fam == "erm" or spec.mechanism == "nonprivate-logreg") else nn_data
+    row: dict[str, Any] = {
+        **_spec_columns(spec, nn_data, erm_data),
         "claimed_epsilon": o.claimed.epsilon if o.claimed is not None else None,
         "claimed_delta": o.claimed.delta if o.claimed is not None else None,
         "verified_epsilon": o.verified.epsilon if o.verified is not None else None,
@@ -912,7 +907,6 @@ def _row(
         "noise_scale": o.noise_scale,
         "dim": o.dim,
         "steps": o.steps,
-        "n_train": data.n_train if data is not None else None,
         "accuracy": o.accuracy,
         "train_seconds": o.train_seconds,
         "claimed_source": o.claimed.source if o.claimed is not None else "",
