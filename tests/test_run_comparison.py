@@ -389,7 +389,7 @@ def test_toml_task_and_plugins_round_trip(tmp_path: Path, monkeypatch, capsys) -
     base = ["compare", "--config", str(toml), "--out", str(out), "--no-progress", "--no-plots"]
     assert main(base) == 0
     rows = _rows(out / "results.csv")
-    assert [(r["dataset"], r["model"], r["seed"]) for r in rows] == [
+    assert sorted((r["dataset"], r["model"], r["seed"]) for r in rows) == [
         ("toml-task", "model", "0"),
         ("toml-task", "model", "1"),
     ]
