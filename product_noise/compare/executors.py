@@ -230,7 +230,7 @@ class InlineExecutor(Executor):
 
 
 class _Worker:
-    def __init__(self, ctx: Any, threads: int, context: Any) -> None:
+    def __init__(self, ctx: Any, threads: int, context: bytes | None) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(
             target=_worker_main, args=(child, os.getpid(), threads), daemon=True
@@ -239,9 +239,9 @@ class _Worker:
             self.proc.start()
         child.close()
         self.job: int | None = None
-        if context is not None:
+        if context is not None:  # ``("context", obj)`` pickled once by set_context
             try:
-                _send(self.conn, ("context", context))
+                self.conn.send_bytes(context)
             except OSError:
                 self.proc.kill()
                 self.proc.join()
@@ -270,18 +270,20 @@ class ProcessExecutor(Executor):
         self._running: dict[int, Future] = {}
         self._pool: list[_Worker] = []
         self._ids = itertools.count()
-        self._context: Any = None
+        self._context: bytes | None = None  # ("context", obj), pickled once
         self._wake_r, self._wake_w = self._mp.Pipe(duplex=False)
         self._thread: threading.Thread | None = None
         self._closing = False
         self._failed_starts = 0
 
     def set_context(self, context: Any) -> None:
-        pickle.dumps(context)  # fails here, in the caller, if it cannot reach the workers
+        """Pickle ``context`` once, here (an unpicklable one fails in the caller), for every
+        worker to receive as it starts."""
+        payload = pickle.dumps(("context", context), protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
             if self._pool:
                 raise RuntimeError("set_context after the workers started")
-            self._context = context
+            self._context = payload
 
     def submit(
         self, fn: Callable[..., Any], *args: Any, with_context: bool = False, priority: int = 0

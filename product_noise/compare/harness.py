@@ -484,9 +484,9 @@ def _not_portable(cfg: CompareConfig) -> str | None:
     process only, not by one of ``cfg.plugins``), or ``None``."""
     from ..mechanisms.registry import get_mechanism
     from .config import noise_of
-    from .jobs import _PLUGINS
+    from .jobs import plugin_mechanisms
 
-    by_plugins = {n for item in cfg.plugins for n in _PLUGINS.get(item, [])}
+    by_plugins = plugin_mechanisms(cfg.plugins)
     for m in cfg.mechanisms:
         noise = noise_of(m)
         spec = None if noise is None else get_mechanism(noise)
@@ -518,26 +518,23 @@ def _open_executor(
     why = _not_portable(cfg)
     if why is None:
         try:
-            import pickle
-
-            pickle.dumps(context)
+            executor = make_executor(cfg.executor, workers, context.threads, cfg.scheduler)
+        except SchedulerError as err:  # the user's cluster: unreachable, no worker, threads
+            raise ConfigError(str(err)) from None
+        except ImportError as err:
+            if "product-noise[dask]" not in str(err):  # a broken install, not bad input
+                raise
+            raise ConfigError(str(err)) from None
+        try:
+            executor.set_context(context)  # pickles it once: fails here if it cannot travel
+            return executor
         except Exception as err:
+            executor.close(cancel=True)
             why = f"the task cannot be sent to worker processes ({type(err).__name__}: {err})"
-    if why is not None:
-        if cfg.executor == "dask":
-            raise ConfigError(f"--executor dask: {why}")
-        bar.note(f"compare: every run in this process: {why}")
-        executor = InlineExecutor()
-        executor.set_context(context)
-        return executor
-    try:
-        executor = make_executor(cfg.executor, workers, context.threads, cfg.scheduler)
-    except SchedulerError as err:  # the user's cluster: unreachable, no worker, threads
-        raise ConfigError(str(err)) from None
-    except ImportError as err:
-        if "product-noise[dask]" not in str(err):  # a broken install, not bad input
-            raise
-        raise ConfigError(str(err)) from None
+    if cfg.executor == "dask":
+        raise ConfigError(f"--executor dask: {why}")
+    bar.note(f"compare: every run in this process: {why}")
+    executor = InlineExecutor()
     executor.set_context(context)
     return executor
 

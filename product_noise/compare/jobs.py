@@ -50,6 +50,12 @@ def import_plugins_once(plugins: Any) -> None:
             raise ConfigError(str(err)) from None
 
 
+def plugin_mechanisms(plugins: Any) -> set[str]:
+    """The mechanisms that :func:`import_plugins_once` registered for ``plugins`` (those a
+    worker process registers too when it imports them)."""
+    return {name for item in plugins for name in _PLUGINS.get(item, [])}
+
+
 @dataclass
 class RunContext:
     """What every run of one comparison shares.
