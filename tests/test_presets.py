@@ -114,6 +114,26 @@ def test_builders_reproduce_the_papers_models(tmp_path: Path) -> None:
     assert (ml.optimizer, ml.lr, ml.batch_size, ml.max_grad_norm) == ("adam", 0.01, 10_000, 5.0)
 
 
+def test_every_preset_task_can_go_to_worker_processes(tmp_path: Path) -> None:
+    """A preset's tasks pickle, so its runs go to the --workers processes. Regression: the
+    adult, imdb and movielens builders made their models with a lambda, and their runs fell
+    back to one process ("Can't pickle local object")."""
+    import pickle
+
+    write_mnist(tmp_path / "fashion-mnist", layout="flat", n_train=40, n_test=20)
+    write_mnist(tmp_path / "mnist", layout="flat", n_train=0, n_test=30)
+    write_adult(tmp_path / "adult", n_data=40, n_test=10)
+    write_imdb_labelled(tmp_path / "imdb")
+    write_u_data(tmp_path / "movielens-100k", folder=False)
+    for name in ("fashion-mnist", "mnist-test-split", "adult", "imdb", "movielens-100k"):
+        p = PRESETS[name]
+        tasks, _ = p.build(tmp_path / p.folder, True)
+        for task in tasks:
+            copy = pickle.loads(pickle.dumps(task))
+            model = copy.model()
+            assert sum(q.numel() for q in model.parameters()) > 0, name
+
+
 # ====================================================================== end to end
 @pytest.fixture
 def image_and_adult_root(tmp_path: Path) -> Path:

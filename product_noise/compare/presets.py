@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial  # models as picklable factories: runs go to worker processes
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +196,7 @@ def _adult_task(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any]]:
     data = load_adult_dpsgd(folder)
     d = int(data.info["in_features"])
     return _dpsgd_task(
-        "adult", data, lambda: AdultMLP(d), "AdultMLP", quick, batch=256, epochs=40,
+        "adult", data, partial(AdultMLP, d), "AdultMLP", quick, batch=256, epochs=40,
         lr=0.15, momentum=0.0, max_grad_norm=1.0,
     )  # fmt: skip
 
@@ -207,7 +208,7 @@ def _imdb_task(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any]]:
     data = load_imdb(folder)
     vocab = int(data.info["vocab_size"])
     return _dpsgd_task(
-        "imdb", data, lambda: ImdbNet(vocab), "ImdbNet", quick, batch=512, epochs=60,
+        "imdb", data, partial(ImdbNet, vocab), "ImdbNet", quick, batch=512, epochs=60,
         optimizer="adam", lr=0.02, max_grad_norm=1.0,
     )  # fmt: skip
 
@@ -219,7 +220,7 @@ def _movielens_task(folder: Path, quick: bool) -> tuple[list[Any], dict[str, Any
     data = load_movielens(folder)
     users, items = int(data.info["num_users"]), int(data.info["num_items"])
     return _dpsgd_task(
-        "movielens-100k", data, lambda: NeuMF(users, items), "NeuMF", quick, batch=10_000,
+        "movielens-100k", data, partial(NeuMF, users, items), "NeuMF", quick, batch=10_000,
         epochs=20, optimizer="adam", lr=0.01, max_grad_norm=5.0,
     )  # fmt: skip
 
