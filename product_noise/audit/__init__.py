@@ -7,6 +7,8 @@ bound" beside both. It can refute a claim, and a verified figure must never fall
 ``sampler``   :func:`audit_mechanism`: distinguishing tests on a mechanism's real sampler (δ at ε)
 ``dpsgd``     canary audits of real DP-SGD runs through :class:`product_noise.PrivacyEngine`
 ``dpmix``     the canary audit of a DPMix release
+``worst_case`` worst-case initial parameters and canary label of the black-box DP-SGD audit
+              (Annamalai and De Cristofaro 2024)
 ``training``  :func:`audit_training`: one audit of either kind, with its claimed and verified ε
 ``result``    :class:`TrainingAuditResult`, :func:`audit_mechanisms` (what the training audit
               accepts, user mechanisms included)

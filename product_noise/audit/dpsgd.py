@@ -1,7 +1,8 @@
 """Canary audits of real DP-SGD runs through :class:`product_noise.PrivacyEngine`.
 
-Threat models (white box with a Dirac gradient canary; final model with an input canary) and
-the validity argument are described in :mod:`product_noise.audit.training`.
+Threat models (white box with a Dirac gradient canary; final model with an input canary, from
+zero or from worst-case initial parameters) and the validity argument are described in
+:mod:`product_noise.audit.training`.
 
 Any registered ``audit`` mechanism can be audited, a user's included. A spherical one (a radial
 law) is scored by the exact log-likelihood ratio of its radius law; another (a user's sampler,
@@ -29,6 +30,8 @@ from .bounds import epsilon_lower_bound
 from .result import TrainingAuditResult, digits_sample, score_estimate
 
 _CANARY_GRAD = 1e6  # forced pre-clipping gradient value of the Dirac canary (≫ C)
+#: the black-box threat model with worst-case initial parameters (Annamalai, De Cristofaro 2024)
+WORST_CASE = "final-model-worst-case"
 
 
 def _noise_family(mechanism: str) -> str:
@@ -46,7 +49,8 @@ class _DPSGDRun:
     The dataset is ``n_records`` digits plus one canary row (last). White box: its per-sample
     gradient is forced to ``L e_j`` (canary present) or 0 (absent) in Opacus' ``grad_sample``
     before clipping. Final model: the row is the all-ones image with label 0 and keeps its own
-    gradient (present) or has it zeroed (absent).
+    gradient (present) or has it zeroed (absent). Final model, worst case: the same, from the
+    worst-case θ₀ and with the worst-case label (:mod:`product_noise.audit.worst_case`).
     """
 
     def __init__(
@@ -69,17 +73,19 @@ class _DPSGDRun:
 
         X, y = digits_sample(n_records, data_seed)
         self.threat_model = threat_model
+        theta0, label = _initial_parameters(X, y, threat_model)
         # the canary row: its input is unused in the white-box audit (gradient forced)
-        canary = np.ones if threat_model == "final-model" else np.zeros
+        canary = np.zeros if threat_model == "white-box" else np.ones
         X = np.vstack([X, canary((1, X.shape[1]))])
-        y = np.append(y, 0)
+        y = np.append(y, label)
         self.X = torch.from_numpy(X)
         self.y = torch.from_numpy(y).long()
         self.n_known = n_records
         model = nn.Linear(self.X.shape[1], 10).double()
-        with torch.no_grad():
-            for p in model.parameters():
-                p.zero_()
+        with torch.no_grad():  # θ₀: zero, or the worst-case fit (weight row-major, then bias)
+            flat = torch.from_numpy(theta0)
+            model.weight.copy_(flat[: model.weight.numel()].view_as(model.weight))
+            model.bias.copy_(flat[model.weight.numel() :])
         loader = DataLoader(TensorDataset(self.X, self.y), batch_size=len(self.y))
         with warnings.catch_warnings():
             # Opacus warns once per engine that its secure RNG is off: an audit draws its noise
@@ -192,6 +198,18 @@ class _DPSGDRun:
             if pbar is not None:
                 pbar.update(1)
         return scores
+
+
+def _initial_parameters(X: np.ndarray, y: np.ndarray, threat_model: str) -> tuple[np.ndarray, int]:
+    """θ₀ (flat, float64) and the canary's label: zero and label 0, or for
+    ``"final-model-worst-case"`` the known records' non-private fit and the class it finds
+    least likely for the all-ones canary (Annamalai and De Cristofaro, NeurIPS 2024)."""
+    from .worst_case import worst_case_label, worst_case_theta0
+
+    if threat_model != WORST_CASE:
+        return np.zeros(10 * X.shape[1] + 10), 0
+    theta0 = worst_case_theta0(X, y)
+    return theta0, worst_case_label(theta0, np.ones(X.shape[1]))
 
 
 def _dpsgd_noise_kwargs(
@@ -409,6 +427,10 @@ _THREATS = {
     "canary, full-batch DP-SGD through product_noise.PrivacyEngine",
     "final-model": "final model only: input canary (all-ones image, label 0), all other records "
     "known, full-batch DP-SGD through product_noise.PrivacyEngine",
+    WORST_CASE: "final model only, worst-case initial parameters (Annamalai & De Cristofaro "
+    "2024): θ₀ = non-private fit of the known records, input canary (all-ones image, the "
+    "label θ₀ finds least likely), all other records known, full-batch DP-SGD through "
+    "product_noise.PrivacyEngine",
 }
 _PROJECTION = (
     "Σ_t ⟨r_t, e_j⟩, the recovered noise's projection on the canary direction (the mechanism "
@@ -418,4 +440,5 @@ _NO_PROOF = "a sampler without a proven privacy profile: no verified ε"
 _STATISTICS = {
     "white-box": "Σ_t exact log-likelihood ratio of the noise law at the recovered noise",
     "final-model": "logit margin z_y − max_{k≠y} z_k of the canary at the final model",
+    WORST_CASE: "logit margin z_y − max_{k≠y} z_k of the canary at the final model",
 }

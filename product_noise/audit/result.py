@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # one_run loads dp_accounting: imported by the one-run audit 
 
 __all__ = [
     "audit_mechanisms",
+    "DIGITS_ROWS",
     "MATCHED",
     "METHODS",
     "TrainingAuditResult",
@@ -239,7 +240,13 @@ def score_estimate(scores_in: Any, scores_out: Any, delta: float) -> GDPEstimate
         return None
 
 
+#: rows of scikit-learn's digits data set, the largest ``n_records`` of an audit
+DIGITS_ROWS = 1797
+
+
 def digits_sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` of the digits (no repeats, chosen by ``seed``), pixels scaled to [0, 1], and
+    their labels."""
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)

@@ -51,6 +51,30 @@ gradient zeroed in the run without it (same normaliser, add/remove as above). Th
 only the final model ``θ_T`` and scores the canary's logit margin ``z_y − max_{k≠y} z_k``. It
 needs no gradient access, so it shows what a realistic attacker already gets.
 
+Threat model (DP-SGD): final model, worst-case initial parameters (``"final-model-worst-case"``)
+---------------------------------------------------------------------------------------------
+The black-box adversary of Annamalai and De Cristofaro (NeurIPS 2024, "Nearly tight black-box
+auditing of differentially private machine learning", arXiv:2405.14106): it still sees only
+the final model's outputs on the canary, but it chooses the initial parameters θ₀, which it
+knows and which are the same in both worlds. θ₀ is the 64 → 10 logistic regression trained
+non-privately on the known records (L-BFGS from zero, a fixed iteration budget, deterministic;
+:func:`~product_noise.audit.worst_case.worst_case_theta0`), so their gradients are near zero
+during private training. The canary is the all-ones image (its gradient is always clipped to
+norm C) with the *worst-case label*, the class θ₀ finds least likely for it
+(:func:`~product_noise.audit.worst_case.worst_case_label`). Then the canary's clipped
+gradient is ≈ ``C (e_a − e_y) ⊗ (x, 1)/‖·‖`` (``a`` the predicted class) at every step, and
+its final logit margin ``z_y − max_{k≠y} z_k ≈ z_y − z_a`` adds up ``T`` equal pushes against
+Gaussian-like noise: for Gaussian noise its signal-to-noise ratio per step is ``1/σ``, that of
+the mechanism itself (from θ₀ = 0 it is smaller: the canary's error spreads over ten classes
+and the known records' large gradients move with the noise). The canary's loss
+``−ln softmax(z)_y ≈ z_a − z_y`` is the same statistic up to sign here, so the margin is kept.
+The present/absent worlds are exactly those of ``"final-model"`` (the canary row keeps its
+natural clipped gradient or has it zeroed; same normaliser, add/remove).
+
+θ₀ and the label are functions of the known records only, fixed before any private run, so
+the validity argument below is unchanged (selection split, then Clopper–Pearson on the
+evaluation split); only the statistic's power changes.
+
 Threat model (DPMix): black box, outlier canary
 -----------------------------------------------
 Replace-one neighbours (DPMix' relation). ``n − 1`` records (digits, pixels in [0, 1]) are fixed;
@@ -98,10 +122,13 @@ from ..validation import (
 )
 from .bounds import MIN_TRIALS
 from .dpmix import audit_dpmix
-from .dpsgd import audit_dpsgd
-from .result import MATCHED, TrainingAuditResult, audit_mechanisms
+from .dpsgd import WORST_CASE, audit_dpsgd
+from .result import DIGITS_ROWS, MATCHED, TrainingAuditResult, audit_mechanisms
 
-__all__ = ["audit_training"]
+__all__ = ["DPSGD_THREAT_MODELS", "audit_training"]
+
+#: the DP-SGD threat models, the default first (the CLI's ``--threat-model`` choices)
+DPSGD_THREAT_MODELS = ("white-box", "final-model", WORST_CASE)
 
 
 def audit_training(
@@ -127,7 +154,8 @@ def audit_training(
     user mechanism registered for ``audit``) train a float64 logistic regression (64 → 10,
     M = 650) on ``n_records`` digits for ``steps`` full-batch steps through
     :class:`product_noise.PrivacyEngine`, with a white-box Dirac gradient canary (or,
-    ``threat_model="final-model"``, an input canary scored on the final model only);
+    ``threat_model="final-model"`` or ``"final-model-worst-case"``, an input canary scored
+    on the final model only, from zero or from worst-case initial parameters);
     ``"dpmix"`` publishes ``steps`` DPMix mixes of ``dpmix_l`` records out of ``n_records``
     with an outlier canary. See the module docstring for both threat models and why the bound
     is valid.
@@ -158,15 +186,19 @@ def audit_training(
     confidence : float, default 0.95
         Confidence of the lower bound, in (0, 1).
     n_records, max_grad_norm, learning_rate, dpmix_l : optional
-        Training set size (the canary is extra for DP-SGD, replaces the last record for DPMix),
-        clip norm C, SGD learning rate, DPMix mixture degree l.
+        Training set size, 2 to :data:`~product_noise.audit.result.DIGITS_ROWS` (1797; the
+        canary is extra for DP-SGD, replaces the last record for DPMix), clip norm C, SGD
+        learning rate, DPMix mixture degree l.
     seed : int, default 0
         Seeds the data subset and both worlds' noise generators.
-    threat_model : {"white-box", "final-model", "release"}, optional
+    threat_model : {"white-box", "final-model", "final-model-worst-case", "release"}, optional
         DP-SGD: ``"white-box"`` (default; every intermediate model, Dirac gradient canary,
-        likelihood-ratio score) or ``"final-model"`` (the all-ones image with label 0 as an
-        input canary, scored by its logit margin at the final model; weaker). DPMix:
-        ``"release"`` (the only one, the default).
+        likelihood-ratio score), ``"final-model"`` (the all-ones image with label 0 as an
+        input canary, scored by its logit margin at the final model; weaker) or
+        ``"final-model-worst-case"`` (the same black-box adversary from worst-case initial
+        parameters, Annamalai and De Cristofaro 2024: θ₀ = the known records' non-private fit,
+        the canary labelled with θ₀'s least likely class; stronger than ``"final-model"``).
+        DPMix: ``"release"`` (the only one, the default).
     progress : bool, default False
         tqdm progress bar over the runs.
 
@@ -178,8 +210,9 @@ def audit_training(
     ------
     ValueError
         On an unknown mechanism, ``trials`` < 20, ``steps`` < 1, δ or confidence outside (0, 1),
-        ε ≤ 0, ``noise_multiplier`` given for product-paper, or a threat model the mechanism
-        does not have. Nothing is run then.
+        ε ≤ 0, ``n_records`` outside 2 to 1797, ``noise_multiplier`` given for product-paper,
+        or a threat model the mechanism does not have (an
+        :class:`~product_noise.validation.InputError`). Nothing is run then.
     """
     mechanism = _check_mechanism(mechanism)
     threat_model = _check_threat_model(mechanism, threat_model)
@@ -187,6 +220,8 @@ def audit_training(
         trials = check_positive_int("trials", trials, minimum=MIN_TRIALS)
         steps = check_positive_int("steps", steps)
         n_records = check_positive_int("n_records", n_records, minimum=2)
+        if n_records > DIGITS_ROWS:
+            raise InputError(f"n_records must be at most {DIGITS_ROWS} (digits), got {n_records}")
         dpmix_l = check_positive_int("dpmix_l", dpmix_l)
         seed = check_positive_int("seed", seed, minimum=0)
         epsilon = check_epsilon(epsilon)
@@ -254,7 +289,7 @@ def _check_mechanism(mechanism: object) -> str:
 
 def _check_threat_model(mechanism: str, threat_model: str | None) -> str:
     """The threat model of a checked mechanism (its default one for ``None``)."""
-    allowed = ("release",) if mechanism == "dpmix" else ("white-box", "final-model")
+    allowed = ("release",) if mechanism == "dpmix" else DPSGD_THREAT_MODELS
     if threat_model is None:
         threat_model = allowed[0]
     if threat_model not in allowed:
