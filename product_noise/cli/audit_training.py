@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..audit.bounds import MIN_TRIALS
-from ..audit.result import METHODS, audit_mechanisms
+from ..audit.result import DIGITS_ROWS, METHODS, audit_mechanisms
+from ..audit.training import DPSGD_THREAT_MODELS
 from ..audit.training_one_run import (
     DEFAULT_CANARIES,
     DEFAULT_RECORDS,
@@ -39,6 +40,7 @@ STANDARD_PLAN: tuple[tuple[str, int, float, str], ...] = (
     ("gaussian", 1, 8.0, "white-box"),
     ("gaussian", 3, 4.0, "white-box"),
     ("gaussian", 1, 8.0, "final-model"),
+    ("gaussian", 1, 8.0, "final-model-worst-case"),
     ("product-paper", 1, 0.3, "white-box"),
     ("product-paper", 3, 1.5, "white-box"),
     ("product-paper", 1, 0.3, "final-model"),
@@ -49,6 +51,7 @@ STANDARD_PLAN: tuple[tuple[str, int, float, str], ...] = (
 #: the rows of a mechanism without standard settings (a user's): (steps, epsilon, threat model)
 USER_ROWS: tuple[tuple[int, float, str], ...] = ((1, 2.0, "white-box"), (1, 8.0, "final-model"))
 _DEFAULT_TRIALS, _QUICK_TRIALS = 3000, 500
+_DEFAULT_RECORDS = 32  # multi-run: audit_training's default n_records
 #: one-run: steps per run (--quick: fewer); the task's other settings are
 #: :mod:`product_noise.audit.training_one_run`'s defaults (650 canaries, q = 0.025, 400 digits)
 _ONE_RUN_STEPS, _ONE_RUN_QUICK_STEPS = 400, 200
@@ -120,9 +123,18 @@ def _add_arguments(p: Any) -> None:
     )
     p.add_argument(
         "--threat-model",
-        choices=("white-box", "final-model"),
+        choices=DPSGD_THREAT_MODELS,
         default=None,
-        help="keep only the DP-SGD rows of this threat model (default: both)",
+        help="keep only the DP-SGD rows of this threat model (default: all); "
+        "final-model-worst-case is the final-model adversary from worst-case initial "
+        "parameters (Annamalai & De Cristofaro 2024)",
+    )
+    p.add_argument(
+        "--n-records",
+        type=positive_int("n_records", minimum=2),
+        default=None,
+        help=f"multi-run: digits each run trains on, 2 to {DIGITS_ROWS} (default "
+        f"{_DEFAULT_RECORDS}; DP-SGD adds the canary, DPMix replaces its last record)",
     )
     p.add_argument("--delta", type=DELTA, default=1e-5, help="δ of every figure (default 1e-5)")
     p.add_argument("--confidence", type=confidence, default=0.95, help="default 0.95")
@@ -153,7 +165,7 @@ def _plan(args: Any) -> list[tuple[str, int, float, str]]:
 def _one_run_plan(args: Any) -> list[tuple[str, int, float, str]]:
     """The one-run rows: the white-box DP-SGD rows of :func:`_plan` (DPMix has no gradient to
     put a canary in; final-model rows need many runs), each at ``--steps`` or the default T."""
-    if args.threat_model == "final-model":
+    if args.threat_model not in (None, "white-box"):
         raise CLIError("--method one-run audits the white-box threat model only")
     if args.mechanisms is not None and "dpmix" in args.mechanisms:
         raise CLIError(
@@ -166,12 +178,20 @@ def _one_run_plan(args: Any) -> list[tuple[str, int, float, str]]:
 
 
 def _check_method_options(args: Any) -> None:
-    """Options of the other method are an error, not silently ignored."""
+    """Options of the other method are an error, not silently ignored; so is an
+    ``--n-records`` beyond the digits data set."""
     if args.method == "one-run" and args.trials is not None:
         raise CLIError(
             "--trials applies to --method multi-run (runs per world); a one-run audit trains "
             "once per row: set --canaries and --steps instead"
         )
+    if args.method == "one-run" and args.n_records is not None:
+        raise CLIError(
+            f"--n-records applies to --method multi-run (one-run trains on {DEFAULT_RECORDS} "
+            "digits)"
+        )
+    if args.n_records is not None and args.n_records > DIGITS_ROWS:
+        raise CLIError(f"--n-records must be at most {DIGITS_ROWS} (digits), got {args.n_records}")
     if args.method == "multi-run":
         for flag, value in (("--canaries", args.canaries), ("--sample-rate", args.sample_rate)):
             if value is not None:
@@ -220,6 +240,7 @@ def _multi_run_rows(plan: list, args: Any, trials: int) -> Iterator[Any]:
             delta=args.delta,
             confidence=args.confidence,
             seed=args.seed,
+            n_records=args.n_records or _DEFAULT_RECORDS,
             progress=True,
         )
 
@@ -260,7 +281,9 @@ COMMAND = Command(
     description=(
         "--method multi-run (default): train many times with and without a canary (DP-SGD\n"
         "through product_noise's PrivacyEngine with a white-box Dirac gradient canary, or a\n"
-        "final-model input canary; DPMix with an outlier canary) and turn the attack's\n"
+        "final-model input canary, from zero or from worst-case initial parameters\n"
+        "(final-model-worst-case: Annamalai & De Cristofaro, NeurIPS 2024); DPMix with an\n"
+        "outlier canary) on --n-records digits (default 32) and turn the attack's\n"
         "TPR/FPR into a Clopper-Pearson lower bound on ε at δ.\n"
         "--method one-run: train once per row (same 64->10 logistic regression, 650\n"
         "coordinates, on 400 digits, Poisson q = 0.025) with --canaries Dirac gradient\n"
