@@ -101,7 +101,8 @@ def cp_ceiling(mu: float, n_eval: int, delta: float, confidence: float) -> float
     """The largest Clopper–Pearson bound a single threshold ``{s ≥ c}`` reaches on exactly
     μ-GDP scores (in: N(μ, 1), out: N(0, 1)) with ``n_eval`` evaluation runs per world, at the
     expected counts: max over c of ln((CP_lo(TPR) − δ)/CP_hi(FPR)), α/2 each side. (The
-    mirrored order {s ≤ c} with the worlds swapped gives the same by symmetry.)"""
+    mirrored order {s ≤ c} with the worlds swapped gives the same by symmetry.) It is the
+    bound at the expected counts, not a hard cap: sampling luck can put one audit above it."""
     from scipy.stats import norm
 
     from product_noise.audit import clopper_pearson_lower, clopper_pearson_upper
@@ -172,12 +173,13 @@ def gdp_rows(r: dict[str, Any], tol: float) -> list[Row]:
             "PASS" if b <= v else "FAIL"),
     ]  # fmt: skip
     if t == 2.0:
+        need = r["runs_per_world_for_half"] or ">10^8"
         status = "PASS" if b >= HALF * v else "FAIL"
         if status == "FAIL" and not r["half_verified_reachable"]:
             status = "OUT-OF-REACH"
         rows.append(
-            Row("gdp", f"ε={t:g} bound ≥ 0.5×verified", f"{b / v:.3f} (ceiling "
-                f"{r['cp_ceiling'] / v:.3f})", "≥ 0.5", status)
+            Row("gdp", f"ε={t:g} bound/verified ≥ 0.5", f"{b / v:.3f} (CP ceiling "
+                f"{r['cp_ceiling'] / v:.3f}; ceiling reaches 0.5 at N = {need})", "≥ 0.5", status)
         )  # fmt: skip
     return rows
 
@@ -208,13 +210,15 @@ def print_gdp(r: dict[str, Any]) -> None:
         )
 
 
-def section_gdp(quick: bool, runs: int | None) -> tuple[list[dict[str, Any]], list[Row]]:
+def section_gdp(
+    quick: bool, runs: int | None, targets: tuple[float, ...] = GDP_TARGETS
+) -> tuple[list[dict[str, Any]], list[Row]]:
     """The gdp section: one audit per target ε (``runs`` per world, default by mode)."""
     default, tol = (GDP_QUICK_RUNS, GDP_QUICK_TOL) if quick else (GDP_RUNS, GDP_TOL)
     runs = runs or default
     print(f"== gdp: Gaussian white-box multi-run, δ = {DELTA:g}, {CONFIDENCE:g} confidence")
     results, rows = [], []
-    for t in GDP_TARGETS:
+    for t in targets:
         r = gdp_row(t, runs)
         print_gdp(r)
         results.append(r)
@@ -511,6 +515,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help=f"gdp: runs per world (default {GDP_RUNS}, --quick {GDP_QUICK_RUNS})",
     )
+    p.add_argument(
+        "--gdp-epsilons",
+        type=float,
+        nargs="+",
+        default=list(GDP_TARGETS),
+        help="gdp: the verified ε targets (default 2 4 8; the 0.5 × verified target is at 2)",
+    )
     add_data_root_argument(p)
     p.add_argument(
         "--fashion-mnist",
@@ -531,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(1)  # as the audit-training command
-        figures["gdp"], r = section_gdp(args.quick, args.gdp_runs)
+        figures["gdp"], r = section_gdp(args.quick, args.gdp_runs, tuple(args.gdp_epsilons))
         rows += r
     if args.section in ("all", "one-run"):
         figures["one_run"], r = section_one_run(args)
