@@ -213,6 +213,8 @@ def test_gaussian_dpsgd_lower_bound_never_exceeds_verified(kwargs: dict) -> None
     assert res.verified.label == "verified" and res.claimed is None
     assert math.isfinite(res.verified.epsilon)
     assert res.bound.epsilon_lower <= res.verified.epsilon
+    assert res.fdp_bound is not None and res.fdp_bound.method == "gdp"  # Gaussian: GDP family
+    assert res.fdp_bound.epsilon <= res.verified.epsilon
     assert res.verdict.startswith("lower bound ≤ verified: consistent")
     if "epsilon" in kwargs:  # calibrated on the verified accountant: ε ≤ target, within 2%
         assert res.verified.epsilon == pytest.approx(kwargs["epsilon"], rel=0.02)

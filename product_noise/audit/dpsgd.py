@@ -419,7 +419,21 @@ def audit_dpsgd(
         settings=settings,
         unverified=_NO_PROOF if verified is None else "",
         estimate=score_estimate(scores[True], scores[False], delta),
+        fdp_bound=_gdp_bound(mechanism, scores, delta, confidence),
     )
+
+
+def _gdp_bound(
+    mechanism: str, scores: dict[bool, np.ndarray], delta: float, confidence: float
+) -> Any:
+    """The μ-GDP lower bound (:mod:`product_noise.audit.gdp_bound`) for Gaussian noise, whose
+    full-batch trade-off curve is Gaussian; ``None`` for every other mechanism, for which a
+    refuted μ-GDP says nothing about its (ε, δ)."""
+    if _noise_family(mechanism) != "gaussian":
+        return None
+    from .gdp_bound import gdp_lower_bound
+
+    return gdp_lower_bound(scores[True], scores[False], delta=delta, confidence=confidence)
 
 
 _THREATS = {

@@ -22,6 +22,7 @@ _TABLE_COLUMNS = (
     ("target", "calibration target"),
     ("trials_per_world", "trials/world"),
     ("empirical_lower_bound_epsilon", "empirical lower bound ε"),
+    ("fdp_lower_bound_epsilon", "f-DP bound (μ-GDP refuted)"),
     ("estimated_epsilon", "estimate (not a bound)"),
     ("finite_sample_ceiling", "ceiling"),
     ("verified_epsilon", "verified ε"),
@@ -55,10 +56,11 @@ def format_markdown(results: Sequence[TrainingAuditResult]) -> str:
         "claimed ε is compared with the lower bound at the claim's own δ. The ceiling is the "
         "largest bound the number of evaluation trials allows (perfect separation; multi-run "
         "only). The estimate is a Gaussian fit of the scores (Nasr et al. 2023): no "
-        "confidence, NOT a bound. One-run rows: one training run with gradient canaries "
-        "(Steinke, Nasr, Jagielski 2023); for Gaussian noise the f-DP one-run bound is in the "
-        "CSV and the details. An unverified mechanism (a user's sampler with no proven "
-        "profile) has no verified ε.",
+        "confidence, NOT a bound. The f-DP bound (Gaussian noise only) refutes μ-GDP and "
+        "is a bound on ε only for a Gaussian trade-off curve, which Gaussian DP-SGD has "
+        "(multi-run: Nasr et al. 2023; one-run: Mahloujifar, Melis, Chaudhuri 2025). One-run "
+        "rows: one training run with gradient canaries (Steinke, Nasr, Jagielski 2023). An "
+        "unverified mechanism (a user's sampler with no proven profile) has no verified ε.",
         "",
         "| " + " | ".join(h for _, h in _TABLE_COLUMNS) + " |",
         "|" + "|".join("---" for _ in _TABLE_COLUMNS) + "|",
@@ -84,6 +86,7 @@ def _plot(results: Sequence[TrainingAuditResult], path: Path) -> None:
         for v in (
             r.bound.epsilon_lower,
             r.estimate and r.estimate.epsilon,
+            r.fdp_bound and r.fdp_bound.epsilon,
             r.verified and r.verified.epsilon,
             r.claimed and r.claimed.epsilon,
         )
@@ -97,6 +100,9 @@ def _plot(results: Sequence[TrainingAuditResult], path: Path) -> None:
         if getattr(r.bound, "ceiling", None) is not None:  # multi-run only
             ax.plot(i, r.bound.ceiling, marker="_", ms=18, color="grey", ls="none",
                     label="finite-sample ceiling")  # fmt: skip
+        if r.fdp_bound is not None:  # Gaussian noise only
+            ax.plot(i, r.fdp_bound.epsilon, marker="D", ms=6, color="tab:purple", ls="none",
+                    label="f-DP bound (Gaussian trade-off)")  # fmt: skip
         if r.estimate is not None and math.isfinite(r.estimate.epsilon):
             ax.plot(i, r.estimate.epsilon, marker="x", ms=9, color="tab:orange", ls="none",
                     label="estimate (not a bound)")  # fmt: skip

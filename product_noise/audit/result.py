@@ -15,6 +15,7 @@ from ..privacy import CLAIMED, UNVERIFIED, VERIFIED, PrivacyFigure
 from .bounds import EpsilonLowerBound
 
 if TYPE_CHECKING:  # one_run loads dp_accounting: imported by the one-run audit only
+    from .gdp_bound import GDPLowerBound
     from .one_run import GDPEstimate, OneRunBound
 
 __all__ = [
@@ -81,9 +82,11 @@ class TrainingAuditResult:
     estimate : GDPEstimate or None
         The Gaussian-fit ε **estimate** of the scores (Nasr et al., USENIX Security 2023):
         never a bound; ``None`` when the fit is undefined (e.g. scores of zero variance).
-    fdp_bound : OneRunBound or None
-        One-run, Gaussian noise only: the f-DP one-run lower bound (it assumes a Gaussian
-        trade-off curve, which the Gaussian mechanism has).
+    fdp_bound : OneRunBound or GDPLowerBound or None
+        Gaussian noise only: the f-DP lower bound, which refutes μ-GDP and is an ε bound only
+        for a Gaussian trade-off curve (which the Gaussian mechanism has). One-run: Mahloujifar,
+        Melis, Chaudhuri 2025; multi-run: Nasr et al. 2023
+        (:func:`~product_noise.audit.gdp_bound.gdp_lower_bound`).
     bound_at_claimed_delta : float or None
         One-run: the bound recomputed at the claimed figure's δ (a multi-run bound is valid at
         every δ at once, :meth:`EpsilonLowerBound.epsilon_at`).
@@ -102,7 +105,7 @@ class TrainingAuditResult:
     unverified: str = ""
     method: str = "multi-run"
     estimate: GDPEstimate | None = None
-    fdp_bound: OneRunBound | None = None
+    fdp_bound: OneRunBound | GDPLowerBound | None = None
     bound_at_claimed_delta: float | None = None
 
     def __post_init__(self) -> None:
