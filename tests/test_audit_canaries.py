@@ -80,7 +80,7 @@ def test_noiseless_scores_are_exactly_the_canaries():
 def test_rate_read_from_the_engine_hook_without_the_loader():
     for noise, kw in (("gaussian", {"noise_multiplier": 1.0}), ("l2", {"noise_multiplier": 1.0})):
         _, _, optimizer, loader = _make(40, 10, noise=noise, **kw)
-        audit = GradientCanaryAudit(10).attach(optimizer)
+        audit = GradientCanaryAudit(16).attach(optimizer)
         assert audit.sample_rate == pytest.approx(0.25, rel=1e-12)
         assert loader.batch_sampler.sample_rate == pytest.approx(0.25, rel=1e-12)
 
@@ -177,24 +177,33 @@ def test_too_few_canaries(m):
         GradientCanaryAudit(m)
 
 
+@pytest.mark.parametrize(("m", "confidence", "least"), [(15, 0.95, 16), (31, 0.99, 32)])
+def test_too_few_canaries_for_the_confidence(m, confidence, least):
+    # 15 canaries: about 7 included, at most 4 "in" guesses on the grid {1, 2, 4, 8, 15}, and
+    # 2⁻⁴ > 0.05 / 5 — no outcome can certify ε > 0, so the audit refuses before training
+    with pytest.raises(InputError, match=f"too few for .*use at least {least} canaries"):
+        GradientCanaryAudit(m, confidence=confidence)
+    assert GradientCanaryAudit(least, confidence=confidence).num_canaries == least
+
+
 @pytest.mark.parametrize("confidence", [0.0, 1.0, 1.5, -0.1])
 def test_bad_confidence_before_training(confidence):
     with pytest.raises(InputError, match="confidence"):
-        GradientCanaryAudit(10, confidence=confidence)
+        GradientCanaryAudit(16, confidence=confidence)
 
 
 def test_bad_statistic():
     with pytest.raises(InputError, match="statistic"):
-        GradientCanaryAudit(10, statistic="max")
+        GradientCanaryAudit(16, statistic="max")
 
 
 def test_attach_twice_or_to_a_plain_optimizer():
     _, model, optimizer, loader = _make(8, 8, noise_multiplier=1.0)
-    audit = GradientCanaryAudit(10).attach(optimizer, loader)
+    audit = GradientCanaryAudit(16).attach(optimizer, loader)
     with pytest.raises(InputError, match="already attached"):
         audit.attach(optimizer, loader)
     with pytest.raises(InputError, match="DP optimizer"):
-        GradientCanaryAudit(10).attach(torch.optim.SGD(model.parameters(), lr=0.1))
+        GradientCanaryAudit(16).attach(torch.optim.SGD(model.parameters(), lr=0.1))
 
 
 def test_more_canaries_than_coordinates():
@@ -206,28 +215,28 @@ def test_more_canaries_than_coordinates():
 def test_zero_rate_refused_at_attach():
     _, _, optimizer, _ = _make(8, 8, noise_multiplier=1.0)
     with pytest.raises(InputError, match=r"\(0, 1\]"):
-        GradientCanaryAudit(10).attach(optimizer, sample_rate=0.0)
+        GradientCanaryAudit(16).attach(optimizer, sample_rate=0.0)
 
 
 def test_report_before_any_step():
     engine, _, optimizer, loader = _make(8, 8, noise_multiplier=1.0)
-    audit = GradientCanaryAudit(10).attach(optimizer, loader)
+    audit = GradientCanaryAudit(16).attach(optimizer, loader)
     with pytest.raises(InputError, match="the loop did not step the optimizer"):
         audit.report(engine, DELTA)
     with pytest.raises(InputError, match="attach"):
-        GradientCanaryAudit(10).report(engine, DELTA)
+        GradientCanaryAudit(16).report(engine, DELTA)
 
 
 def test_canaries_never_seen_when_q_times_T_below_one():
     # q = 0.1, T = 5: q·T = 0.5
-    audit, engine = _audit(10, 5, n=100, batch=10, noise_multiplier=1.0)
+    audit, engine = _audit(16, 5, n=100, batch=10, noise_multiplier=1.0)
     with pytest.raises(InputError, match="q·T .* < 1.*never be seen"):
         audit.report(engine, DELTA)
 
 
 def test_report_checks_delta_confidence_and_the_rate():
     engine, model, optimizer, loader = _make(8, 8, noise_multiplier=1.0)
-    audit = GradientCanaryAudit(10, seed=1).attach(optimizer, sample_rate=0.5)  # loader: q = 1
+    audit = GradientCanaryAudit(16, seed=1).attach(optimizer, sample_rate=0.5)  # loader: q = 1
     _train(model, optimizer, loader, 4)
     with pytest.raises(InputError, match="confidence"):
         audit.report(engine, DELTA, confidence=1.0)

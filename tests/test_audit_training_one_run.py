@@ -122,13 +122,23 @@ def test_multi_run_rows_say_multi_run_and_carry_an_estimate(tmp_path):
     [
         (["--canaries", "1"], "canaries must be between 2 and 650"),
         (["--canaries", "651"], "canaries must be between 2 and 650"),
+        (["--canaries", "12"], "too few for 95% confidence"),
         (["--trials", "100"], "--trials applies to --method multi-run"),
         (["--sample-rate", "0.0025", "--steps", "100"], "q·T = 0.0025 × 100 = 0.25 < 1"),
         (["--sample-rate", "1.5"], "sample_rate must lie in (0, 1]"),
         (["--threat-model", "final-model"], "white-box threat model only"),
         (["--mechanisms", "dpmix"], "does not apply to dpmix"),
     ],
-    ids=["canaries-1", "canaries-651", "trials", "qT", "q>1", "final-model", "dpmix"],
+    ids=[
+        "canaries-1",
+        "canaries-651",
+        "canaries-12",
+        "trials",
+        "qT",
+        "q>1",
+        "final-model",
+        "dpmix",
+    ],  # fmt: skip
 )
 def test_one_run_bad_input_exit_2_before_training(tmp_path, capsys, monkeypatch, extra, match):
     def never(*a, **k):
@@ -153,7 +163,7 @@ def test_one_run_options_are_refused_by_multi_run(tmp_path, capsys, flag, value)
 
 def test_check_one_run_direct():
     assert check_one_run(650, 400, 0.025) == (650, 400, 0.025, 400)
-    assert check_one_run(2, 3, 0.4, 10)[2] == pytest.approx(1 / 3)  # batch 4 of 10: 3 batches
+    assert check_one_run(16, 3, 0.4, 10)[2] == pytest.approx(1 / 3)  # batch 4 of 10: 3 batches
     for bad in ((1, 10, 0.5), (651, 10, 0.5), (10, 1, 0.5), (10, 10, 0.0), (True, 10, 0.5)):
         with pytest.raises(InputError):
             check_one_run(*bad)

@@ -158,6 +158,8 @@ def test_lower_bound_bad_scores() -> None:
         ("product-paper", {"noise_multiplier": 1.0}, "noise_multiplier"),
         ("dpmix", {"threat_model": "white-box"}, "threat_model"),
         ("gaussian", {"threat_model": "release"}, "threat_model"),
+        # 10 evaluation trials per world at 99.9%: perfect separation certifies nothing
+        ("gaussian", {"trials": 20, "confidence": 0.999}, "too few for 99.9% confidence"),
     ],
 )
 def test_audit_training_bad_input(mechanism: str, kwargs: dict, match: str) -> None:

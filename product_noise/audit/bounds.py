@@ -189,6 +189,16 @@ class EpsilonLowerBound:
         return EmpiricalBound.from_lower_bound(self, source)
 
 
+def evaluation_ceiling(trials: int, delta: float, confidence: float) -> float:
+    """The largest bound :func:`epsilon_lower_bound` can give with ``trials`` per world (its
+    default half evaluates): perfect separation of the evaluation trials. 0 means no outcome
+    of the audit could certify any ε > 0 (too few trials for the confidence)."""
+    n = trials - min(max(int(round(0.5 * trials)), 1), trials - 1)
+    a2 = (1.0 - confidence) / 2.0
+    lo = float(clopper_pearson_lower(n, n, a2))
+    return _log_ratio(lo, float(clopper_pearson_upper(0, n, a2)), delta)
+
+
 def _log_ratio(lo: float, hi: float, delta: float) -> float:
     if lo <= delta or hi <= 0:
         return 0.0 if lo <= delta else math.inf

@@ -77,7 +77,13 @@ from opacus.optimizers import DPOptimizer
 
 from ..privacy import ESTIMATE, EmpiricalBound, PrivacyFigure, PrivacyReport
 from ..validation import InputError, check_confidence, check_delta
-from .one_run import GDPEstimate, OneRunBound, gdp_epsilon_estimate, steinke_best_threshold
+from .one_run import (
+    GDPEstimate,
+    OneRunBound,
+    gdp_epsilon_estimate,
+    min_canaries,
+    steinke_best_threshold,
+)
 
 __all__ = ["GradientCanaryAudit", "STATISTICS"]
 
@@ -161,8 +167,9 @@ class GradientCanaryAudit:
     Parameters
     ----------
     num_canaries : int
-        ``m ≥ 2`` canaries; at most the number of trainable coordinates (checked by
-        :meth:`attach`).
+        ``m`` canaries: at least :func:`~product_noise.audit.one_run.min_canaries` of
+        ``confidence`` (16 at 95%; fewer can only give a zero bound) and at most the number of
+        trainable coordinates (checked by :meth:`attach`).
     seed : int, default 0
         Seeds the inclusion bits, the canary coordinates and the per-step canary sampling (a
         NumPy generator of its own: the training's noise generator is not touched).
@@ -215,6 +222,13 @@ class GradientCanaryAudit:
             raise InputError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
         self.statistic = statistic
         self.confidence = check_confidence(confidence)
+        least = min_canaries(self.confidence)
+        if self.num_canaries < least:
+            raise InputError(
+                f"num_canaries = {self.num_canaries} is too few for {100 * self.confidence:g}% "
+                f"confidence: even perfect guesses could not give a bound above 0; use at "
+                f"least {least} canaries"
+            )
         self._rng = np.random.default_rng(seed)
         self.included: np.ndarray = self._rng.random(self.num_canaries) < 0.5
         self.coordinates: np.ndarray | None = None

@@ -54,6 +54,7 @@ __all__ = [
     "fdp_one_run_epsilon_lower_bound",
     "steinke_best_threshold",
     "default_k_grid",
+    "min_canaries",
     "gdp_epsilon",
     "gdp_epsilon_estimate",
 ]
@@ -390,6 +391,31 @@ def default_k_grid(m: int) -> list[int]:
     :func:`steinke_best_threshold` (``⌈log₂ m⌉ + 1`` values at most, fixed before the data)."""
     m = _count("m", m, minimum=1)
     return sorted({2**j for j in range(max(m.bit_length(), 1)) if 2**j < m} | {m})
+
+
+def _best_case_positive(m: int, confidence: float) -> bool:
+    """Whether perfect "in" guesses on about half of ``m`` canaries (the included ones) give
+    a positive pure-DP bound at ``confidence`` over :func:`default_k_grid`'s Bonferroni."""
+    grid = default_k_grid(m)
+    level = 1.0 - (1.0 - confidence) / len(grid)
+    k = max([g for g in grid if g <= max(1, m // 2)], default=1)
+    return steinke_epsilon_lower_bound(m, k, k, 0.0, level) > 0.0
+
+
+def min_canaries(confidence: float = 0.95) -> int:
+    """The fewest canaries with which a one-run audit can certify any ε > 0 at ``confidence``.
+
+    About half of ``m`` canaries are included; even if the ``k`` highest scores (``k`` the
+    largest value of :func:`default_k_grid` not above ``m/2``) are all correct guesses, the
+    bound is positive only when ``2^{-k} ≤ (1 − confidence)/H`` (``H`` hypotheses of the
+    Bonferroni sweep; Steinke, Nasr, Jagielski 2023, Theorem 3.1 at ε = 0). Fewer canaries can
+    only give 0, whatever the mechanism, so audits refuse them before training.
+    """
+    check_confidence(confidence)
+    m = 2
+    while not _best_case_positive(m, confidence):
+        m += 1
+    return m
 
 
 def _k_list(name: str, ks: int | Sequence[int] | None, default: list[int], m: int) -> list[int]:

@@ -98,14 +98,20 @@ def effective_sample_rate(sample_rate: float, n_records: int) -> float:
 
 
 def check_one_run(
-    canaries: Any, steps: Any, sample_rate: Any, n_records: Any = DEFAULT_RECORDS
+    canaries: Any,
+    steps: Any,
+    sample_rate: Any,
+    n_records: Any = DEFAULT_RECORDS,
+    confidence: float = 0.95,
 ) -> tuple[int, int, float, int]:
     """Check a one-run audit's settings before anything is trained.
 
     Returns ``(canaries, steps, effective q, n_records)``; raises
     :class:`~product_noise.validation.InputError` if ``canaries`` is below 2 or above
-    :data:`ONE_RUN_DIM`, ``steps`` < 1, ``q`` outside (0, 1], or ``q·T < 1`` (an included
-    canary would be expected to enter fewer than one step: the audit would see nothing).
+    :data:`ONE_RUN_DIM`, too few for any bound above 0 at ``confidence``
+    (:func:`~product_noise.audit.one_run.min_canaries`), ``steps`` < 1, ``q`` outside (0, 1],
+    or ``q·T < 1`` (an included canary would be expected to enter fewer than one step: the
+    audit would see nothing).
     """
     try:
         n_records = check_positive_int("n_records", n_records, minimum=2)
@@ -121,6 +127,14 @@ def check_one_run(
         )
     if q > 1:
         raise InputError(f"sample_rate must lie in (0, 1], got {q!r}")
+    from .one_run import min_canaries  # loads dp_accounting: only when a one-run is asked
+
+    least = min_canaries(confidence)
+    if canaries < least:
+        raise InputError(
+            f"canaries = {canaries} is too few for {100 * confidence:g}% confidence: even "
+            f"perfect guesses could not give a bound above 0; use at least {least}"
+        )
     asked, q = q, effective_sample_rate(q, n_records)
     if q * steps < 1:
         used = "" if q == asked else f" (the rate Opacus uses for {asked:g} on {n_records} records)"
@@ -271,9 +285,11 @@ def audit_training_one_run(
     from .canaries import GradientCanaryAudit
 
     mechanism = _check_dpsgd_mechanism(mechanism)
-    canaries, steps, q, n_records = check_one_run(canaries, steps, sample_rate, n_records)
-    epsilon, delta = check_epsilon(epsilon), check_delta(delta)
     confidence = check_confidence(confidence)
+    canaries, steps, q, n_records = check_one_run(
+        canaries, steps, sample_rate, n_records, confidence
+    )
+    epsilon, delta = check_epsilon(epsilon), check_delta(delta)
     if statistic is None:
         statistic = "weighted" if mechanism.startswith("product") else "sum"
     t0 = time.perf_counter()

@@ -214,7 +214,7 @@ def _run(args: Any) -> int:
         canaries = DEFAULT_CANARIES if args.canaries is None else args.canaries
         q = DEFAULT_SAMPLE_RATE if args.sample_rate is None else args.sample_rate
         for _, steps, _, _ in plan:
-            check_one_run(canaries, steps, q)  # every row checked before any training
+            check_one_run(canaries, steps, q, confidence=args.confidence)  # before training
         run = _one_run_rows(plan, args, canaries, q)
     else:
         trials = args.trials
