@@ -148,7 +148,8 @@ def test_paper_quick_runs_what_it_has_and_names_what_is_missing(
 ) -> None:
     docs = tmp_path / "docs"
     argv = ["compare", "--preset", "paper", "--quick", "--data-root", str(image_and_adult_root)]
-    status = main([*argv, "--report", str(docs), "--no-progress", "--no-plots"])
+    # one process: worker start-up would cost more than these tiny runs (tests/test_scaleout.py)
+    status = main([*argv, "--report", str(docs), "--no-progress", "--no-plots", "--workers", "1"])
     out = capsys.readouterr().out
     assert status == 1  # some presets had no data; the others finished
     for name in ("fashion-mnist", "adult", "adult-erm"):
@@ -185,7 +186,7 @@ def test_ids_and_adam_presets_train(tmp_path: Path) -> None:
     write_u_data(root / "movielens-100k", n=300, folder=False)
     presets = [PRESETS["imdb"], PRESETS["movielens-100k"]]
     runs = tmp_path / "runs"
-    outcomes = run_presets(presets, root, runs, quick=True, progress=False, plots=False)
+    outcomes = run_presets(presets, root, runs, quick=True, progress=False, plots=False, workers=1)
     assert [o.status for o in outcomes] == ["done", "done"], [o.message for o in outcomes]
     for o in outcomes:
         by = {r["mechanism"]: r for r in o.rows}
