@@ -40,13 +40,19 @@ class KillOnce(nn.Module):
         return self.fc(x)
 
 
-def killing_digits() -> DPSGDTask:
+def digits_task(name: str, model: type[nn.Module] | object) -> DPSGDTask:
+    """scikit-learn's digits (the built-in split) as a user's task: ``model()`` builds the
+    network; lr 0.2, one epoch."""
     d = load_nn_data("digits")
     return DPSGDTask(
-        "digits-kill-once",
+        name,
         train=(torch.from_numpy(d.X_train), torch.from_numpy(d.y_train)),
         test=(torch.from_numpy(d.X_test), torch.from_numpy(d.y_test)),
-        model=KillOnce,
+        model=model,
         lr=0.2,
         epochs=1,
     )
+
+
+def killing_digits() -> DPSGDTask:
+    return digits_task("digits-kill-once", KillOnce)

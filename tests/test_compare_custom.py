@@ -13,11 +13,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
+from scaleout_tasks import digits_task
 from torch import nn
 
 from product_noise.compare import DPSGDTask, ERMTask, run_comparison
-from product_noise.compare.data import load_erm_data, load_nn_data
+from product_noise.compare.data import load_erm_data
 from product_noise.mechanisms import SGG, register_mechanism
 
 
@@ -34,15 +34,7 @@ def linear() -> nn.Module:
 
 
 def _digits() -> DPSGDTask:
-    d = load_nn_data("digits")
-    return DPSGDTask(
-        "digits-linear",
-        train=(torch.from_numpy(d.X_train), torch.from_numpy(d.y_train)),
-        test=(torch.from_numpy(d.X_test), torch.from_numpy(d.y_test)),
-        model=linear,
-        lr=0.2,
-        epochs=1,
-    )
+    return digits_task("digits-linear", linear)
 
 
 def _cancer() -> ERMTask:

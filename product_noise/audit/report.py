@@ -117,7 +117,7 @@ def _plot(results: Sequence[TrainingAuditResult], path: Path) -> None:
     ax.set_ylim(0, top * 1.5)
     labels = [
         f"{r.mechanism}{f' ({UNVERIFIED})' if r.verified is None else ''}\n"
-        f"{r.settings.get('threat_model', '')}, {r.method}\nT={r.steps}\n{r.target}"
+        f"{r.settings.get('threat_model', '')}\n{r.method}, T={r.steps}\n{r.target}"
         for r in results
     ]
     ax.set_xticks(np.arange(len(results)), labels, fontsize=7)
