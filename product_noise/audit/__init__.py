@@ -17,6 +17,10 @@ bound" beside both. It can refute a claim, and a verified figure must never fall
               one run), the Gaussian-fit ε estimate (imported on first use)
 ``canaries``  :class:`GradientCanaryAudit`: a white-box one-run audit of a user's own Opacus
               loop with Dirac gradient canaries (imported on first use)
+``input_canaries``  :class:`InputCanaryAudit`: a black-box (final model) one-run audit of a
+              user's own loop with input canaries, e.g. :func:`mislabelled` records
+              (imported on first use)
+``gdp_bound``  :func:`gdp_lower_bound`: the multi-run μ-GDP bound (Nasr et al. 2023)
 ``training_one_run``  :func:`audit_training_one_run`: the one-run counterpart of
               :func:`audit_training` on the same model (imported on first use)
 """
@@ -67,6 +71,7 @@ _ONE_RUN = (
 # names of :mod:`.canaries`, imported on first use (it loads opacus and dp_accounting)
 _CANARIES = ("GradientCanaryAudit",)
 _TRAINING_ONE_RUN = ("audit_training_one_run",)
+_INPUT_CANARIES = ("InputCanaryAudit", "mislabelled")
 
 
 def __getattr__(name: str) -> Any:
@@ -81,6 +86,10 @@ def __getattr__(name: str) -> Any:
         from . import canaries
 
         return getattr(canaries, name)
+    if name in _INPUT_CANARIES:
+        from . import input_canaries
+
+        return getattr(input_canaries, name)
     if name in _TRAINING_ONE_RUN:
         from . import training_one_run
 

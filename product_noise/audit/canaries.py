@@ -85,7 +85,7 @@ from .one_run import (
     steinke_best_threshold,
 )
 
-__all__ = ["GradientCanaryAudit", "STATISTICS"]
+__all__ = ["GradientCanaryAudit", "STATISTICS", "one_run_report"]
 
 _SOURCE = "product_noise.audit.GradientCanaryAudit"
 #: the canary scores :class:`GradientCanaryAudit` can compute (module docstring)
@@ -155,6 +155,40 @@ def _empirical(bound: OneRunBound) -> EmpiricalBound:
     text = str(bound)
     details = text.split(" [", 1)[1].rstrip("]") if " [" in text else text
     return bound.to_empirical(f"white-box gradient canaries, {details}")
+
+
+def one_run_report(
+    engine: Any,
+    scores: np.ndarray,
+    included: np.ndarray,
+    delta: float,
+    confidence: float,
+    fdp: bool | None,
+    what: str,
+    source: str,
+) -> PrivacyReport:
+    """The engine's privacy report plus a one-run audit's figures: the Steinke et al. bound
+    (and with ``fdp``, default for Gaussian noise, the f-DP one) as empirical lower bounds, the
+    Gaussian-fit estimate as an estimate; ``what`` says how the run was audited."""
+    base = engine.get_privacy_report(delta)
+    if fdp is None:
+        fdp = engine.noise == "gaussian"
+    methods = ("steinke", "fdp") if fdp else ("steinke",)
+    bounds = [
+        _empirical(steinke_best_threshold(scores, included, delta, confidence, method=m))
+        for m in methods
+    ]
+    est = gdp_epsilon_estimate(scores[included], scores[~included], delta)
+    est_fig = PrivacyFigure(est.epsilon, delta, ESTIMATE, str(est), est.to_dict())
+    return PrivacyReport(
+        base.verified,
+        base.claimed,
+        base.estimates + (est_fig,),
+        base.empirical + tuple(bounds),
+        source=source,
+        what=f"{base.what}; {what}",
+        unverified=base.unverified,
+    )
 
 
 class GradientCanaryAudit:
@@ -443,7 +477,8 @@ class GradientCanaryAudit:
             Confidence in (0, 1) of the bounds; default the constructor's.
         fdp : bool, optional
             Also report the f-DP one-run bound of Mahloujifar et al. (2025), which refutes
-            μ-GDP and is a lower bound on ε only for a Gaussian trade-off curve. Default: only
+            μ-GDP and is a lower bound on ε only for an exactly Gaussian trade-off curve (q = 1
+            Gaussian noise; with q < 1 the curve is Gaussian only approximately). Default: only
             for Gaussian noise.
 
         Returns
@@ -464,27 +499,12 @@ class GradientCanaryAudit:
         conf = self.confidence if confidence is None else check_confidence(confidence)
         self._check_ran()
         self._check_engine(engine)
-        base = engine.get_privacy_report(delta)
-        if fdp is None:
-            fdp = engine.noise == "gaussian"
-        methods = ("steinke", "fdp") if fdp else ("steinke",)
-        bounds = [_empirical(self.bound(delta, conf, method=m)) for m in methods]
-        est = self.estimate(delta)
-        est_fig = PrivacyFigure(est.epsilon, delta, ESTIMATE, str(est), est.to_dict())
         what = (
-            f"{base.what}; audited in one run with {self.num_canaries} white-box Dirac gradient "
-            f"canaries over {self.num_steps} steps at q = {self.sample_rate:.4g}"
+            f"audited in one run with {self.num_canaries} white-box Dirac gradient canaries "
+            f"over {self.num_steps} steps at q = {self.sample_rate:.4g}"
             + (" (data subtracted)" if self.subtract_data else "")
         )
-        return PrivacyReport(
-            base.verified,
-            base.claimed,
-            base.estimates + (est_fig,),
-            base.empirical + tuple(bounds),
-            source=_SOURCE,
-            what=what,
-            unverified=base.unverified,
-        )
+        return one_run_report(engine, self.scores, self.included, delta, conf, fdp, what, _SOURCE)
 
     def _check_engine(self, engine: Any) -> None:
         """The engine's accountant must have stepped at the canaries' rate, at least T times."""

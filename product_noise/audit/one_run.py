@@ -281,8 +281,10 @@ def fdp_one_run_epsilon_lower_bound(
     that (ε, δ) (the same curve).
 
     What it refutes is μ-GDP, not (ε, δ)-DP: it is a lower bound on ε at δ only for a
-    mechanism whose trade-off curve is Gaussian (the claim audited is "μ-GDP", as for DP-SGD
-    with Gaussian noise, where it is much tighter than :func:`steinke_epsilon_lower_bound`).
+    mechanism whose trade-off curve is Gaussian (the claim audited is "μ-GDP", as for
+    full-batch DP-SGD with Gaussian noise, where it is much tighter than
+    :func:`steinke_epsilon_lower_bound`; Poisson-subsampled Gaussian DP-SGD is only
+    approximately μ-GDP, so there it refutes μ-GDP without bounding its (ε, δ)).
     A mechanism can be (ε, δ)-DP with ε below this value without being μ-GDP for the matching
     μ; for a bound on arbitrary (ε, δ)-DP mechanisms use :func:`steinke_epsilon_lower_bound`.
 

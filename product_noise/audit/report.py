@@ -57,7 +57,8 @@ def format_markdown(results: Sequence[TrainingAuditResult]) -> str:
         "largest bound the number of evaluation trials allows (perfect separation; multi-run "
         "only). The estimate is a Gaussian fit of the scores (Nasr et al. 2023): no "
         "confidence, NOT a bound. The f-DP bound (Gaussian noise only) refutes μ-GDP and "
-        "is a bound on ε only for a Gaussian trade-off curve, which Gaussian DP-SGD has "
+        "is a bound on ε only for an exactly Gaussian trade-off curve (full-batch Gaussian "
+        "DP-SGD; with Poisson sampling only approximately) "
         "(multi-run: Nasr et al. 2023; one-run: Mahloujifar, Melis, Chaudhuri 2025). One-run "
         "rows: one training run with gradient canaries (Steinke, Nasr, Jagielski 2023). An "
         "unverified mechanism (a user's sampler with no proven profile) has no verified ε.",

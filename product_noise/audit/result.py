@@ -84,7 +84,8 @@ class TrainingAuditResult:
         never a bound; ``None`` when the fit is undefined (e.g. scores of zero variance).
     fdp_bound : OneRunBound or GDPLowerBound or None
         Gaussian noise only: the f-DP lower bound, which refutes μ-GDP and is an ε bound only
-        for a Gaussian trade-off curve (which the Gaussian mechanism has). One-run: Mahloujifar,
+        for an exactly Gaussian trade-off curve (full-batch Gaussian DP-SGD; with Poisson
+        sampling only approximately, so then not a proven ε bound). One-run: Mahloujifar,
         Melis, Chaudhuri 2025; multi-run: Nasr et al. 2023
         (:func:`~product_noise.audit.gdp_bound.gdp_lower_bound`).
     bound_at_claimed_delta : float or None

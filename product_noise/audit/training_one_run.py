@@ -32,7 +32,9 @@ What a row reports
 ------------------
 * the empirical lower bound of Steinke et al. [1]_ (valid for any (ε, δ)-DP mechanism), and for
   Gaussian noise also the f-DP one-run bound (Mahloujifar, Melis, Chaudhuri [3]_; it refutes
-  μ-GDP and is a lower bound on ε because the Gaussian mechanism's trade-off curve is Gaussian);
+  μ-GDP: a lower bound on ε for an exactly Gaussian trade-off curve, which full-batch Gaussian
+  DP-SGD has; with Poisson sampling (q < 1) the curve is Gaussian only approximately (central
+  limit theorem), so the figure then refutes μ-GDP without being a proven bound on ε);
 * the Gaussian-fit **estimate** of ε (Nasr et al. [2]_): never a bound, labelled "estimate";
 * the engine's verified ε and, for product noise at the paper's calibration, the paper's
   claimed ε (its composition over ``T`` subsampled steps; the row's calibration target is then
