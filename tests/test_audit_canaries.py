@@ -177,10 +177,10 @@ def test_too_few_canaries(m):
         GradientCanaryAudit(m)
 
 
-@pytest.mark.parametrize(("m", "confidence", "least"), [(15, 0.95, 16), (31, 0.99, 32)])
+@pytest.mark.parametrize(("m", "confidence", "least"), [(6, 0.95, 7), (8, 0.99, 9)])
 def test_too_few_canaries_for_the_confidence(m, confidence, least):
-    # 15 canaries: about 7 included, at most 4 "in" guesses on the grid {1, 2, 4, 8, 15}, and
-    # 2⁻⁴ > 0.05 / 5 — no outcome can certify ε > 0, so the audit refuses before training
+    # 6 canaries: the best outcome (all included, 6/6 "in" guesses right) has p-value 2⁻⁶ at
+    # ε = 0, above 0.05 / 4 (the Bonferroni grid {1, 2, 4, 6}): no outcome certifies ε > 0
     with pytest.raises(InputError, match=f"too few for .*use at least {least} canaries"):
         GradientCanaryAudit(m, confidence=confidence)
     assert GradientCanaryAudit(least, confidence=confidence).num_canaries == least

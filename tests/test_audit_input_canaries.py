@@ -96,7 +96,7 @@ def test_mislabelled_moves_every_label():
 def test_bad_input_before_training():
     data, cx, cy = _data()
     with pytest.raises(InputError, match="too few"):
-        InputCanaryAudit(cx[:12], cy[:12])
+        InputCanaryAudit(cx[:6], cy[:6])
     with pytest.raises(InputError, match="one row per label"):
         InputCanaryAudit(cx[:20], cy[:30])
     audit = InputCanaryAudit(cx, cy)

@@ -122,7 +122,7 @@ def test_multi_run_rows_say_multi_run_and_carry_an_estimate(tmp_path):
     [
         (["--canaries", "1"], "canaries must be between 2 and 650"),
         (["--canaries", "651"], "canaries must be between 2 and 650"),
-        (["--canaries", "12"], "too few for 95% confidence"),
+        (["--canaries", "6"], "too few for 95% confidence"),
         (["--trials", "100"], "--trials applies to --method multi-run"),
         (["--sample-rate", "0.0025", "--steps", "100"], "q·T = 0.0025 × 100 = 0.25 < 1"),
         (["--sample-rate", "1.5"], "sample_rate must lie in (0, 1]"),

@@ -202,8 +202,8 @@ class GradientCanaryAudit:
     ----------
     num_canaries : int
         ``m`` canaries: at least :func:`~product_noise.audit.one_run.min_canaries` of
-        ``confidence`` (16 at 95%; fewer can only give a zero bound) and at most the number of
-        trainable coordinates (checked by :meth:`attach`).
+        ``confidence`` (7 at 95%; with fewer no outcome gives a bound above 0) and at most
+        the number of trainable coordinates (checked by :meth:`attach`).
     seed : int, default 0
         Seeds the inclusion bits, the canary coordinates and the per-step canary sampling (a
         NumPy generator of its own: the training's noise generator is not touched).
@@ -260,7 +260,7 @@ class GradientCanaryAudit:
         if self.num_canaries < least:
             raise InputError(
                 f"num_canaries = {self.num_canaries} is too few for {100 * self.confidence:g}% "
-                f"confidence: even perfect guesses could not give a bound above 0; use at "
+                f"confidence: no outcome of the audit could give a bound above 0; use at "
                 f"least {least} canaries"
             )
         self._rng = np.random.default_rng(seed)
