@@ -66,3 +66,23 @@ def test_only_gaussian_rows_carry_it() -> None:
     assert res.fdp_bound is None and res.to_row()["fdp_lower_bound_epsilon"] is None
     g = audit_training("gaussian", trials=40, steps=1, epsilon=2.0, seed=0)
     assert g.to_row()["fdp_lower_bound_epsilon"] == g.fdp_bound.epsilon <= g.verified.epsilon
+
+
+def test_many_scores_with_infinities_keep_real_thresholds() -> None:
+    # > 4000 distinct selection scores are thinned to order statistics; with ±inf among them
+    # interpolated quantiles gave NaN thresholds (and a "s >= nan" region)
+    import warnings
+
+    from product_noise.audit import epsilon_lower_bound
+
+    rng = np.random.default_rng(3)
+    s_in = np.concatenate([[np.inf] * 50, rng.normal(1.0, 1, 5000)])
+    s_out = np.concatenate([[-np.inf] * 50, rng.normal(0.0, 1, 5000)])
+    rng.shuffle(s_in)
+    rng.shuffle(s_out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        g = gdp_lower_bound(s_in, s_out, delta=DELTA)
+        e = epsilon_lower_bound(s_in, s_out, delta=DELTA)
+    assert "nan" not in g.region and "nan" not in e.region
+    assert g.mu_lower > 0.5 and e.epsilon_lower > 0

@@ -281,7 +281,8 @@ def epsilon_lower_bound(
 
     cand = np.unique(np.concatenate([sel_in, sel_out]))
     if cand.size > _MAX_CANDIDATES:
-        cand = np.unique(np.quantile(cand, np.linspace(0, 1, _MAX_CANDIDATES)))
+        # evenly spaced order statistics (not interpolated quantiles: ±inf stay, no NaN)
+        cand = cand[np.unique(np.linspace(0, cand.size - 1, _MAX_CANDIDATES).round().astype(int))]
     best = (-np.inf, float(cand[0]), True, "in")
     for ge in (True, False):
         k_in, k_out = _counts(sel_in, cand, ge), _counts(sel_out, cand, ge)

@@ -54,9 +54,10 @@ def format_markdown(results: Sequence[TrainingAuditResult]) -> str:
     lines = [
         f"Every figure at δ = {d:g}; empirical lower bounds at {100 * conf:g}% confidence. The "
         "claimed ε is compared with the lower bound at the claim's own δ. The ceiling is the "
-        "largest bound the number of evaluation trials allows (perfect separation; multi-run "
-        "only). The estimate is a Gaussian fit of the scores (Nasr et al. 2023): no "
-        "confidence, NOT a bound. The f-DP bound (Gaussian noise only) refutes μ-GDP and "
+        "largest (ε, δ) lower bound the number of evaluation trials allows (perfect "
+        "separation; multi-run only); the f-DP bound extrapolates along the assumed Gaussian "
+        "curve and can exceed it. The estimate is a Gaussian fit of the scores (Nasr et al. "
+        "2023): no confidence, NOT a bound. The f-DP bound (Gaussian noise only) refutes μ-GDP and "
         "is a bound on ε only for an exactly Gaussian trade-off curve (full-batch Gaussian "
         "DP-SGD; with Poisson sampling only approximately) "
         "(multi-run: Nasr et al. 2023; one-run: Mahloujifar, Melis, Chaudhuri 2025). One-run "
