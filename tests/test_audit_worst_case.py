@@ -97,3 +97,18 @@ def test_cli_worst_case_row(tmp_path, capsys) -> None:
     assert main([*argv, "--method", "one-run", "--out", str(tmp_path)]) == 2
     assert main([*argv, "--n-records", "5000", "--out", str(tmp_path)]) == 2
     assert "at most 1797" in capsys.readouterr().err
+
+
+def test_cli_threat_model_applies_to_a_mechanism_without_such_a_standard_row(tmp_path) -> None:
+    # l2 has only a white-box standard row: --threat-model final-model-worst-case runs that
+    # row under the asked threat model (it used to leave an empty plan: "internal error")
+    import csv
+
+    from product_noise.cli import main
+
+    out = tmp_path / "o"
+    argv = ["audit-training", "--mechanisms", "l2", "--threat-model", "final-model-worst-case"]
+    assert main([*argv, "--trials", "40", "--out", str(out)]) == 0
+    with open(out / "audit_training.csv", newline="", encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["mechanism"] == "l2" and "worst-case" in row["threat_model"]

@@ -154,11 +154,21 @@ def _plan(args: Any) -> list[tuple[str, int, float, str]]:
     standard = {m for m, *_ in STANDARD_PLAN}
     rows = [r for r in STANDARD_PLAN if r[0] in chosen]
     rows += [(m, *r) for m in chosen if m not in standard for r in USER_ROWS]
+    tm = args.threat_model
     plan = [
         (m, args.steps or s, args.epsilon or e, t)
         for m, s, e, t in rows
-        if args.threat_model is None or t in (args.threat_model, "release")
+        if tm is None or t in (tm, "release")
     ]
+    if tm is not None:  # a DP-SGD mechanism without a row of that threat model: its first row
+        have = {m for m, *_ in plan}
+        plan += [
+            (m, args.steps or s, args.epsilon or e, tm)
+            for m, s, e, t in {r[0]: r for r in reversed(rows)}.values()
+            if m not in have and t != "release"
+        ]
+    if not plan:
+        raise CLIError(f"no row to audit: --threat-model {tm} does not apply to the mechanisms")
     return list(dict.fromkeys(plan))  # overrides can make rows equal
 
 
