@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import signal
 import sys
 import threading
@@ -528,9 +529,12 @@ def _open_executor(
         try:
             executor.set_context(context)  # pickles it once: fails here if it cannot travel
             return executor
-        except Exception as err:
+        except (pickle.PicklingError, TypeError, AttributeError) as err:  # not picklable
             executor.close(cancel=True)
             why = f"the task cannot be sent to worker processes ({type(err).__name__}: {err})"
+        except BaseException:
+            executor.close(cancel=True)
+            raise
     if cfg.executor == "dask":
         raise ConfigError(f"--executor dask: {why}")
     bar.note(f"compare: every run in this process: {why}")
