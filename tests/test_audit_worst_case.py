@@ -21,15 +21,9 @@ from product_noise.validation import InputError
 torch.set_num_threads(1)
 
 
-def test_theta0_is_a_near_stationary_point_of_the_known_records() -> None:
-    """The known records' mean cross-entropy gradient at θ₀ has norm < 1e-8 (it is 0.78 at
-    θ = 0), deterministically, and the audited model starts exactly there."""
-    X, y = digits_sample(32, 0)
-    theta0 = worst_case_theta0(X, y)
-    assert np.linalg.norm(mean_gradient(np.zeros_like(theta0), X, y)) > 0.1
-    assert np.linalg.norm(mean_gradient(theta0, X, y)) < 1e-8
-    np.testing.assert_array_equal(theta0, worst_case_theta0(X, y))
-    run = _DPSGDRun(
+def _worst_case_run() -> _DPSGDRun:
+    """The audit's run on 32 digits (data seed 0) from the worst-case θ₀, Gaussian σ = C."""
+    return _DPSGDRun(
         "gaussian",
         {"noise": "gaussian", "noise_multiplier": 1.0},
         n_records=32,
@@ -39,6 +33,17 @@ def test_theta0_is_a_near_stationary_point_of_the_known_records() -> None:
         noise_seed=1,
         threat_model=WORST_CASE,
     )
+
+
+def test_theta0_is_a_near_stationary_point_of_the_known_records() -> None:
+    """The known records' mean cross-entropy gradient at θ₀ has norm < 1e-8 (it is 0.78 at
+    θ = 0), deterministically, and the audited model starts exactly there."""
+    X, y = digits_sample(32, 0)
+    theta0 = worst_case_theta0(X, y)
+    assert np.linalg.norm(mean_gradient(np.zeros_like(theta0), X, y)) > 0.1
+    assert np.linalg.norm(mean_gradient(theta0, X, y)) < 1e-8
+    np.testing.assert_array_equal(theta0, worst_case_theta0(X, y))
+    run = _worst_case_run()
     np.testing.assert_array_equal(run._flat().numpy(), theta0)
     np.testing.assert_array_equal(run.X[:-1].numpy(), X)  # the known records, then the canary
 
@@ -50,16 +55,7 @@ def test_canary_is_all_ones_with_the_least_likely_label() -> None:
     probs = torch.softmax(torch.from_numpy(W @ np.ones(64) + b), 0).numpy()
     label = worst_case_label(theta0, np.ones(64))
     assert label == int(np.argmin(probs)) and probs[label] < 1e-3
-    run = _DPSGDRun(
-        "gaussian",
-        {"noise": "gaussian", "noise_multiplier": 1.0},
-        n_records=32,
-        max_grad_norm=1.0,
-        lr=0.5,
-        data_seed=0,
-        noise_seed=1,
-        threat_model=WORST_CASE,
-    )
+    run = _worst_case_run()
     assert int(run.y[-1]) == label and torch.all(run.X[-1] == 1.0)
 
 

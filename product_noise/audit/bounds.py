@@ -229,6 +229,52 @@ def _criterion(ka, na, kb, nb, alpha2: float, delta: float) -> np.ndarray:
         return np.where(lo > delta, np.log(np.maximum(lo - delta, 1e-300) / hi), -np.inf)
 
 
+@dataclass(frozen=True)
+class ScoreSplit:
+    """Two worlds' scores split for an audit: ``sel`` chooses the test, ``ev`` evaluates it.
+
+    Attributes
+    ----------
+    sel, ev : dict of str to numpy.ndarray
+        ``{"in": ..., "out": ...}``, each sorted ascending.
+    candidates : numpy.ndarray
+        The distinct selection scores (at most ``_MAX_CANDIDATES`` evenly spaced order
+        statistics of them): the thresholds tried.
+    n_selection : int
+        Trials used to choose the test.
+    """
+
+    sel: dict[str, np.ndarray]
+    ev: dict[str, np.ndarray]
+    candidates: np.ndarray
+    n_selection: int
+
+
+def split_scores(scores_in: Any, scores_out: Any, selection_fraction: float) -> ScoreSplit:
+    """The first ``selection_fraction`` of each world's scores selects, the rest evaluates (at
+    least one of each per world); shared by :func:`epsilon_lower_bound` and the μ-GDP bound.
+
+    Raises
+    ------
+    ValueError
+        On a ``selection_fraction`` outside (0, 1), NaN scores or fewer than 4 per world.
+    """
+    if isinstance(selection_fraction, bool) or not 0.0 < float(selection_fraction) < 1.0:
+        raise ValueError(
+            f"selection_fraction must lie strictly between 0 and 1, got {selection_fraction!r}"
+        )
+    sel, ev = {}, {}
+    for name, scores in (("in", scores_in), ("out", scores_out)):
+        x = _check_scores(f"scores_{name}", scores)
+        m = min(max(int(round(selection_fraction * x.size)), 1), x.size - 1)
+        sel[name], ev[name] = np.sort(x[:m]), np.sort(x[m:])
+    cand = np.unique(np.concatenate([sel["in"], sel["out"]]))
+    if cand.size > _MAX_CANDIDATES:
+        # evenly spaced order statistics (not interpolated quantiles: ±inf stay, no NaN)
+        cand = cand[np.unique(np.linspace(0, cand.size - 1, _MAX_CANDIDATES).round().astype(int))]
+    return ScoreSplit(sel, ev, cand, sel["in"].size + sel["out"].size)
+
+
 def epsilon_lower_bound(
     scores_in: Sequence[float] | np.ndarray,
     scores_out: Sequence[float] | np.ndarray,
@@ -267,22 +313,12 @@ def epsilon_lower_bound(
     """
     delta = check_delta(delta)
     confidence = check_confidence(confidence)
-    if isinstance(selection_fraction, bool) or not 0.0 < float(selection_fraction) < 1.0:
-        raise ValueError(
-            f"selection_fraction must lie strictly between 0 and 1, got {selection_fraction!r}"
-        )
-    s_in = _check_scores("scores_in", scores_in)
-    s_out = _check_scores("scores_out", scores_out)
-    m_in = min(max(int(round(selection_fraction * s_in.size)), 1), s_in.size - 1)
-    m_out = min(max(int(round(selection_fraction * s_out.size)), 1), s_out.size - 1)
-    sel_in, ev_in = np.sort(s_in[:m_in]), np.sort(s_in[m_in:])
-    sel_out, ev_out = np.sort(s_out[:m_out]), np.sort(s_out[m_out:])
+    split = split_scores(scores_in, scores_out, selection_fraction)
+    sel_in, sel_out = split.sel["in"], split.sel["out"]
+    ev_in, ev_out = split.ev["in"], split.ev["out"]
+    m_in, m_out = sel_in.size, sel_out.size
     alpha2 = (1.0 - confidence) / 2.0
-
-    cand = np.unique(np.concatenate([sel_in, sel_out]))
-    if cand.size > _MAX_CANDIDATES:
-        # evenly spaced order statistics (not interpolated quantiles: ±inf stay, no NaN)
-        cand = cand[np.unique(np.linspace(0, cand.size - 1, _MAX_CANDIDATES).round().astype(int))]
+    cand = split.candidates
     best = (-np.inf, float(cand[0]), True, "in")
     for ge in (True, False):
         k_in, k_out = _counts(sel_in, cand, ge), _counts(sel_out, cand, ge)
@@ -313,5 +349,5 @@ def epsilon_lower_bound(
         p_upper=hi,
         n_a=na,
         n_b=nb,
-        n_selection=m_in + m_out,
+        n_selection=split.n_selection,
     )

@@ -36,7 +36,7 @@ import numpy as np
 from scipy import special
 
 from ..validation import check_confidence, check_delta
-from .bounds import _MAX_CANDIDATES, _check_scores, _counts, clopper_pearson_upper
+from .bounds import _counts, clopper_pearson_upper, split_scores
 from .one_run import EPS_MAX, LOWER_BOUND, gdp_epsilon
 
 __all__ = ["GDPLowerBound", "gdp_lower_bound"]
@@ -148,20 +148,9 @@ def gdp_lower_bound(
     """
     delta = check_delta(delta)
     confidence = check_confidence(confidence)
-    if isinstance(selection_fraction, bool) or not 0.0 < float(selection_fraction) < 1.0:
-        raise ValueError(
-            f"selection_fraction must lie strictly between 0 and 1, got {selection_fraction!r}"
-        )
-    s_in, s_out = _check_scores("scores_in", scores_in), _check_scores("scores_out", scores_out)
-    m_in = min(max(int(round(selection_fraction * s_in.size)), 1), s_in.size - 1)
-    m_out = min(max(int(round(selection_fraction * s_out.size)), 1), s_out.size - 1)
-    sel = {"in": np.sort(s_in[:m_in]), "out": np.sort(s_out[:m_out])}
-    ev = {"in": np.sort(s_in[m_in:]), "out": np.sort(s_out[m_out:])}
+    split = split_scores(scores_in, scores_out, selection_fraction)
+    sel, ev, cand = split.sel, split.ev, split.candidates
     alpha2 = (1.0 - confidence) / 2.0
-    cand = np.unique(np.concatenate([sel["in"], sel["out"]]))
-    if cand.size > _MAX_CANDIDATES:
-        # evenly spaced order statistics (not interpolated quantiles: ±inf stay, no NaN)
-        cand = cand[np.unique(np.linspace(0, cand.size - 1, _MAX_CANDIDATES).round().astype(int))]
     best = (-np.inf, float(cand[0]), True, "in")
     for ge in (True, False):
         for a, b in (("in", "out"), ("out", "in")):  # a: the world the test rejects into
@@ -187,5 +176,5 @@ def gdp_lower_bound(
         fnr_upper=fnr_hi,
         n_in=int(ev["in"].size),
         n_out=int(ev["out"].size),
-        n_selection=m_in + m_out,
+        n_selection=split.n_selection,
     )
