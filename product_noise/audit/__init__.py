@@ -21,6 +21,8 @@ bound" beside both. It can refute a claim, and a verified figure must never fall
               user's own loop with input canaries, e.g. :func:`mislabelled` records
               (imported on first use)
 ``gdp_bound``  :func:`gdp_lower_bound`: the multi-run μ-GDP bound (Nasr et al. 2023)
+``multi_run``  :func:`audit_multi_run`: a multi-run audit of a user's own loop (its
+              ``train_once(present, seed) -> score``; imported on first use)
 ``training_one_run``  :func:`audit_training_one_run`: the one-run counterpart of
               :func:`audit_training` on the same model (imported on first use)
 """
@@ -72,6 +74,7 @@ _ONE_RUN = (
 _CANARIES = ("GradientCanaryAudit",)
 _TRAINING_ONE_RUN = ("audit_training_one_run",)
 _INPUT_CANARIES = ("InputCanaryAudit", "mislabelled")
+_MULTI_RUN = ("audit_multi_run", "MultiRunAudit")
 
 
 def __getattr__(name: str) -> Any:
@@ -86,6 +89,10 @@ def __getattr__(name: str) -> Any:
         from . import canaries
 
         return getattr(canaries, name)
+    if name in _MULTI_RUN:
+        from . import multi_run
+
+        return getattr(multi_run, name)
     if name in _INPUT_CANARIES:
         from . import input_canaries
 
