@@ -199,6 +199,23 @@ def evaluation_ceiling(trials: int, delta: float, confidence: float) -> float:
     return _log_ratio(lo, float(clopper_pearson_upper(0, n, a2)), delta)
 
 
+def check_enough_trials(trials: int, delta: float, confidence: float) -> None:
+    """Refuse, before any run, a trial count whose :func:`evaluation_ceiling` is 0.
+
+    Raises
+    ------
+    InputError
+        ``trials`` per world too few for ``confidence``.
+    """
+    from ..validation import InputError
+
+    if evaluation_ceiling(trials, delta, confidence) <= 0.0:
+        raise InputError(
+            f"trials = {trials} per world is too few for {100 * confidence:g}% confidence: even "
+            "perfectly separated worlds could not give a bound above 0; use more trials"
+        )
+
+
 def _log_ratio(lo: float, hi: float, delta: float) -> float:
     if lo <= delta or hi <= 0:
         return 0.0 if lo <= delta else math.inf

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from ..privacy import ESTIMATE, EmpiricalBound, PrivacyFigure, PrivacyReport
 from ..validation import InputError, check_confidence, check_delta, check_positive_int
-from .bounds import MIN_TRIALS, EpsilonLowerBound, epsilon_lower_bound, evaluation_ceiling
+from .bounds import MIN_TRIALS, EpsilonLowerBound, check_enough_trials, epsilon_lower_bound
 from .gdp_bound import GDPLowerBound, gdp_lower_bound
 from .result import score_estimate
 
@@ -135,11 +135,7 @@ def audit_multi_run(
     """
     delta, confidence = check_delta(delta), check_confidence(confidence)
     trials = check_positive_int("trials", trials, minimum=MIN_TRIALS)
-    if evaluation_ceiling(trials, delta, confidence) <= 0.0:
-        raise InputError(
-            f"trials = {trials} per world is too few for {100 * confidence:g}% confidence: even "
-            "perfectly separated worlds could not give a bound above 0; use more trials"
-        )
+    check_enough_trials(trials, delta, confidence)
     t0 = time.perf_counter()
     scores = {True: np.empty(trials), False: np.empty(trials)}
     bar = tqdm(total=2 * trials, desc="audit runs", disable=not progress)

@@ -120,7 +120,7 @@ from ..validation import (
     check_positive,
     check_positive_int,
 )
-from .bounds import MIN_TRIALS, evaluation_ceiling
+from .bounds import MIN_TRIALS, check_enough_trials
 from .dpmix import audit_dpmix
 from .dpsgd import WORST_CASE, audit_dpsgd
 from .result import DIGITS_ROWS, MATCHED, TrainingAuditResult, audit_mechanisms
@@ -231,11 +231,7 @@ def audit_training(
     except TypeError as exc:
         raise InputError(str(exc)) from exc
     confidence = check_confidence(confidence)
-    if evaluation_ceiling(trials, delta, confidence) <= 0.0:
-        raise InputError(
-            f"trials = {trials} per world is too few for {100 * confidence:g}% confidence: even "
-            "perfectly separated worlds could not give a bound above 0; use more trials"
-        )
+    check_enough_trials(trials, delta, confidence)
     if noise_multiplier is not None:
         noise_multiplier = _check_noise_multiplier(mechanism, noise_multiplier)
     t0 = time.perf_counter()
