@@ -29,7 +29,8 @@ Sections (``--section``, default ``all``):
     zero and from worst-case initial parameters (Annamalai, De Cristofaro, "Nearly tight
     black-box auditing of differentially private machine learning", NeurIPS 2024): the direct
     (ε, δ) bound with its ceiling, and the μ-GDP bound their figures are (target ≥ 0.6 ×
-    verified). T = 10 steps was chosen among 1, 5, 10 on seed 0; this section runs seed 1.
+    verified with 1000 runs per world; ``--quick``, 200 runs: ≥ 0.4 ×). T = 10 steps was
+    chosen among 1, 5, 10 on seed 0; this section runs seed 1.
 ``quick-wall``
     Wall time of ``python -m product_noise.cli audit-training --quick`` (a subprocess, this
     worktree on ``PYTHONPATH``) against the 90 s target.
@@ -475,7 +476,7 @@ def section_one_run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]
 # -------------------------------------------------------------------------- blackbox section
 BB_EPSILON, BB_RECORDS, BB_STEPS, BB_SEED = 10.0, 1000, 10, 1
 BB_RUNS, BB_QUICK_RUNS = 1000, 200
-BB_AIM = 0.6  # the μ-GDP bound ≥ BB_AIM × verified
+BB_AIM, BB_QUICK_AIM = 0.6, 0.4  # the μ-GDP bound ≥ aim × verified (fewer runs in --quick)
 #: Annamalai & De Cristofaro (NeurIPS 2024), worst-case initialisation, 1000-record MNIST
 #: sample, theoretical ε = 10: their empirical ε (a μ-GDP figure, Nasr et al.'s method)
 ADC_MNIST_1000 = 7.21
@@ -523,9 +524,10 @@ def section_blackbox(quick: bool) -> tuple[list[dict[str, Any]], list[Row]]:
     print(f"  Annamalai & De Cristofaro report {ADC_MNIST_1000:g} at ε = 10 (ratio "
           f"{ADC_MNIST_1000 / 10:.2f}) with the same μ-GDP method on a 1000-record MNIST "
           "sample and a CNN; here: digits, logistic regression")  # fmt: skip
-    rows.append(Row("blackbox", f"worst-case μ-GDP bound ≥ {BB_AIM:g} × verified",
-                    f"{g / v:.3f} (A&DC MNIST: {ADC_MNIST_1000 / 10:.2f})", f"≥ {BB_AIM:g}",
-                    "PASS" if g >= BB_AIM * v else "FAIL"))  # fmt: skip
+    aim = BB_QUICK_AIM if quick else BB_AIM
+    rows.append(Row("blackbox", f"worst-case μ-GDP bound ≥ {aim:g} × verified",
+                    f"{g / v:.3f} (A&DC MNIST: {ADC_MNIST_1000 / 10:.2f})", f"≥ {aim:g}",
+                    "PASS" if g >= aim * v else "FAIL"))  # fmt: skip
     return results, rows
 
 
