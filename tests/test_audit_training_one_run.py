@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from product_noise.audit import training_one_run
+from product_noise.audit import audit_training_one_run, training_one_run
 from product_noise.audit.training_one_run import ONE_RUN_DIM, check_one_run
 from product_noise.cli import main
 from product_noise.validation import InputError
@@ -126,17 +126,19 @@ def test_multi_run_rows_say_multi_run_and_carry_an_estimate(tmp_path):
         (["--trials", "100"], "--trials applies to --method multi-run"),
         (["--sample-rate", "0.0025", "--steps", "100"], "q·T = 0.0025 × 100 = 0.25 < 1"),
         (["--sample-rate", "1.5"], "sample_rate must lie in (0, 1]"),
-        (["--threat-model", "final-model"], "white-box threat model only"),
+        (["--threat-model", "final-model-worst-case"], "needs --method multi-run"),
+        (["--threat-model", "final-model", "--canaries", "1398"], "between 2 and 1397"),
         (["--mechanisms", "dpmix"], "does not apply to dpmix"),
     ],
     ids=[
         "canaries-1",
         "canaries-651",
-        "canaries-12",
+        "canaries-6",
         "trials",
         "qT",
         "q>1",
-        "final-model",
+        "worst-case",
+        "final-model-canaries",
         "dpmix",
     ],  # fmt: skip
 )
@@ -185,3 +187,18 @@ def test_one_run_unverified_user_mechanism_gets_no_verified_figure(tmp_path, mon
     assert row["method"] == "one-run" and row["privacy_label"] == "unverified"
     assert row["verified_epsilon"] == "" and row["empirical_lower_bound_epsilon"] != ""
     assert row["estimated_epsilon"] != "" and row["fdp_lower_bound_epsilon"] == ""
+
+
+def test_one_run_final_model_input_canaries():
+    # black box in one run: 64 mislabelled digits (after the 400 training records) as input
+    # canaries, the final model only. A realistic attacker: the bound stays far below the
+    # verified ε (here 0), and the row says what it audited.
+    res = audit_training_one_run(
+        "gaussian", threat_model="final-model", canaries=64, steps=60, epsilon=8.0, seed=1
+    )
+    assert res.method == "one-run" and res.settings["threat_model"] == "final-model"
+    assert "black box" in res.threat_model and "cross-entropy" in res.statistic
+    assert res.fdp_bound is None  # white box only
+    assert 0 <= res.bound.epsilon <= res.verified.epsilon
+    assert res.verified.epsilon == pytest.approx(8.0, rel=0.02)
+    assert res.settings["canaries"] == 64 and 0 < res.settings["sample_rate"] < 0.05

@@ -61,7 +61,8 @@ def format_markdown(results: Sequence[TrainingAuditResult]) -> str:
         "is a bound on ε only for an exactly Gaussian trade-off curve (full-batch Gaussian "
         "DP-SGD; with Poisson sampling only approximately) "
         "(multi-run: Nasr et al. 2023; one-run: Mahloujifar, Melis, Chaudhuri 2025). One-run "
-        "rows: one training run with gradient canaries (Steinke, Nasr, Jagielski 2023). An "
+        "rows: one training run with many canaries, gradient (white box) or input (final "
+        "model) ones (Steinke, Nasr, Jagielski 2023). An "
         "unverified mechanism (a user's sampler with no proven profile) has no verified ε.",
         "",
         "| " + " | ".join(h for _, h in _TABLE_COLUMNS) + " |",

@@ -70,7 +70,7 @@ from ..validation import (
     check_positive,
     check_positive_int,
 )
-from .result import MATCHED, TrainingAuditResult, digits_sample
+from .result import DIGITS_ROWS, MATCHED, TrainingAuditResult, digits_sample
 
 __all__ = [
     "audit_training_one_run",
@@ -81,6 +81,7 @@ __all__ = [
     "DEFAULT_SAMPLE_RATE",
     "DEFAULT_STEPS",
     "DEFAULT_RECORDS",
+    "ONE_RUN_THREAT_MODELS",
 ]
 
 #: trainable coordinates of the audited model (logistic regression 64 → 10: 640 weights + 10)
@@ -90,6 +91,8 @@ DEFAULT_CANARIES = min(1000, ONE_RUN_DIM)
 DEFAULT_STEPS = 400
 DEFAULT_SAMPLE_RATE = 0.025
 DEFAULT_RECORDS = 400
+#: the one-run threat models: gradient canaries (white box), input canaries (final model)
+ONE_RUN_THREAT_MODELS = ("white-box", "final-model")
 
 
 def effective_sample_rate(sample_rate: float, n_records: int) -> float:
@@ -105,6 +108,7 @@ def check_one_run(
     sample_rate: Any,
     n_records: Any = DEFAULT_RECORDS,
     confidence: float = 0.95,
+    threat_model: str = "white-box",
 ) -> tuple[int, int, float, int]:
     """Check a one-run audit's settings before anything is trained.
 
@@ -122,11 +126,18 @@ def check_one_run(
         q = check_positive("sample_rate", sample_rate)
     except TypeError as exc:
         raise InputError(str(exc)) from exc
-    if not 2 <= canaries <= ONE_RUN_DIM:
+    if threat_model not in ONE_RUN_THREAT_MODELS:
         raise InputError(
-            f"canaries must be between 2 and {ONE_RUN_DIM} (the audited model's trainable "
-            f"coordinates; each canary owns one), got {canaries}"
+            f"threat_model must be one of {ONE_RUN_THREAT_MODELS} for a one-run audit, got "
+            f"{threat_model!r}"
         )
+    most, why = (
+        (ONE_RUN_DIM, "the audited model's trainable coordinates; each canary owns one")
+        if threat_model == "white-box"
+        else (DIGITS_ROWS - n_records, "the digits left after the training records")
+    )
+    if not 2 <= canaries <= most:
+        raise InputError(f"canaries must be between 2 and {most} ({why}), got {canaries}")
     if q > 1:
         raise InputError(f"sample_rate must lie in (0, 1], got {q!r}")
     from .one_run import min_canaries  # loads dp_accounting: only when a one-run is asked
@@ -169,24 +180,32 @@ def _noise(
     )
 
 
+def _digits_data(n_records: int, seed: int) -> Any:
+    """The ``n_records`` training digits as a float64 TensorDataset."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    X, y = digits_sample(n_records, seed)
+    return TensorDataset(torch.from_numpy(X), torch.from_numpy(y).long())
+
+
 def _private_run(
-    noise_kw: dict[str, Any], *, n_records: int, q: float, lr: float, clip: float, seed: int
+    noise_kw: dict[str, Any], data: Any, *, q: float, lr: float, clip: float, seed: int
 ) -> tuple[Any, Any, Any, Any]:
-    """``(engine, model, optimizer, loader)``: the 64 → 10 logistic regression made private."""
+    """``(engine, model, optimizer, loader)``: the 64 → 10 logistic regression on ``data``
+    made private (expected batch ``round(q·len(data))``)."""
     import numpy as np
     import torch
     from torch import nn
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
     from ..opacus import PrivacyEngine
 
-    X, y = digits_sample(n_records, seed)
-    data = TensorDataset(torch.from_numpy(X), torch.from_numpy(y).long())
-    model = nn.Linear(X.shape[1], 10).double()
+    model = nn.Linear(64, 10).double()
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
-    loader = DataLoader(data, batch_size=max(1, round(q * n_records)))
+    loader = DataLoader(data, batch_size=max(1, round(q * len(data))))
     noise_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Opacus' secure-RNG warning; the paper's PrivacyWarning
@@ -246,6 +265,7 @@ def audit_training_one_run(
     learning_rate: float = 0.5,
     seed: int = 0,
     statistic: str | None = None,
+    threat_model: str = "white-box",
 ) -> TrainingAuditResult:
     """Audit one DP-SGD mechanism in **one** training run with ``canaries`` gradient canaries.
 
@@ -256,7 +276,8 @@ def audit_training_one_run(
     mechanism : str
         A DP-SGD mechanism of :func:`~product_noise.audit.audit_mechanisms` (not ``dpmix``).
     canaries : int, default 650
-        Number of canaries, ``2 ≤ m ≤ 650``.
+        Number of canaries, at least :func:`~product_noise.audit.one_run.min_canaries` and at
+        most 650 (white box) or ``1797 − n_records`` (final model).
     steps : int, default 400
         Optimizer steps ``T``.
     sample_rate : float, default 0.025
@@ -271,7 +292,13 @@ def audit_training_one_run(
         Digits trained on, clip norm C, SGD learning rate, seed of the data, the noise, the
         canaries' inclusion bits, coordinates and sampling.
     statistic : {"sum", "weighted"}, optional
-        The canary score; default ``"weighted"`` for product noise, else ``"sum"``.
+        White box: the canary score; default ``"weighted"`` for product noise, else
+        ``"sum"``. (Final model: always minus the canary's loss.)
+    threat_model : {"white-box", "final-model"}, default "white-box"
+        ``"white-box"``: ``canaries`` Dirac gradient canaries (at most 650), every noisy
+        gradient seen, data subtracted. ``"final-model"``: ``canaries`` mislabelled digits
+        (at most ``1797 − n_records``; the digits after the training records) as input
+        canaries (:class:`~product_noise.audit.InputCanaryAudit`), only the final model seen.
 
     Returns
     -------
@@ -284,34 +311,79 @@ def audit_training_one_run(
     InputError
         On bad input (see :func:`check_one_run`), before anything is trained.
     """
-    from .canaries import GradientCanaryAudit
-
     mechanism = _check_dpsgd_mechanism(mechanism)
     confidence = check_confidence(confidence)
     canaries, steps, q, n_records = check_one_run(
-        canaries, steps, sample_rate, n_records, confidence
+        canaries, steps, sample_rate, n_records, confidence, threat_model
     )
     epsilon, delta = check_epsilon(epsilon), check_delta(delta)
     if statistic is None:
         statistic = "weighted" if mechanism.startswith("product") else "sum"
+    if threat_model == "final-model":
+        statistic = "loss"
     t0 = time.perf_counter()
-    noise_kw, settings = _noise(mechanism, epsilon, delta, steps, q)
-    engine, model, optimizer, loader = _private_run(
-        noise_kw, n_records=n_records, q=q, lr=learning_rate, clip=max_grad_norm, seed=seed
-    )
-    audit = GradientCanaryAudit(
-        canaries, seed=seed, subtract_data=True, statistic=statistic, confidence=confidence
-    ).attach(optimizer, loader)
-    _train(model, optimizer, loader, steps)
+    run = _white_box if threat_model == "white-box" else _final_model
+    audit, engine, optimizer, q, settings = run(
+        mechanism, canaries, steps, q, epsilon, delta, n_records, max_grad_norm,
+        learning_rate, seed, statistic, confidence,
+    )  # fmt: skip
     settings.update(
-        canaries=canaries, sample_rate=audit.sample_rate, n_records=n_records, seed=seed,
-        threat_model="white-box", dim=ONE_RUN_DIM, max_grad_norm=max_grad_norm,
+        canaries=canaries, sample_rate=q, n_records=n_records, seed=seed,
+        threat_model=threat_model, dim=ONE_RUN_DIM, max_grad_norm=max_grad_norm,
         learning_rate=learning_rate, noise_multiplier=float(optimizer.noise_multiplier),
         statistic=statistic, target_epsilon=epsilon,
     )  # fmt: skip
     res = _result(mechanism, audit, engine, delta, confidence, steps, settings)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _white_box(
+    mechanism: str, canaries: int, steps: int, q: float, epsilon: float, delta: float,
+    n_records: int, clip: float, lr: float, seed: int, statistic: str, confidence: float,
+) -> tuple[Any, Any, Any, float, dict[str, Any]]:  # fmt: skip
+    """Train once with ``canaries`` Dirac gradient canaries: ``(audit, engine, optimizer, q,
+    noise settings)``."""
+    from .canaries import GradientCanaryAudit
+
+    noise_kw, noise_settings = _noise(mechanism, epsilon, delta, steps, q)
+    engine, model, optimizer, loader = _private_run(
+        noise_kw, _digits_data(n_records, seed), q=q, lr=lr, clip=clip, seed=seed
+    )
+    audit = GradientCanaryAudit(
+        canaries, seed=seed, subtract_data=True, statistic=statistic, confidence=confidence
+    ).attach(optimizer, loader)
+    _train(model, optimizer, loader, steps)
+    return audit, engine, optimizer, float(audit.sample_rate), noise_settings
+
+
+def _final_model(
+    mechanism: str, canaries: int, steps: int, q: float, epsilon: float, delta: float,
+    n_records: int, clip: float, lr: float, seed: int, statistic: str, confidence: float,
+) -> tuple[Any, Any, Any, float, dict[str, Any]]:  # fmt: skip
+    """Train once with ``canaries`` mislabelled digits as input canaries (the digits after the
+    training records), scored on the final model: ``(audit, engine, optimizer, q, noise
+    settings)``."""
+    import torch
+
+    from .input_canaries import InputCanaryAudit, mislabelled
+
+    X, y = digits_sample(n_records + canaries, seed)
+    audit = InputCanaryAudit(
+        torch.from_numpy(X[n_records:]),
+        mislabelled(y[n_records:], 10, seed=seed),
+        seed=seed,
+        confidence=confidence,
+    )
+    data = audit.training_set(_digits_data(n_records, seed))
+    q = effective_sample_rate(q, len(data))  # the rate of the data with the included canaries
+    noise_kw, noise_settings = _noise(mechanism, epsilon, delta, steps, q)
+    engine, model, optimizer, loader = _private_run(
+        noise_kw, data, q=q, lr=lr, clip=clip, seed=seed
+    )
+    _train(model, optimizer, loader, steps)
+    audit.score(model)
+    return audit, engine, optimizer, q, noise_settings
 
 
 def _result(
@@ -326,7 +398,12 @@ def _result(
     """The row of a finished one-run audit: bounds, estimate, verified and claimed figures."""
     report = audit.report(engine, delta, confidence)  # also checks the engine's accounting
     bound = audit.bound(delta, confidence)
-    fdp = audit.bound(delta, confidence, method="fdp") if engine.noise == "gaussian" else None
+    white = settings["threat_model"] == "white-box"
+    fdp = (
+        audit.bound(delta, confidence, method="fdp")
+        if white and engine.noise == "gaussian"
+        else None
+    )
     try:
         estimate = audit.estimate(delta)
     except InputError:  # zero variance: no Gaussian fit
@@ -347,7 +424,7 @@ def _result(
         claimed=claimed,
         trials=1,
         steps=steps,
-        threat_model=_THREAT,
+        threat_model=_THREAT if white else _THREAT_FINAL,
         statistic=_STATISTIC[settings["statistic"]],
         settings=settings,
         unverified=report.unverified if report.verified is None else "",
@@ -363,7 +440,13 @@ _THREAT = (
     "Poisson-sampled as a record), every step's noisy summed gradient seen, all other records "
     "known (data subtracted), DP-SGD through product_noise.PrivacyEngine"
 )
+_THREAT_FINAL = (
+    "black box, one run: mislabelled digits as input canaries (each included with probability "
+    "1/2 as a training record), only the final model seen, DP-SGD through "
+    "product_noise.PrivacyEngine"
+)
 _STATISTIC = {
+    "loss": "−cross-entropy of the canary's (wrong) label at the final model",
     "sum": "Σ_t g_t[c_j] − data, the noisy summed gradient at the canary's coordinate",
     "weighted": "Σ_t M (g_t[c_j] − data) / ‖r_t‖², each step weighted by its revealed scale",
 }

@@ -20,6 +20,7 @@ from ..audit.training_one_run import (
     DEFAULT_RECORDS,
     DEFAULT_SAMPLE_RATE,
     ONE_RUN_DIM,
+    ONE_RUN_THREAT_MODELS,
     check_one_run,
 )
 from ..mechanisms.registry import REGISTRY, get_mechanism
@@ -86,7 +87,8 @@ def _add_arguments(p: Any) -> None:
         choices=METHODS,
         default="multi-run",
         help="multi-run (default): thousands of runs per world, Clopper-Pearson bounds; "
-        "one-run: one run per row with gradient canaries (Steinke et al. 2023), white box only",
+        "one-run: one run per row with many canaries (Steinke et al. 2023): gradient "
+        "canaries (white-box) or input canaries (final-model)",
     )
     p.add_argument(
         "--trials",
@@ -98,8 +100,9 @@ def _add_arguments(p: Any) -> None:
         "--canaries",
         type=positive_int("canaries", minimum=0),
         default=None,
-        help=f"one-run: gradient canaries, 2 to {ONE_RUN_DIM} (the model's coordinates; "
-        f"default {DEFAULT_CANARIES})",
+        help=f"one-run: canaries (default {DEFAULT_CANARIES}); white-box: at most {ONE_RUN_DIM} "
+        f"(the model's coordinates), final-model: at most {DIGITS_ROWS - DEFAULT_RECORDS} (the "
+        "digits left after the training records)",
     )
     p.add_argument(
         "--sample-rate",
@@ -173,17 +176,22 @@ def _plan(args: Any) -> list[tuple[str, int, float, str]]:
 
 
 def _one_run_plan(args: Any) -> list[tuple[str, int, float, str]]:
-    """The one-run rows: the white-box DP-SGD rows of :func:`_plan` (DPMix has no gradient to
-    put a canary in; final-model rows need many runs), each at ``--steps`` or the default T."""
-    if args.threat_model not in (None, "white-box"):
-        raise CLIError("--method one-run audits the white-box threat model only")
+    """The one-run rows: the DP-SGD rows of :func:`_plan` of the threat model (white-box by
+    default, or final-model; DPMix has no gradient to put a canary in), each at ``--steps`` or
+    the default T."""
+    if args.threat_model not in (None, *ONE_RUN_THREAT_MODELS):
+        raise CLIError(
+            f"--method one-run audits the threat models {', '.join(ONE_RUN_THREAT_MODELS)}; "
+            f"{args.threat_model} needs --method multi-run"
+        )
     if args.mechanisms is not None and "dpmix" in args.mechanisms:
         raise CLIError(
             "--method one-run does not apply to dpmix (no gradient to put a canary in); "
             "audit dpmix with --method multi-run"
         )
     steps = args.steps or (_ONE_RUN_QUICK_STEPS if args.quick else _ONE_RUN_STEPS)
-    rows = [(m, steps, e, t) for m, _, e, t in _plan(args) if m != "dpmix" and t == "white-box"]
+    tm = args.threat_model or "white-box"
+    rows = [(m, steps, e, t) for m, _, e, t in _plan(args) if m != "dpmix" and t == tm]
     return list(dict.fromkeys(rows))
 
 
@@ -223,8 +231,8 @@ def _run(args: Any) -> int:
         plan = _one_run_plan(args)
         canaries = DEFAULT_CANARIES if args.canaries is None else args.canaries
         q = DEFAULT_SAMPLE_RATE if args.sample_rate is None else args.sample_rate
-        for _, steps, _, _ in plan:
-            check_one_run(canaries, steps, q, confidence=args.confidence)  # before training
+        for _, steps, _, t in plan:  # every row checked before any training
+            check_one_run(canaries, steps, q, confidence=args.confidence, threat_model=t)
         run = _one_run_rows(plan, args, canaries, q)
     else:
         trials = args.trials
@@ -258,9 +266,10 @@ def _multi_run_rows(plan: list, args: Any, trials: int) -> Iterator[Any]:
 def _one_run_rows(plan: list, args: Any, canaries: int, q: float) -> Iterator[Any]:
     from ..audit import audit_training_one_run
 
-    for m, s, e, _ in plan:
+    for m, s, e, t in plan:
         yield audit_training_one_run(
             m,
+            threat_model=t,
             canaries=canaries,
             steps=s,
             sample_rate=q,
@@ -300,8 +309,9 @@ COMMAND = Command(
         "canaries, each included with probability 1/2; the white-box adversary sees every\n"
         "noisy gradient and knows the other records (data subtracted, as in multi-run). Its\n"
         "guesses give the one-run lower bound of Steinke, Nasr, Jagielski (NeurIPS 2023),\n"
-        "for Gaussian noise also the f-DP one. DP-SGD white-box rows only (no DPMix, no\n"
-        "final model); a product-paper row's ε is the paper's per-step ε0, its claimed ε\n"
+        "for Gaussian noise also the f-DP one. --threat-model final-model: mislabelled\n"
+        "digits as input canaries, only the final model seen (black box). No DPMix; a\n"
+        "product-paper row's ε is the paper's per-step ε0, its claimed ε\n"
         "the paper's composition over the T steps. Weaker than multi-run, far cheaper.\n"
         "Both print the bound next to the verified and claimed ε, with a verdict per row,\n"
         "and a Gaussian-fit ε estimate (Nasr et al., USENIX Security 2023), which is NOT a\n"
