@@ -202,3 +202,18 @@ def test_one_run_final_model_input_canaries():
     assert 0 <= res.bound.epsilon <= res.verified.epsilon
     assert res.verified.epsilon == pytest.approx(8.0, rel=0.02)
     assert res.settings["canaries"] == 64 and 0 < res.settings["sample_rate"] < 0.05
+
+
+def test_final_model_canaries_are_not_training_records():
+    # the canaries are "the digits after the training records": none may equal a training
+    # digit (regression: they were the tail of a larger draw, which overlaps the training one)
+
+    from product_noise.audit.result import digits_sample
+
+    audit, *_ = training_one_run._final_model(
+        "gaussian", 300, 1, 0.025, 8.0, 1e-5, 400, 1.0, 0.5, 0, "loss", 0.95
+    )
+    train, _ = digits_sample(400, 0)
+    seen = {row.tobytes() for row in train}
+    shared = sum(row.tobytes() in seen for row in audit.inputs.numpy())
+    assert shared == 0

@@ -251,8 +251,20 @@ DIGITS_ROWS = 1797
 def digits_sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` of the digits (no repeats, chosen by ``seed``), pixels scaled to [0, 1], and
     their labels."""
+    (X, y), _ = digits_split(n, 0, seed)
+    return X, y
+
+
+def digits_split(
+    n: int, m: int, seed: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``(digits_sample(n, seed), m other digits)``: the same ``n`` records, and ``m`` of the
+    remaining ones (chosen by ``seed``, none of them among the ``n``), each as ``(X, y)``."""
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
-    idx = np.random.default_rng(seed).choice(len(y), size=n, replace=False)
-    return X[idx] / 16.0, y[idx]
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(y), size=n, replace=False)
+    rest = np.setdiff1d(np.arange(len(y)), idx)
+    other = rng.choice(rest, size=m, replace=False) if m else rest[:0]
+    return (X[idx] / 16.0, y[idx]), (X[other] / 16.0, y[other])

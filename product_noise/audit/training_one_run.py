@@ -70,7 +70,7 @@ from ..validation import (
     check_positive,
     check_positive_int,
 )
-from .result import DIGITS_ROWS, MATCHED, TrainingAuditResult, digits_sample
+from .result import DIGITS_ROWS, MATCHED, TrainingAuditResult, digits_sample, digits_split
 
 __all__ = [
     "audit_training_one_run",
@@ -180,12 +180,11 @@ def _noise(
     )
 
 
-def _digits_data(n_records: int, seed: int) -> Any:
-    """The ``n_records`` training digits as a float64 TensorDataset."""
+def _tensor_data(X: Any, y: Any) -> Any:
+    """Digits ``(X, y)`` as a float64 TensorDataset."""
     import torch
     from torch.utils.data import TensorDataset
 
-    X, y = digits_sample(n_records, seed)
     return TensorDataset(torch.from_numpy(X), torch.from_numpy(y).long())
 
 
@@ -348,7 +347,7 @@ def _white_box(
 
     noise_kw, noise_settings = _noise(mechanism, epsilon, delta, steps, q)
     engine, model, optimizer, loader = _private_run(
-        noise_kw, _digits_data(n_records, seed), q=q, lr=lr, clip=clip, seed=seed
+        noise_kw, _tensor_data(*digits_sample(n_records, seed)), q=q, lr=lr, clip=clip, seed=seed
     )
     audit = GradientCanaryAudit(
         canaries, seed=seed, subtract_data=True, statistic=statistic, confidence=confidence
@@ -368,14 +367,11 @@ def _final_model(
 
     from .input_canaries import InputCanaryAudit, mislabelled
 
-    X, y = digits_sample(n_records + canaries, seed)
+    train, (Xc, yc) = digits_split(n_records, canaries, seed)  # the same records as white box
     audit = InputCanaryAudit(
-        torch.from_numpy(X[n_records:]),
-        mislabelled(y[n_records:], 10, seed=seed),
-        seed=seed,
-        confidence=confidence,
+        torch.from_numpy(Xc), mislabelled(yc, 10, seed=seed), seed=seed, confidence=confidence
     )
-    data = audit.training_set(_digits_data(n_records, seed))
+    data = audit.training_set(_tensor_data(*train))
     q = effective_sample_rate(q, len(data))  # the rate of the data with the included canaries
     noise_kw, noise_settings = _noise(mechanism, epsilon, delta, steps, q)
     engine, model, optimizer, loader = _private_run(
