@@ -80,8 +80,8 @@ from ..validation import InputError, check_confidence, check_delta
 from .one_run import (
     GDPEstimate,
     OneRunBound,
+    check_enough_canaries,
     gdp_epsilon_estimate,
-    min_canaries,
     steinke_best_threshold,
 )
 
@@ -256,13 +256,7 @@ class GradientCanaryAudit:
             raise InputError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
         self.statistic = statistic
         self.confidence = check_confidence(confidence)
-        least = min_canaries(self.confidence)
-        if self.num_canaries < least:
-            raise InputError(
-                f"num_canaries = {self.num_canaries} is too few for {100 * self.confidence:g}% "
-                f"confidence: no outcome of the audit could give a bound above 0; use at "
-                f"least {least} canaries"
-            )
+        check_enough_canaries(self.num_canaries, self.confidence)
         self._rng = np.random.default_rng(seed)
         self.included: np.ndarray = self._rng.random(self.num_canaries) < 0.5
         self.coordinates: np.ndarray | None = None

@@ -53,8 +53,8 @@ from .canaries import _accounted_rates, one_run_report
 from .one_run import (
     GDPEstimate,
     OneRunBound,
+    check_enough_canaries,
     gdp_epsilon_estimate,
-    min_canaries,
     steinke_best_threshold,
 )
 
@@ -130,12 +130,7 @@ class InputCanaryAudit:
         if self.inputs.ndim == 0 or self.inputs.shape[0] != m:
             raise InputError(f"inputs must have one row per label ({m}), got {self.inputs.shape}")
         self.confidence = check_confidence(confidence)
-        least = min_canaries(self.confidence)
-        if m < least:
-            raise InputError(
-                f"{m} canaries are too few for {100 * self.confidence:g}% confidence: even "
-                f"perfect guesses could not give a bound above 0; use at least {least}"
-            )
+        check_enough_canaries(m, self.confidence)
         self.num_canaries = m
         self.seed = seed
         self.loss = loss

@@ -55,6 +55,7 @@ __all__ = [
     "steinke_best_threshold",
     "default_k_grid",
     "min_canaries",
+    "check_enough_canaries",
     "gdp_epsilon",
     "gdp_epsilon_estimate",
 ]
@@ -411,6 +412,22 @@ def min_canaries(confidence: float = 0.95) -> int:
     while 2.0**-m > alpha / len(default_k_grid(m)):
         m += 1
     return m
+
+
+def check_enough_canaries(m: int, confidence: float) -> None:
+    """Refuse, before training, fewer canaries than :func:`min_canaries` of ``confidence``.
+
+    Raises
+    ------
+    InputError
+        ``m`` canaries too few for ``confidence``.
+    """
+    least = min_canaries(confidence)
+    if m < least:
+        raise InputError(
+            f"{m} canaries are too few for {100 * confidence:g}% confidence: no outcome of the "
+            f"audit could give a bound above 0; use at least {least} canaries"
+        )
 
 
 def _k_list(name: str, ks: int | Sequence[int] | None, default: list[int], m: int) -> list[int]:

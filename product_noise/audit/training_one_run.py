@@ -140,14 +140,9 @@ def check_one_run(
         raise InputError(f"canaries must be between 2 and {most} ({why}), got {canaries}")
     if q > 1:
         raise InputError(f"sample_rate must lie in (0, 1], got {q!r}")
-    from .one_run import min_canaries  # loads dp_accounting: only when a one-run is asked
+    from .one_run import check_enough_canaries  # loads dp_accounting: only for a one-run
 
-    least = min_canaries(confidence)
-    if canaries < least:
-        raise InputError(
-            f"canaries = {canaries} is too few for {100 * confidence:g}% confidence: even "
-            f"perfect guesses could not give a bound above 0; use at least {least}"
-        )
+    check_enough_canaries(canaries, confidence)
     asked, q = q, effective_sample_rate(q, n_records)
     if q * steps < 1:
         used = "" if q == asked else f" (the rate Opacus uses for {asked:g} on {n_records} records)"
