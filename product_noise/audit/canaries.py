@@ -68,6 +68,7 @@ References
 
 from __future__ import annotations
 
+from dataclasses import replace
 from numbers import Integral
 from typing import Any
 
@@ -75,7 +76,7 @@ import numpy as np
 import torch
 from opacus.optimizers import DPOptimizer
 
-from ..privacy import ESTIMATE, EmpiricalBound, PrivacyFigure, PrivacyReport
+from ..privacy import EmpiricalBound, PrivacyReport
 from ..validation import InputError, check_confidence, check_delta
 from .one_run import (
     GDPEstimate,
@@ -179,15 +180,12 @@ def one_run_report(
         for m in methods
     ]
     est = gdp_epsilon_estimate(scores[included], scores[~included], delta)
-    est_fig = PrivacyFigure(est.epsilon, delta, ESTIMATE, str(est), est.to_dict())
-    return PrivacyReport(
-        base.verified,
-        base.claimed,
-        base.estimates + (est_fig,),
-        base.empirical + tuple(bounds),
+    return replace(
+        base,
+        estimates=base.estimates + (est.to_figure(),),
+        empirical=base.empirical + tuple(bounds),
         source=source,
         what=f"{base.what}; {what}",
-        unverified=base.unverified,
     )
 
 

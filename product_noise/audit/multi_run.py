@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..privacy import ESTIMATE, EmpiricalBound, PrivacyFigure, PrivacyReport
+from ..privacy import EmpiricalBound, PrivacyReport
 from ..validation import InputError, check_confidence, check_delta, check_positive_int
 from .bounds import MIN_TRIALS, EpsilonLowerBound, check_enough_trials, epsilon_lower_bound
 from .gdp_bound import GDPLowerBound, gdp_lower_bound
@@ -72,16 +72,10 @@ class MultiRunAudit:
         out = base.with_empirical(*(EmpiricalBound.from_lower_bound(b) for b in bounds))
         if self.estimate is None:
             return out
-        e = self.estimate
-        fig = PrivacyFigure(e.epsilon, e.delta, ESTIMATE, str(e), e.to_dict())
-        return PrivacyReport(
-            out.verified,
-            out.claimed,
-            out.estimates + (fig,),
-            out.empirical,
-            source=out.source,
+        return replace(
+            out,
+            estimates=out.estimates + (self.estimate.to_figure(),),
             what=f"{out.what}; audited over {self.scores_in.size} runs per world",
-            unverified=out.unverified,
         )
 
     def __str__(self) -> str:

@@ -43,7 +43,7 @@ import dp_accounting
 import numpy as np
 from scipy import special, stats
 
-from ..privacy import ESTIMATE, EmpiricalBound
+from ..privacy import ESTIMATE, EmpiricalBound, PrivacyFigure
 from ..validation import InputError, check_confidence, check_delta
 
 __all__ = [
@@ -615,6 +615,11 @@ class GDPEstimate:
             f"{self.label} (ε ≈ {self.epsilon:.4g} at δ = {self.delta:.3g}, Gaussian fit "
             f"μ̂ = {self.mu_hat:.4g} from {self.n_in}/{self.n_out} scores; not a bound)"
         )
+
+    def to_figure(self) -> PrivacyFigure:
+        """This estimate as the :class:`~product_noise.privacy.PrivacyFigure` a privacy report
+        holds among its estimates (label ``"estimate"``)."""
+        return PrivacyFigure(self.epsilon, self.delta, ESTIMATE, str(self), self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able copy of every field."""
