@@ -136,22 +136,22 @@ class InputCanaryAudit:
         self.loss = loss
         self.included: np.ndarray = np.random.default_rng(seed).random(m) < 0.5
         self.scores: np.ndarray | None = None
-        self._train_size: int | None = None
+        self._inserted = False  # training_set was called
 
     def training_set(self, dataset: Dataset) -> Dataset:
         """``dataset`` plus the included canaries (appended): build the training loader from
         it before ``make_private``. Its items must be ``(input, label)`` pairs like the
         canaries'."""
-        if self._train_size is not None:
+        if self._inserted:
             raise InputError("training_set was called already: insert the canaries once")
         inc = torch.from_numpy(np.flatnonzero(self.included))
-        self._train_size = len(dataset)  # type: ignore[arg-type]
+        self._inserted = True
         return ConcatDataset([dataset, TensorDataset(self.inputs[inc], self.labels[inc])])
 
     @torch.no_grad()
     def score(self, model: torch.nn.Module, batch_size: int = 1024) -> np.ndarray:
         """Score every canary on the final ``model`` (``−loss``; the model's mode is kept)."""
-        if self._train_size is None:
+        if not self._inserted:
             raise InputError("call training_set(dataset) before training, then score the model")
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         out = []

@@ -311,10 +311,10 @@ def audit_training_one_run(
         canaries, steps, sample_rate, n_records, confidence, threat_model
     )
     epsilon, delta = check_epsilon(epsilon), check_delta(delta)
-    if statistic is None:
-        statistic = "weighted" if mechanism.startswith("product") else "sum"
     if threat_model == "final-model":
-        statistic = "loss"
+        statistic = "loss"  # the only score of the final model
+    elif statistic is None:
+        statistic = "weighted" if mechanism.startswith("product") else "sum"
     t0 = time.perf_counter()
     run = _white_box if threat_model == "white-box" else _final_model
     audit, engine, optimizer, q, settings = run(
