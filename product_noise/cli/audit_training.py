@@ -164,10 +164,13 @@ def _plan(args: Any) -> list[tuple[str, int, float, str]]:
         if tm is None or t in (tm, "release")
     ]
     if tm is not None:  # a DP-SGD mechanism without a row of that threat model: its first row
+        first: dict[str, tuple] = {}
+        for r in rows:
+            first.setdefault(r[0], r)
         have = {m for m, *_ in plan}
         plan += [
             (m, args.steps or s, args.epsilon or e, tm)
-            for m, s, e, t in {r[0]: r for r in reversed(rows)}.values()
+            for m, s, e, t in first.values()
             if m not in have and t != "release"
         ]
     if not plan:
